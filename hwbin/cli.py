@@ -1,0 +1,247 @@
+"""The ``hwbin`` command. Every expected failure is one line on stderr and exit status 2."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from .errors import HwbinError
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is a single line (and still exit status 2)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _fmt_pct(v):
+    return "n/a" if v is None else f"{v * 100:.2f}%"
+
+
+# --------------------------------------------------------------------------- train
+
+def cmd_train(args) -> int:
+    from .train import TrainOptions, train
+
+    ratios = tuple(float(r) / 100 if float(r) > 1 else float(r) for r in args.ratios.split(",")) \
+        if args.ratios else None
+    opt = TrainOptions(model=args.model, method=args.method, dataset=args.dataset, data_path=args.data_path,
+                       epochs=args.epochs, order=args.order, seed=args.seed, lr=args.lr,
+                       batch_size=args.batch_size, channel_order=args.channel_order,
+                       phase_order=args.phase_order, distill=not args.no_distill, init=args.init)
+    if ratios is not None:
+        opt.ratios = ratios
+    m = train(opt, args.out, plot=not args.no_plot)
+    fin = m["final"]
+    metric = m["metric"].replace("_", " ")
+    print(f"{args.model} / {args.method}: {len(m['stages'])} stage(s), {fin['epochs']} epochs, {fin['wall_s']:.1f} s")
+    for st in m["stages"]:
+        print(f"  {st['name']:>10}  w {st['weight_ratio'] * 100:5.1f}%  a {st['act_ratio'] * 100:5.1f}%  "
+              f"loss {st['train_loss']:.4f}  train {_fmt_pct(st['train_acc'])}  test {_fmt_pct(st['test_acc'])}")
+    print(f"test {metric}: {_fmt_pct(fin['test'])} ({fin['source']}"
+          + (f"; torch eval {_fmt_pct(fin['test_torch'])})" if fin["source"] == "golden" else ")"))
+    print(f"wrote {args.out}/model.pt, metrics.json" + ("" if args.no_plot else ", curves.png"))
+    return 0
+
+
+# --------------------------------------------------------------------------- export / inspect / golden
+
+def layer_table(model) -> str:
+    from .util import format_table
+
+    rows = []
+    for layer in model.layers:
+        if layer.is_compute:
+            outq = f"k={layer.out_order} {list(layer.out_bases)}" if layer.output == "levels" else f"scores/2^{layer.score_shift}"
+            nthr = layer.arrays["thresholds"].shape[1] if layer.output == "levels" else 0
+            rows.append([layer.name, layer.kind, "x".join(map(str, layer.in_shape)), "x".join(map(str, layer.out_shape)),
+                         f"k={layer.in_order} {list(layer.in_bases)}", outq, nthr, layer.binary_macs(),
+                         (layer.weight_bits() + 7) // 8, layer.acc_bits if layer.output == "levels" else
+                         f"{layer.acc_bits}/{layer.score_bits}"])
+        else:
+            rows.append([layer.name, layer.kind, "x".join(map(str, layer.in_shape)), "x".join(map(str, layer.out_shape)),
+                         "", "", 0, 0, 0, ""])
+    total_macs = sum(r[7] for r in rows)
+    total_bytes = sum(r[8] for r in rows)
+    rows.append(["total", "", "", "", "", "", "", total_macs, total_bytes, ""])
+    return format_table(["layer", "kind", "in", "out", "input act", "output", "thr/ch", "binary MACs",
+                         "weight B", "acc bits"], rows)
+
+
+def _dataset_for(source: dict, args):
+    from .data import load_dataset
+
+    name = args.dataset or source.get("dataset")
+    if not name:
+        raise HwbinError("no data set recorded in the model; pass --dataset")
+    return load_dataset(name, getattr(args, "data_path", None))
+
+
+def _accuracy(task, pred, y, num_classes):
+    from .train.loop import mean_iou
+
+    return float((pred == y).mean()) if task == "classify" else mean_iou(pred, y, num_classes)
+
+
+def cmd_export(args) -> int:
+    from . import ir
+    from .export import compare_with_torch, export_model
+    from .models import load_checkpoint
+
+    model, ckpt = load_checkpoint(args.checkpoint)
+    source = {"method": ckpt.get("method"), "dataset": ckpt.get("dataset")}
+    irm = export_model(model, {k: v for k, v in source.items() if v})
+    data = _dataset_for(source, args)
+    if tuple(data.in_shape) != tuple(irm.input_shape):
+        raise HwbinError(f"data set {data.name!r} has images {list(data.in_shape)}, the model expects {list(irm.input_shape)}")
+    cmp = compare_with_torch(model, irm, data.x_test)
+    acc = _accuracy(irm.task, cmp["golden"].pred, data.y_test, irm.num_classes)
+    model_hash = ir.save(irm, args.output)
+    print(layer_table(irm))
+    bits = sum(la.weight_bits() for la in irm.layers)
+    print(f"weights: {bits} bits ({(bits + 7) // 8} bytes); model hash {model_hash[:16]}")
+    metric = "accuracy" if irm.task == "classify" else "mean IoU"
+    print(f"deployed test {metric} (golden model): {_fmt_pct(acc)} on {len(data.x_test)} {data.name} images")
+    print(f"torch eval vs golden: identical predictions on {_fmt_pct(cmp['prediction_agreement'])} "
+          f"({cmp['prediction_disagreements']} differ)")
+    acts = cmp["activation_agreement"]
+    if acts:
+        worst = min(acts.values())
+        print("identical binary activations: " + ", ".join(f"{k} {_fmt_pct(v)}" for k, v in acts.items())
+              + f" (min {_fmt_pct(worst)})")
+    print(f"wrote {args.output}")
+    return 0
+
+
+def cmd_inspect(args) -> int:
+    from . import ir
+
+    m = ir.load(args.file)
+    print(f"{args.file}: hwbin IR v{ir.VERSION}, {m.task}, input uint8 {'x'.join(map(str, m.input_shape))}, "
+          f"{m.num_classes} classes, hash {m.hash[:16]}")
+    if m.source:
+        print("source: " + ", ".join(f"{k}={v}" for k, v in sorted(m.source.items())))
+    print(layer_table(m))
+    return 0
+
+
+def _parse_indices(text: str, n: int) -> list[int]:
+    out = []
+    for part in text.split(","):
+        try:
+            if "-" in part:
+                a, b = part.split("-")
+                out.extend(range(int(a), int(b) + 1))
+            else:
+                out.append(int(part))
+        except ValueError:
+            raise HwbinError(f"--indices: expected numbers like 0,3,5-9, found {part!r}") from None
+    bad = [i for i in out if not 0 <= i < n]
+    if bad:
+        raise HwbinError(f"--indices: expected indices below {n}, found {bad[0]}")
+    return out
+
+
+def cmd_golden(args) -> int:
+    from . import golden, ir
+    from .util import atomic_write_bytes
+
+    m = ir.load(args.file)
+    data = _dataset_for(m.source, args)
+    res = golden.run(m, data.x_test)
+    acc = _accuracy(m.task, res.pred, data.y_test, m.num_classes)
+    metric = "accuracy" if m.task == "classify" else "mean IoU"
+    print(f"golden test {metric}: {_fmt_pct(acc)} on {len(data.x_test)} {data.name} images")
+    if args.dump_layers:
+        import io
+
+        idx = _parse_indices(args.indices, len(data.x_test))
+        sel = golden.run(m, data.x_test[idx], taps=True)
+        out = Path(args.dump_layers)
+        arrays = {"input": data.x_test[idx], "indices": np.asarray(idx), "scores": sel.scores}
+        for name in sel.taps:
+            arrays[f"{name}.out"] = sel.taps[name]
+            if name in sel.accs:
+                arrays[f"{name}.acc"] = sel.accs[name]
+        for name, a in arrays.items():
+            buf = io.BytesIO()
+            np.save(buf, a, allow_pickle=False)
+            atomic_write_bytes(out / f"{name}.npy", buf.getvalue())
+        print(f"wrote {len(arrays)} arrays for {len(idx)} image(s) to {out}/")
+    return 0
+
+
+# --------------------------------------------------------------------------- parser
+
+def build_parser() -> argparse.ArgumentParser:
+    from .data import DATASETS
+    from .models import MODELS
+    from .train.schedule import METHODS
+
+    p = _Parser(prog="hwbin", description="Binary neural networks from PyTorch to exact gateware and firmware.")
+    p.add_argument("--version", action="version", version=f"hwbin {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    t = sub.add_parser("train", help="train a binary network with one method")
+    t.add_argument("--model", default="digits-cnn", choices=list(MODELS))
+    t.add_argument("--method", default="srb", choices=list(METHODS))
+    t.add_argument("--dataset", choices=list(DATASETS), help="defaults to the model's data set")
+    t.add_argument("--data-path", help="local MNIST: a folder of IDX files or an .npz")
+    t.add_argument("--out", required=True, help="run directory to write")
+    t.add_argument("--epochs", type=int, default=60, help="total epoch budget (default 60)")
+    t.add_argument("--order", type=int, default=2, help="residual order k of activations (default 2)")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--lr", type=float, default=5e-3)
+    t.add_argument("--batch-size", type=int, default=64)
+    t.add_argument("--ratios", help="binarization ratio stages, e.g. 50,75,87.5,100 (must end at 100)")
+    t.add_argument("--channel-order", default="error", choices=["first", "error"],
+                   help="which output channels binarize first in staged/srb (default: lowest error)")
+    t.add_argument("--phase-order", default="weights-first", choices=["weights-first", "activations-first"])
+    t.add_argument("--no-distill", action="store_true", help="no distillation from the fp snapshot")
+    t.add_argument("--init", help="start from this checkpoint's weights (same config)")
+    t.add_argument("--no-plot", action="store_true")
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("export", help="fold a trained checkpoint into an IR file")
+    e.add_argument("checkpoint")
+    e.add_argument("-o", "--output", required=True)
+    e.add_argument("--dataset", choices=list(DATASETS))
+    e.add_argument("--data-path")
+    e.set_defaults(func=cmd_export)
+
+    i = sub.add_parser("inspect", help="per-layer table of an IR file")
+    i.add_argument("file")
+    i.set_defaults(func=cmd_inspect)
+
+    g = sub.add_parser("golden", help="run the golden model on a data set")
+    g.add_argument("file")
+    g.add_argument("--dataset", choices=list(DATASETS))
+    g.add_argument("--data-path")
+    g.add_argument("--dump-layers", metavar="DIR", help="write every layer's integer output")
+    g.add_argument("--indices", default="0", help="test images to dump, e.g. 0,3,5-9 (default 0)")
+    g.set_defaults(func=cmd_golden)
+    return p
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return args.func(args)
+    except HwbinError as e:
+        print(f"hwbin {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"hwbin {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,151 @@
+"""Data sets, all as uint8 pixels (N, C, H, W) and int64 labels; nothing is downloaded.
+
+- ``digits``: scikit-learn's bundled 8x8 handwritten digits (1797), pixels 0..16 scaled
+  exactly to 0..255, a fixed seeded 80/20 train/test split.
+- ``mnist``: MNIST from a local path the user gives (IDX files or an .npz).
+- ``shapes``: a procedurally generated segmentation set (squares, discs, triangles on a
+  noisy background; label per pixel: 0 background, 1 square, 2 disc, 3 triangle).
+"""
+from __future__ import annotations
+
+import gzip
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import HwbinError
+
+DATASETS = ("digits", "mnist", "shapes")
+SPLIT_SEED = 20190118
+
+
+@dataclass
+class Dataset:
+    name: str
+    task: str  # "classify" or "segment"
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    num_classes: int
+
+    @property
+    def in_shape(self) -> tuple[int, int, int]:
+        return tuple(self.x_train.shape[1:])
+
+
+def load_dataset(name: str, path: str | None = None) -> Dataset:
+    if name == "digits":
+        return load_digits()
+    if name == "mnist":
+        if not path:
+            raise HwbinError("data set 'mnist' needs --data-path (IDX files or an .npz); nothing is downloaded")
+        return load_mnist(path)
+    if name == "shapes":
+        return make_shapes()
+    raise HwbinError(f"unknown data set {name!r}: expected one of {', '.join(DATASETS)}")
+
+
+def load_digits() -> Dataset:
+    from sklearn.datasets import load_digits as sk_digits
+
+    d = sk_digits()
+    x = (d.images.astype(np.int64) * 255 + 8) // 16  # 0..16 -> 0..255, exact and monotone
+    x = x.astype(np.uint8)[:, None]
+    y = d.target.astype(np.int64)
+    order = np.random.default_rng(SPLIT_SEED).permutation(len(x))
+    n_test = len(x) // 5
+    test, train = order[:n_test], order[n_test:]
+    return Dataset("digits", "classify", x[train], y[train], x[test], y[test], 10)
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except OSError as e:
+        raise HwbinError(f"{path}: cannot read IDX file ({e.strerror or e})") from None
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
+        raise HwbinError(f"{path}: not an unsigned-byte IDX file (expected magic 0x0008xx)")
+    ndim = raw[3]
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise HwbinError(f"{path}: IDX header truncated")
+    dims = [int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
+    count = int(np.prod(dims)) if dims else 0
+    if len(raw) - header != count:
+        raise HwbinError(f"{path}: expected {count} data bytes for shape {dims}, found {len(raw) - header}")
+    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
+
+
+def _find(root: Path, stem: str) -> Path:
+    for cand in (root / stem, root / (stem + ".gz")):
+        if cand.is_file():
+            return cand
+    raise HwbinError(f"{root}: missing {stem} (or {stem}.gz)")
+
+
+def load_mnist(path: str) -> Dataset:
+    """MNIST from ``path``: a folder with the four IDX files, or an .npz with
+    x_train, y_train, x_test, y_test."""
+    p = Path(path)
+    if not p.exists():
+        raise HwbinError(f"{path}: data path does not exist")
+    if p.is_file():
+        try:
+            with np.load(p, allow_pickle=False) as z:
+                arrays = {k: z[k] for k in ("x_train", "y_train", "x_test", "y_test")}
+        except KeyError as e:
+            raise HwbinError(f"{path}: .npz lacks array {e}") from None
+        except (OSError, ValueError) as e:
+            raise HwbinError(f"{path}: not a readable .npz file ({e})") from None
+    else:
+        arrays = {"x_train": _read_idx(_find(p, "train-images-idx3-ubyte")),
+                  "y_train": _read_idx(_find(p, "train-labels-idx1-ubyte")),
+                  "x_test": _read_idx(_find(p, "t10k-images-idx3-ubyte")),
+                  "y_test": _read_idx(_find(p, "t10k-labels-idx1-ubyte"))}
+    for split in ("train", "test"):
+        x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
+        if x.ndim != 3 or x.dtype != np.uint8:
+            raise HwbinError(f"{path}: x_{split} expected uint8 (N, H, W), found {x.dtype} {x.shape}")
+        if y.ndim != 1 or len(y) != len(x):
+            raise HwbinError(f"{path}: y_{split} expected {len(x)} labels, found shape {y.shape}")
+        if len(y) and (y.min() < 0 or y.max() > 9):
+            raise HwbinError(f"{path}: y_{split} expected labels 0..9, found {y.min()}..{y.max()}")
+    return Dataset("mnist", "classify", arrays["x_train"][:, None], arrays["y_train"].astype(np.int64),
+                   arrays["x_test"][:, None], arrays["y_test"].astype(np.int64), 10)
+
+
+def _shape_mask(kind: int, size: int, cy: float, cx: float, r: float) -> np.ndarray:
+    yy, xx = np.mgrid[0:size, 0:size] + 0.5
+    if kind == 1:  # square
+        return (np.abs(yy - cy) <= r) & (np.abs(xx - cx) <= r)
+    if kind == 2:  # disc
+        return (yy - cy) ** 2 + (xx - cx) ** 2 <= r * r
+    # upward triangle: apex at top, base at bottom
+    top, bottom = cy - r, cy + r
+    half = (yy - top) / (2 * r) * r
+    return (yy >= top) & (yy <= bottom) & (np.abs(xx - cx) <= half)
+
+
+def make_shapes(n_train: int = 2000, n_test: int = 400, size: int = 16, seed: int = SPLIT_SEED) -> Dataset:
+    """1 to 3 shapes per image, random size, position and brightness, on noise."""
+    rng = np.random.default_rng(seed)
+    n = n_train + n_test
+    x = np.zeros((n, 1, size, size), dtype=np.uint8)
+    y = np.zeros((n, size, size), dtype=np.int64)
+    for i in range(n):
+        img = rng.integers(0, 60, size=(size, size)).astype(np.int64)
+        lab = np.zeros((size, size), dtype=np.int64)
+        for _ in range(rng.integers(1, 4)):
+            kind = int(rng.integers(1, 4))
+            r = float(rng.uniform(2.0, 4.5))
+            cy, cx = rng.uniform(r, size - r, size=2)
+            m = _shape_mask(kind, size, cy, cx, r)
+            img[m] = rng.integers(140, 256)
+            lab[m] = kind
+        x[i, 0] = img.astype(np.uint8)
+        y[i] = lab
+    return Dataset("shapes", "segment", x[:n_train], y[:n_train], x[n_train:], y[n_train:], 4)

@@ -1,0 +1,196 @@
+"""The model zoo, built from a small layer spec so that any stack (the zoo's, a user's, a
+random one from the property tests) is built, saved and exported the same way.
+
+A spec is a list of dicts:
+  {"kind": "conv",   "out": C, "k": 3, "s": 1, "p": 1, "g": 1}
+  {"kind": "deconv", "out": C, "k": 4, "s": 2, "p": 1, "op": 0, "g": 1}
+  {"kind": "dense",  "out": C}
+  {"kind": "pool",   "k": 2}              (max pooling, stride = k)
+  {"kind": "shuffle", "g": G}             (channel shuffle)
+The last compute layer's "out" may be "classes"; it has no batch norm and emits scores.
+"""
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+from . import arith
+from .errors import HwbinError
+from .nn.layers import ChannelShuffle, QConv2d, QConvTranspose2d, QLinear, is_binary_layer
+from .nn.quant import PixelInput, ResidualBinarizer
+
+
+def _conv(out, k=3, s=1, p=1, g=1):
+    return {"kind": "conv", "out": out, "k": k, "s": s, "p": p, "g": g}
+
+
+def _cnn(c1, c2, c3):
+    return [_conv(c1), _conv(c2), {"kind": "pool", "k": 2}, _conv(c3), {"kind": "pool", "k": 2},
+            {"kind": "dense", "out": "classes"}]
+
+
+MODELS = {
+    "digits-cnn": {"dataset": "digits", "task": "classify", "spec": _cnn(32, 64, 64)},
+    "digits-tiny": {"dataset": "digits", "task": "classify", "spec": _cnn(8, 16, 16)},
+    "digits-mlp": {"dataset": "digits", "task": "classify",
+                   "spec": [{"kind": "dense", "out": 256}, {"kind": "dense", "out": 128},
+                            {"kind": "dense", "out": "classes"}]},
+    "shapes-seg": {"dataset": "shapes", "task": "segment",
+                   "spec": [_conv(16), _conv(32, s=2), _conv(32, g=4), {"kind": "shuffle", "g": 4},
+                            _conv(32, s=2),
+                            {"kind": "deconv", "out": 16, "k": 4, "s": 2, "p": 1, "op": 0, "g": 1},
+                            {"kind": "deconv", "out": "classes", "k": 4, "s": 2, "p": 1, "op": 0, "g": 1}]},
+}
+
+COMPUTE_KINDS = ("conv", "deconv", "dense")
+
+
+class BinaryNet(nn.Module):
+    """A feed-forward binary network. Input: uint8 pixels (N, C, H, W) as float.
+
+    ``config`` (a plain dict) is everything needed to rebuild the network; checkpoints
+    carry it.
+    """
+
+    def __init__(self, spec, in_shape, num_classes: int, order: int = 2,
+                 max_base: int = arith.DEFAULT_MAX_BASE, task: str = "classify"):
+        super().__init__()
+        self.config = {"spec": copy.deepcopy(spec), "in_shape": list(in_shape),
+                       "num_classes": int(num_classes), "order": int(order),
+                       "max_base": int(max_base), "task": task}
+        self.task = task
+        self.layers = nn.ModuleList(_build(spec, tuple(in_shape), num_classes, order, max_base))
+
+    def forward(self, x):
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+    def binary_layers(self):
+        return [m for m in self.layers if is_binary_layer(m)]
+
+    def activation_quantizers(self):
+        """The learned activation quantizers (every binary layer's but the first)."""
+        return [m.input_quantizer for m in self.binary_layers()
+                if isinstance(m.input_quantizer, ResidualBinarizer)]
+
+
+def _build(spec, in_shape, num_classes, order, max_base):
+    if not spec:
+        raise HwbinError("model spec: expected at least one layer, found none")
+    compute_idx = [i for i, s in enumerate(spec) if s.get("kind") in COMPUTE_KINDS]
+    if not compute_idx or compute_idx[0] != 0:
+        raise HwbinError("model spec: the first layer must be conv, deconv or dense")
+    last = compute_idx[-1]
+    if last != len(spec) - 1:
+        raise HwbinError("model spec: the last layer must be conv, deconv or dense (it emits scores)")
+    c, h, w = in_shape
+    flat = False
+    out = []
+    for i, s in enumerate(spec):
+        kind = s.get("kind")
+        if kind in COMPUTE_KINDS:
+            n_out = num_classes if s["out"] == "classes" else int(s["out"])
+            is_last = i == last
+            if i == 0:
+                quant = PixelInput()
+            else:
+                quant = ResidualBinarizer(order, (c * h * w,) if flat else (h, w), max_base)
+            kw = {"batch_norm": not is_last, "bias": is_last}
+            if kind == "dense":
+                out.append(QLinear(c * h * w, n_out, quant, **kw))
+                c, h, w, flat = n_out, 1, 1, True
+            elif flat:
+                raise HwbinError(f"model spec layer {i}: {kind} cannot follow a dense layer")
+            elif kind == "conv":
+                k, st, p, g = s.get("k", 3), s.get("s", 1), s.get("p", 0), s.get("g", 1)
+                _check_groups(i, c, n_out, g)
+                out.append(QConv2d(c, n_out, k, quant, st, p, g, **kw))
+                c, h, w = n_out, (h + 2 * p - k) // st + 1, (w + 2 * p - k) // st + 1
+            else:
+                k, st, p, op, g = s.get("k", 2), s.get("s", 2), s.get("p", 0), s.get("op", 0), s.get("g", 1)
+                _check_groups(i, c, n_out, g)
+                layer = QConvTranspose2d(c, n_out, k, quant, st, p, op, g, **kw)
+                out.append(layer)
+                c, h, w = n_out, layer.output_size(h, 0), layer.output_size(w, 1)
+            if h < 1 or w < 1:
+                raise HwbinError(f"model spec layer {i}: output size {h}x{w} is empty")
+        elif kind == "pool":
+            if flat:
+                raise HwbinError(f"model spec layer {i}: pool cannot follow a dense layer")
+            k = int(s.get("k", 2))
+            out.append(nn.MaxPool2d(k, k))
+            h, w = h // k, w // k
+        elif kind == "shuffle":
+            g = int(s["g"])
+            if flat or c % g:
+                raise HwbinError(f"model spec layer {i}: shuffle groups {g} must divide {c} channels")
+            out.append(ChannelShuffle(g))
+        else:
+            raise HwbinError(f"model spec layer {i}: unknown kind {kind!r}")
+    return out
+
+
+def _check_groups(i, cin, cout, g):
+    if cin % g or cout % g:
+        raise HwbinError(f"model spec layer {i}: groups {g} must divide in {cin} and out {cout} channels")
+
+
+def build_model(name: str, in_shape, num_classes: int, order: int = 2,
+                max_base: int = arith.DEFAULT_MAX_BASE) -> BinaryNet:
+    if name not in MODELS:
+        raise HwbinError(f"unknown model {name!r}: expected one of {', '.join(MODELS)}")
+    m = MODELS[name]
+    net = BinaryNet(m["spec"], in_shape, num_classes, order, max_base, m["task"])
+    net.config["name"] = name
+    return net
+
+
+def model_from_config(config: dict) -> BinaryNet:
+    net = BinaryNet(config["spec"], config["in_shape"], config["num_classes"], config["order"],
+                    config.get("max_base", arith.DEFAULT_MAX_BASE), config.get("task", "classify"))
+    if "name" in config:
+        net.config["name"] = config["name"]
+    return net
+
+
+def save_checkpoint(path, model: BinaryNet, extra: dict | None = None) -> None:
+    """A checkpoint carries the config needed to rebuild the model."""
+    import io
+
+    from . import __version__
+    from .util import atomic_write_bytes
+
+    buf = io.BytesIO()
+    torch.save({"hwbin_version": __version__, "config": model.config,
+                "state_dict": model.state_dict(), **(extra or {})}, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def load_checkpoint(path) -> tuple[BinaryNet, dict]:
+    """Rebuild the model a checkpoint describes; a mismatch is a one-line HwbinError."""
+    from pathlib import Path
+
+    p = Path(path)
+    if not p.is_file():
+        raise HwbinError(f"{path}: checkpoint not found")
+    try:
+        ckpt = torch.load(p, map_location="cpu", weights_only=False)
+    except Exception as e:  # torch raises many kinds for a damaged file
+        raise HwbinError(f"{path}: not a readable hwbin checkpoint ({type(e).__name__})") from None
+    if not isinstance(ckpt, dict) or "config" not in ckpt or "state_dict" not in ckpt:
+        raise HwbinError(f"{path}: not a hwbin checkpoint (expected keys 'config' and 'state_dict')")
+    try:
+        model = model_from_config(ckpt["config"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise HwbinError(f"{path}: field 'config' is malformed ({e})") from None
+    try:
+        model.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()
+        detail = " ".join(x.strip() for x in first[1:3]) if len(first) > 1 else first[0]
+        raise HwbinError(f"{path}: weights do not match the checkpoint's config: {detail}") from None
+    model.eval()
+    return model, ckpt

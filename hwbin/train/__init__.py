@@ -1,0 +1,121 @@
+"""Training as a library: ``train(...)`` runs one method on one model and data set and
+writes a run directory (model.pt, metrics.json, curves.png) atomically.
+
+The layers and schedules are usable on their own: ``hwbin.nn`` for the layers,
+``hwbin.train.schedule`` for methods as stages, ``hwbin.train.loop.run_stages`` to train.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from ..data import load_dataset
+from ..errors import HwbinError
+from ..models import MODELS, BinaryNet, build_model, load_checkpoint, save_checkpoint
+from ..util import atomic_write_json, staging_dir
+from .loop import TrainConfig, evaluate, run_stages
+from .schedule import METHODS, RATIOS, ScheduleConfig, build_schedule, is_fully_binary
+
+__all__ = ["TrainOptions", "train", "METHODS"]
+
+
+@dataclass
+class TrainOptions:
+    model: str = "digits-cnn"
+    method: str = "srb"
+    dataset: str | None = None     # defaults to the model's own
+    data_path: str | None = None
+    epochs: int = 60
+    order: int = 2
+    seed: int = 0
+    lr: float = 5e-3
+    batch_size: int = 64
+    ratios: tuple[float, ...] = RATIOS
+    channel_order: str = "error"
+    phase_order: str = "weights-first"
+    distill: bool = True
+    pretrain_fraction: float = 0.25
+    init: str | None = None        # start from this checkpoint's weights
+
+
+def _check_options(opt: TrainOptions):
+    if opt.model not in MODELS:
+        raise HwbinError(f"unknown model {opt.model!r}: expected one of {', '.join(MODELS)}")
+    if opt.method not in METHODS:
+        raise HwbinError(f"unknown method {opt.method!r}: expected one of {', '.join(METHODS)}")
+    if not 1 <= opt.order <= 8:
+        raise HwbinError(f"order: expected 1..8, found {opt.order}")
+
+
+def prepare(opt: TrainOptions):
+    """Validate everything and build data, model and schedule before any file is written."""
+    _check_options(opt)
+    dataset = opt.dataset or MODELS[opt.model]["dataset"]
+    data = load_dataset(dataset, opt.data_path)
+    if data.task != MODELS[opt.model]["task"]:
+        raise HwbinError(f"model {opt.model!r} is for {MODELS[opt.model]['task']} data; "
+                         f"data set {dataset!r} is {data.task}")
+    order = 1 if opt.method == "xnor" else opt.order
+    torch.manual_seed(opt.seed)
+    model = build_model(opt.model, data.in_shape, data.num_classes, order=order)
+    if opt.init:
+        init_model, _ = load_checkpoint(opt.init)
+        if init_model.config["spec"] != model.config["spec"] or init_model.config["in_shape"] != model.config["in_shape"] \
+                or init_model.config["num_classes"] != model.config["num_classes"] \
+                or init_model.config["order"] != model.config["order"]:
+            raise HwbinError(f"{opt.init}: checkpoint is for another config (model "
+                             f"{init_model.config.get('name')!r}, order {init_model.config['order']}); "
+                             f"expected model {opt.model!r}, order {order}")
+        model.load_state_dict(init_model.state_dict())
+    sched_cfg = ScheduleConfig(opt.method, opt.epochs, opt.pretrain_fraction, tuple(opt.ratios),
+                               opt.channel_order, opt.phase_order, opt.distill)
+    stages = build_schedule(sched_cfg, len(model.binary_layers()))
+    return data, model, stages
+
+
+def deployed_accuracy(model: BinaryNet, data) -> float | None:
+    """The golden model's test accuracy (what the hardware computes), or None if the
+    model is not fully binary and so cannot be deployed."""
+    if not is_fully_binary(model):
+        return None
+    from .. import golden
+    from ..export import export_model
+    from .loop import mean_iou
+
+    result = golden.run(export_model(model), data.x_test)
+    if data.task == "classify":
+        return float((result.pred == data.y_test).mean())
+    return mean_iou(result.pred, data.y_test, data.num_classes)
+
+
+def train(opt: TrainOptions, out_dir: str | Path, plot: bool = True) -> dict:
+    """Train and write ``out_dir`` (only once everything succeeded). Returns the metrics."""
+    data, model, stages = prepare(opt)
+    cfg = TrainConfig(lr=opt.lr, batch_size=opt.batch_size, seed=opt.seed)
+    t0 = time.perf_counter()
+    binary = opt.method != "fp"
+    hist = run_stages(model, data, stages, cfg, binary)
+    wall = time.perf_counter() - t0
+    torch_acc = evaluate(model, data.x_test, data.y_test, data.num_classes)
+    golden_acc = deployed_accuracy(model, data)
+    metric = "accuracy" if data.task == "classify" else "mean_iou"
+    metrics = {
+        "options": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(opt).items()},
+        "dataset": data.name, "task": data.task, "metric": metric,
+        "stages": hist.stages, "history": hist.epochs,
+        "final": {"test_torch": torch_acc, "test_golden": golden_acc,
+                  "test": golden_acc if golden_acc is not None else torch_acc,
+                  "source": "golden" if golden_acc is not None else "torch",
+                  "train_loss": hist.epochs[-1]["train_loss"] if hist.epochs else None,
+                  "epochs": len(hist.epochs), "wall_s": wall, "fully_binary": is_fully_binary(model)},
+    }
+    with staging_dir(out_dir) as tmp:
+        save_checkpoint(tmp / "model.pt", model, {"method": opt.method, "dataset": data.name})
+        atomic_write_json(tmp / "metrics.json", metrics)
+        if plot:
+            from .plots import plot_curves
+            plot_curves(metrics, tmp / "curves.png")
+    return metrics

@@ -1,0 +1,164 @@
+"""The training loop: stages from the schedule, Adam with a cosine learning rate restarted
+at every stage, latent weights clipped to [-1, 1], optional distillation from the
+full-precision snapshot, metrics per epoch and per stage."""
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..data import Dataset
+from ..models import BinaryNet
+from ..util import progress
+from .schedule import Stage, apply_stage_masks
+
+
+@dataclass
+class TrainConfig:
+    lr: float = 5e-3
+    batch_size: int = 64
+    seed: int = 0
+    distill_temperature: float = 2.0
+    distill_weight: float = 0.5
+    clip_weights: bool = True
+    eval_train_subset: int = 2000
+
+
+@dataclass
+class History:
+    epochs: list[dict] = field(default_factory=list)
+    stages: list[dict] = field(default_factory=list)
+
+
+def scores_metric(task: str, logits: torch.Tensor, y: torch.Tensor, num_classes: int):
+    pred = logits.argmax(1)
+    if task == "classify":
+        return float((pred == y).float().mean())
+    return mean_iou(pred.numpy(), y.numpy(), num_classes)
+
+
+def mean_iou(pred: np.ndarray, y: np.ndarray, num_classes: int) -> float:
+    """Mean over classes present in prediction or label of |P & Y| / |P | Y|."""
+    ious = []
+    for c in range(num_classes):
+        p, t = pred == c, y == c
+        union = np.logical_or(p, t).sum()
+        if union:
+            ious.append(np.logical_and(p, t).sum() / union)
+    return float(np.mean(ious)) if ious else 1.0
+
+
+@torch.no_grad()
+def predict_logits(model: BinaryNet, x: np.ndarray, batch: int = 512) -> torch.Tensor:
+    was = model.training
+    model.eval()
+    out = [model(torch.from_numpy(x[i:i + batch]).float()) for i in range(0, len(x), batch)]
+    model.train(was)
+    return torch.cat(out)
+
+
+def evaluate(model: BinaryNet, x: np.ndarray, y: np.ndarray, num_classes: int) -> float:
+    return scores_metric(model.task, predict_logits(model, x), torch.from_numpy(y), num_classes)
+
+
+def _freeze(model: BinaryNet, n: int) -> None:
+    for i, layer in enumerate(model.binary_layers()):
+        for p in layer.parameters():
+            p.requires_grad_(i >= n)
+
+
+def _set_train_mode(model: BinaryNet, frozen: int) -> None:
+    model.train()
+    for i, layer in enumerate(model.binary_layers()):
+        if i < frozen and layer.bn is not None:
+            layer.bn.eval()  # frozen layers keep their running statistics
+
+
+def _loss(model_task, logits, y, teacher_logits, cfg: TrainConfig):
+    ce = F.cross_entropy(logits, y)
+    if teacher_logits is None:
+        return ce
+    t = cfg.distill_temperature
+    kd = F.kl_div(F.log_softmax(logits / t, 1), F.log_softmax(teacher_logits / t, 1),
+                  log_target=True, reduction="batchmean") * t * t
+    if model_task == "segment":
+        kd = kd / (logits.shape[-1] * logits.shape[-2])
+    return (1 - cfg.distill_weight) * ce + cfg.distill_weight * kd
+
+
+def run_stages(model: BinaryNet, data: Dataset, stages: list[Stage], cfg: TrainConfig,
+               binary: bool, on_epoch=None) -> History:
+    """Train ``model`` through ``stages``; returns per-epoch and per-stage metrics."""
+    torch.manual_seed(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    mask_gen = torch.Generator().manual_seed(cfg.seed + 1)
+    x_all = torch.from_numpy(data.x_train).float()
+    y_all = torch.from_numpy(data.y_train)
+    n = len(x_all)
+    steps_per_epoch = math.ceil(n / cfg.batch_size)
+    hist = History()
+    teacher = None
+    epoch = 0
+    sub = data.x_train[: cfg.eval_train_subset], data.y_train[: cfg.eval_train_subset]
+    for stage in stages:
+        apply_stage_masks(model, stage, mask_gen)
+        _freeze(model, stage.frozen)
+        params = [p for p in model.parameters() if p.requires_grad]
+        opt = torch.optim.Adam(params, lr=cfg.lr)
+        total = max(1, stage.epochs * steps_per_epoch)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
+        use_teacher = teacher if stage.distill else None
+        bar = progress(range(stage.epochs), desc=f"{stage.name:>9} {stage.label()}", unit="ep")
+        for _ in bar:
+            _set_train_mode(model, stage.frozen)
+            perm = torch.randperm(n, generator=gen)
+            loss_sum = 0.0
+            for s in range(steps_per_epoch):
+                idx = perm[s * cfg.batch_size:(s + 1) * cfg.batch_size]
+                xb, yb = x_all[idx], y_all[idx]
+                if stage.select == "roulette":
+                    apply_stage_masks(model, stage, mask_gen)
+                t_logits = None
+                if use_teacher is not None:
+                    with torch.no_grad():
+                        t_logits = use_teacher(xb)
+                loss = _loss(model.task, model(xb), yb, t_logits, cfg)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+                if binary and cfg.clip_weights:
+                    with torch.no_grad():
+                        for layer in model.binary_layers():
+                            layer.weight.clamp_(-1.0, 1.0)
+                loss_sum += float(loss) * len(idx)
+            epoch += 1
+            row = {"epoch": epoch, "stage": stage.name, "train_loss": loss_sum / n,
+                   "train_acc": evaluate(model, *sub, data.num_classes),
+                   "test_acc": evaluate(model, data.x_test, data.y_test, data.num_classes),
+                   "lr": float(sched.get_last_lr()[0])}
+            hist.epochs.append(row)
+            bar.set_postfix(loss=f"{row['train_loss']:.3f}", test=f"{row['test_acc']:.3f}")
+            if on_epoch:
+                on_epoch(row)
+        bar.close()
+        last = hist.epochs[-1] if hist.epochs else {}
+        hist.stages.append({**stage.as_dict(), "train_loss": last.get("train_loss"),
+                            "train_acc": last.get("train_acc"), "test_acc": last.get("test_acc"),
+                            "end_epoch": epoch})
+        if stage.snapshot_teacher:
+            teacher = copy.deepcopy(model).eval()
+            for p in teacher.parameters():
+                p.requires_grad_(False)
+    _freeze(model, 0)
+    model.eval()
+    return hist
+
+
+def wall_clock():
+    return time.perf_counter()

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# One-time set-up on a fresh machine: a Python 3.11 virtual environment in .venv with
+# hwbin and its pinned dependencies, plus the Debian packages the back ends need.
+# Safe to run again: it only does what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian packages (simulators, cross compilers, emulators) used by later stages.
+DEB_PACKAGES="${HWBIN_DEB_PACKAGES:-}"
+missing=""
+for pkg in $DEB_PACKAGES; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || missing="$missing $pkg"
+done
+if [ -n "$missing" ]; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "setup: installing Debian packages:$missing"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
+  else
+    echo "setup: please install these Debian packages (as root):$missing" >&2
+    exit 1
+  fi
+fi
+
+PY=""
+for cand in python3.11 python3; do
+  if command -v "$cand" >/dev/null 2>&1 && "$cand" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
+    PY="$cand"; break
+  fi
+done
+if [ -z "$PY" ]; then
+  echo "setup: Python 3.11 is required (the pinned torch 2.13.0 CPU wheel is for 3.11)" >&2
+  exit 1
+fi
+
+stamp=.venv/.hwbin-setup
+if [ -f "$stamp" ] && [ "$stamp" -nt pyproject.toml ] && [ "$stamp" -nt scripts/setup.sh ]; then
+  exit 0
+fi
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+# torch first and exactly pinned: a looser request would pull CUDA wheels.
+.venv/bin/pip install -q torch==2.13.0
+.venv/bin/pip install -q -e ".[dev]"
+touch "$stamp"
+echo "setup: ready (.venv)"
