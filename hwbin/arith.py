@@ -142,23 +142,24 @@ def apply_thresholds(acc: np.ndarray, thresholds: np.ndarray, directions: np.nda
 def snap_bases(betas, max_base: int = DEFAULT_MAX_BASE) -> tuple[tuple[int, ...], float]:
     """Learned float bases -> (integer bases, scale) with beta_i ~= scale * b_i.
 
-    b_1 is scaled to ``max_base``, the rest rounded; the contract b_i >= sum_{j>i} b_j is
-    restored from the bottom up, and a common factor is divided out (order 1 -> (1,)).
-    The scale is the least-squares fit of the float bases by the integer ones.
+    Tries every leading base b_1 = 1 .. max_base, rounds the others in proportion, restores
+    the contract b_i >= sum_{j>i} b_j from the bottom up, and keeps the candidate with the
+    smallest relative least-squares error (the smallest b_1 among equals; so 1.0, 0.5 gives
+    (2, 1) and any order-1 base gives (1,)). Scale is that least-squares fit.
     """
     betas = [float(b) for b in betas]
     if not all(math.isfinite(b) and b > 0 for b in betas):
         raise HwbinError(f"bases: expected positive finite values, found {betas}")
-    unit = betas[0] / max_base
-    ints = [max(1, round(b / unit)) for b in betas]
-    for i in range(len(ints) - 2, -1, -1):
-        ints[i] = max(ints[i], sum(ints[i + 1:]))
-    g = 0
-    for b in ints:
-        g = math.gcd(g, b)
-    ints = [b // g for b in ints]
-    scale = sum(b * i for b, i in zip(betas, ints)) / sum(i * i for i in ints)
-    return tuple(ints), scale
+    best = None
+    for lead in range(1, max_base + 1):
+        ints = [max(1, round(b / betas[0] * lead)) for b in betas]
+        for i in range(len(ints) - 2, -1, -1):
+            ints[i] = max(ints[i], sum(ints[i + 1:]))
+        scale = sum(b * i for b, i in zip(betas, ints)) / sum(i * i for i in ints)
+        err = math.sqrt(sum((b - scale * i) ** 2 for b, i in zip(betas, ints))) / betas[0]
+        if best is None or err < best[0] - 1e-9:
+            best = (err, tuple(ints), scale)
+    return best[1], best[2]
 
 
 def signed_width(max_abs: int) -> int:
