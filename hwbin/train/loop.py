@@ -136,7 +136,7 @@ def run_stages(model: BinaryNet, data: Dataset, stages: list[Stage], cfg: TrainC
                     with torch.no_grad():
                         for layer in model.binary_layers():
                             layer.weight.clamp_(-1.0, 1.0)
-                loss_sum += float(loss) * len(idx)
+                loss_sum += float(loss.detach()) * len(idx)
             epoch += 1
             row = {"epoch": epoch, "stage": stage.name, "train_loss": loss_sum / n,
                    "train_acc": evaluate(model, *sub, data.num_classes),
