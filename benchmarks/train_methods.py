@@ -18,6 +18,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from hwbin.export import compare_with_torch, export_model  # noqa: E402
 from hwbin.train import TrainOptions, prepare  # noqa: E402
 from hwbin.train import deployed_accuracy  # noqa: E402
 from hwbin.train.loop import TrainConfig, evaluate, run_stages, wall_clock  # noqa: E402
@@ -35,8 +36,12 @@ def run_one(model: str, method: str, seed: int, epochs: int, **kw) -> dict:
     wall = wall_clock() - t0
     gold = deployed_accuracy(net, data)
     acc = gold if gold is not None else evaluate(net, data.x_test, data.y_test, data.num_classes)
+    agree = None
+    if gold is not None:  # torch eval against the golden model on the whole test set
+        agree = compare_with_torch(net, export_model(net), data.x_test)["prediction_agreement"]
     return {"model": model, "method": method, "seed": seed, "test": acc, "source": "golden" if gold is not None else "torch",
-            "train_loss": hist.epochs[-1]["train_loss"], "epochs": len(hist.epochs), "wall_s": wall}
+            "train_loss": hist.epochs[-1]["train_loss"], "epochs": len(hist.epochs), "wall_s": wall,
+            "torch_golden_agreement": agree}
 
 
 def table(rows: list[dict], metric: str) -> str:
@@ -44,9 +49,12 @@ def table(rows: list[dict], metric: str) -> str:
     for method in dict.fromkeys(r["method"] for r in rows):
         rs = [r for r in rows if r["method"] == method]
         acc = np.array([r["test"] for r in rs]) * 100
+        agree = [r.get("torch_golden_agreement") for r in rs]
+        agree = "-" if None in agree else f"{min(agree) * 100:.2f}%"
         out.append([method, f"{acc.mean():.2f}", f"{acc.std():.2f}", f"{np.mean([r['train_loss'] for r in rs]):.4f}",
-                    rs[0]["epochs"], f"{np.mean([r['wall_s'] for r in rs]):.1f}", rs[0]["source"], len(rs)])
-    return format_table(["method", f"test {metric} %", "std", "train loss", "epochs", "wall s", "measured by", "seeds"], out)
+                    rs[0]["epochs"], f"{np.mean([r['wall_s'] for r in rs]):.1f}", rs[0]["source"], agree, len(rs)])
+    return format_table(["method", f"test {metric} %", "std", "train loss", "epochs", "wall s", "measured by",
+                         "torch=golden", "seeds"], out)
 
 
 def main() -> int:
@@ -70,6 +78,7 @@ def main() -> int:
         print(f"\n{model}, {args.epochs} epochs, {args.seeds} seeds\n{table(rows, metric)}\n", flush=True)
         results += rows
     atomic_write_json(args.out, results)
+    print(f"wrote {args.out}")
     return 0
 
 

@@ -39,7 +39,11 @@ if [ -f "$stamp" ] && [ "$stamp" -nt pyproject.toml ] && [ "$stamp" -nt scripts/
 fi
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 # torch first and exactly pinned: a looser request would pull CUDA wheels.
-.venv/bin/pip install -q torch==2.13.0
-.venv/bin/pip install -q -e ".[dev]"
+pipq() {  # quiet, minus this machine's notes about local index folders
+  .venv/bin/pip install -q "$@" 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }
+  return "${PIPESTATUS[0]}"
+}
+pipq torch==2.13.0
+pipq -e ".[dev]"
 touch "$stamp"
 echo "setup: ready (.venv)"

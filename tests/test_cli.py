@@ -101,3 +101,26 @@ def test_export_refuses_fp_model(tmp_path):
                    "--no-plot").returncode == 0
     r = run_cli("export", run / "model.pt", "-o", tmp_path / "x.hwbin")
     _assert_one_line_error(r, "not fully binarized")
+
+
+def test_mnist_loader_reads_idx_and_npz(tmp_path):
+    import numpy as np
+
+    from hwbin.data import load_mnist
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (5, 28, 28), dtype=np.uint8)
+    y = rng.integers(0, 10, 5).astype(np.uint8)
+
+    def idx(arr):
+        head = bytes([0, 0, 8, arr.ndim]) + b"".join(d.to_bytes(4, "big") for d in arr.shape)
+        return head + arr.tobytes()
+
+    for stem, arr in [("train-images-idx3-ubyte", x), ("train-labels-idx1-ubyte", y),
+                      ("t10k-images-idx3-ubyte", x[:2]), ("t10k-labels-idx1-ubyte", y[:2])]:
+        (tmp_path / stem).write_bytes(idx(arr))
+    d = load_mnist(str(tmp_path))
+    assert d.x_train.shape == (5, 1, 28, 28) and (d.x_train[:, 0] == x).all() and (d.y_test == y[:2]).all()
+    np.savez(tmp_path / "m.npz", x_train=x, y_train=y, x_test=x[:2], y_test=y[:2])
+    d2 = load_mnist(str(tmp_path / "m.npz"))
+    assert (d2.x_test[:, 0] == x[:2]).all()
