@@ -63,8 +63,12 @@ def main() -> int:
     p.add_argument("--methods", default=",".join(METHODS))
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--epochs", type=int, default=60)
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--out", default="benchmarks/out/train_methods.json")
     args = p.parse_args()
+    if args.threads:
+        import torch
+        torch.set_num_threads(args.threads)
     results = []
     for model in args.models.split(","):
         methods = [m for m in args.methods.split(",") if model != "shapes-seg" or m in SEG_METHODS]

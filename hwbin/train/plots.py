@@ -28,13 +28,13 @@ def plot_curves(metrics: dict, path) -> None:
     for st in metrics["stages"]:
         for ax in (ax1, ax2):
             ax.axvline(start + 0.5, color="grey", lw=0.6, ls="--")
-        ax1.text(start + 0.7, 0.02, f"{st['name']}\nw{st['weight_ratio'] * 100:g} a{st['act_ratio'] * 100:g}",
-                 transform=ax1.get_xaxis_transform(), fontsize=7, va="bottom")
+        ax1.text(start + 0.9, 0.04, f"{st['name']}: w{st['weight_ratio'] * 100:g}% a{st['act_ratio'] * 100:g}%",
+                 transform=ax1.get_xaxis_transform(), fontsize=7, va="bottom", rotation=90, color="grey")
         start = st["end_epoch"]
     opt = metrics["options"]
     fin = metrics["final"]
     ax1.set_title(f"{opt['model']} / {opt['method']}: test {metric} {fin['test'] * 100:.2f}% ({fin['source']})")
-    ax1.legend(loc="lower right")
+    ax1.legend(loc="center right")
     ax1.grid(alpha=0.3)
     ax2.grid(alpha=0.3)
     fig.tight_layout()
