@@ -57,6 +57,15 @@ def table(rows: list[dict], metric: str) -> str:
                          "torch=golden", "seeds"], out)
 
 
+def print_tables(rows: list[dict]) -> None:
+    """One table per model, in the order the rows came."""
+    for model in dict.fromkeys(r["model"] for r in rows):
+        rs = [r for r in rows if r["model"] == model]
+        seeds = len({r["seed"] for r in rs})
+        metric = "mIoU" if model == "shapes-seg" else "accuracy"
+        print(f"\n{model}, {rs[0]['epochs']} epochs, {seeds} seeds\n{table(rs, metric)}\n", flush=True)
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--models", default="digits-tiny,digits-cnn,shapes-seg")
@@ -65,7 +74,12 @@ def main() -> int:
     p.add_argument("--epochs", type=int, default=60)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--out", default="benchmarks/out/train_methods.json")
+    p.add_argument("--tables", metavar="JSON", nargs="+", help="only print the tables of earlier runs' JSON files")
     args = p.parse_args()
+    if args.tables:
+        for path in args.tables:
+            print_tables(json.loads(Path(path).read_text()))
+        return 0
     if args.threads:
         import torch
         torch.set_num_threads(args.threads)
@@ -78,8 +92,7 @@ def main() -> int:
                 r = run_one(model, method, seed, args.epochs)
                 print(f"  {model} {method} seed {seed}: {r['test'] * 100:.2f}% ({r['wall_s']:.0f} s)", flush=True)
                 rows.append(r)
-        metric = "mIoU" if model == "shapes-seg" else "accuracy"
-        print(f"\n{model}, {args.epochs} epochs, {args.seeds} seeds\n{table(rows, metric)}\n", flush=True)
+        print_tables(rows)
         results += rows
     atomic_write_json(args.out, results)
     print(f"wrote {args.out}")

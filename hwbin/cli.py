@@ -175,6 +175,77 @@ def cmd_golden(args) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- firmware
+
+def _test_images(m, args, n: int):
+    """The first n test-set images of the model's data set (random images if it has none)."""
+    if n <= 0:
+        return np.zeros((0, *m.input_shape), np.uint8), "no"
+    if args.dataset or m.source.get("dataset"):
+        data = _dataset_for(m.source, args)
+        if tuple(data.in_shape) != tuple(m.input_shape):
+            raise HwbinError(f"data set {data.name!r} has images {list(data.in_shape)}, "
+                             f"the model expects {list(m.input_shape)}")
+        return data.x_test[:n], f"{data.name} test-set"
+    rng = np.random.default_rng(0)
+    return rng.integers(0, 256, (n, *m.input_shape), dtype=np.uint8), "random"
+
+
+def first_divergence(m, x, found: dict) -> str:
+    """Where the firmware's scores first differ from the golden model's, in words."""
+    from . import golden
+
+    i = min(found)
+    status, scores = found[i]
+    ref = golden.run(m, x[i:i + 1]).scores[0]
+    got = np.asarray(scores, dtype=np.int64)
+    if got.size != ref.size:
+        return f"vector {i}: status {status}, {got.size} scores printed, expected {ref.size}"
+    diff = np.nonzero(got != ref.ravel())[0]
+    if not len(diff):
+        return f"vector {i}: scores equal the golden model's but the class or status differs (status {status})"
+    c, rest = divmod(int(diff[0]), ref[0].size)
+    where = f"class {c}" + (f", pixel ({rest // ref.shape[2]}, {rest % ref.shape[2]})" if ref.ndim == 3 else "")
+    return (f"vector {i}: last layer '{m.layers[-1].name}', {where}: expected score {int(ref.ravel()[diff[0]])}, "
+            f"found {int(got[diff[0]])} ({len(diff)} of {ref.size} scores differ)")
+
+
+def cmd_firmware(args) -> int:
+    from . import ir
+    from .firmware import FirmwareOptions, generate_firmware, toolchain
+
+    m = ir.load(args.file)
+    n = args.vectors if args.vectors is not None else (100_000 if args.run else 16)
+    x, what = _test_images(m, args, n)
+    if args.vectors is not None and len(x) < args.vectors:
+        print(f"note: {args.vectors} vectors asked for, the test set has {len(x)}")
+    opts = FirmwareOptions(prefix=args.prefix, static_arena=not args.caller_arena)
+    plan = generate_firmware(m, args.output, opts, x)
+    print(f"wrote {args.output}/: {opts.prefix}_model.h/.c, hwbin_rt.h/.c, {opts.prefix}_vectors.h "
+          f"({len(x)} {what} vectors), main.c, Makefile, hwbin.mk, hwbin.cmake")
+    print(f"weights {plan.weight_bytes} B, arena {plan.arena_size} B "
+          f"({'static' if opts.static_arena else 'caller-owned'}), model hash {plan.hash[:16]}")
+    toolchain.build(args.output, args.target, sanitize=args.sanitize, image=args.run)
+    fp = toolchain.footprint(plan, args.output, args.target)
+    table = toolchain.write_footprint(fp, args.output)
+    print(table)
+    print(f"{args.target}: flash {fp['flash_bytes']} B, RAM {fp['ram_bytes']} B "
+          f"(wrote footprint.md, footprint.json)")
+    if not args.run:
+        return 0
+    res = toolchain.run(args.output, args.target, sanitize=args.sanitize)
+    where = "host" + (" (ASan+UBSan)" if args.sanitize else "") if args.target == "host" else \
+        f"QEMU {toolchain.QEMU_MACHINES[args.target]} ({args.target})"
+    if res.vectors != len(x):
+        raise HwbinError(f"{where}: the firmware ran {res.vectors} vectors, expected {len(x)}")
+    if res.mismatches:
+        print(f"{where}: {res.mismatches} of {res.vectors} vectors differ from the golden model")
+        print("first divergence: " + first_divergence(m, x, res.found))
+        return 1
+    print(f"{where}: {res.vectors}/{res.vectors} vectors bit-exact with the golden model (scores and classes)")
+    return 0
+
+
 # --------------------------------------------------------------------------- parser
 
 def build_parser() -> argparse.ArgumentParser:
@@ -224,6 +295,22 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--dump-layers", metavar="DIR", help="write every layer's integer output")
     g.add_argument("--indices", default="0", help="test images to dump, e.g. 0,3,5-9 (default 0)")
     g.set_defaults(func=cmd_golden)
+
+    from .firmware import TARGETS
+
+    f = sub.add_parser("firmware", help="generate C firmware (host or Cortex-M), build, measure, run")
+    f.add_argument("file")
+    f.add_argument("-o", "--output", required=True, help="folder to write")
+    f.add_argument("--target", default="cortex-m4", choices=TARGETS)
+    f.add_argument("--prefix", default="hwbin", help="C name prefix, so several models fit in one firmware")
+    f.add_argument("--run", action="store_true", help="run the test vectors (host: gcc; cortex-m3: QEMU)")
+    f.add_argument("--vectors", type=int, help="test-set images embedded as golden vectors "
+                                                  "(default: 16, or the whole test set with --run)")
+    f.add_argument("--sanitize", action="store_true", help="host: build and run under ASan and UBSan")
+    f.add_argument("--caller-arena", action="store_true", help="no static arena: the caller passes one")
+    f.add_argument("--dataset", choices=list(DATASETS))
+    f.add_argument("--data-path")
+    f.set_defaults(func=cmd_firmware)
     return p
 
 

@@ -105,6 +105,21 @@ class Phase:
     in_pos: np.ndarray    # (P, T) flat input positions, H*W means "pad" (level 0)
 
 
+def stride_phases(layer: Layer) -> list[tuple[int, int, list]]:
+    """``(ry, rx, taps)`` of every stride phase in packing order (taps ky outer, kx inner).
+
+    A conv has one phase holding every tap; a deconv has s_h * s_w, phase (ry, rx) summing
+    the taps ``ky = ry, ry + s_h, ...`` and ``kx = rx, rx + s_w, ...``. Back ends pack each
+    phase's weights in this order, one phase after another (empty phases hold nothing).
+    A dense layer is a conv whose kernel is its whole input."""
+    kh, kw = layer.in_shape[1:] if layer.kind == "dense" else layer.kernel
+    if layer.kind != "deconv":
+        return [(0, 0, [(ky, kx) for ky in range(kh) for kx in range(kw)])]
+    sh, sw = layer.stride
+    return [(ry, rx, [(ky, kx) for ky in range(ry, kh, sh) for kx in range(rx, kw, sw)])
+            for ry in range(sh) for rx in range(sw)]
+
+
 def gather_plan(layer: Layer) -> list[Phase]:
     """Which input position each tap of each output reads; shared by every back end's
     reference of the schedule. Conv and dense: one phase. Deconv: one per stride phase."""
@@ -119,19 +134,17 @@ def gather_plan(layer: Layer) -> list[Phase]:
     ph, pw = layer.padding
     oy, ox = np.meshgrid(np.arange(oh), np.arange(ow), indexing="ij")
     oy, ox = oy.ravel(), ox.ravel()
-    if layer.kind == "conv":
-        groups = [(np.arange(oh * ow), [(ky, kx) for ky in range(kh) for kx in range(kw)])]
-    else:
-        groups = []
-        for ry in range(sh):
-            for rx in range(sw):
-                sel = np.nonzero(((oy + ph) % sh == ry) & ((ox + pw) % sw == rx))[0]
-                taps = [(ky, kx) for ky in range(ry, kh, sh) for kx in range(rx, kw, sw)]
-                if len(sel) and taps:
-                    groups.append((sel, taps))
-                elif len(sel):
-                    raise HwbinError(f"layer '{layer.name}': stride phase ({ry}, {rx}) has no taps "
-                                     f"(kernel {list(layer.kernel)} smaller than stride {list(layer.stride)})")
+    groups = []
+    for ry, rx, taps in stride_phases(layer):
+        if layer.kind == "conv":
+            sel = np.arange(oh * ow)
+        else:
+            sel = np.nonzero(((oy + ph) % sh == ry) & ((ox + pw) % sw == rx))[0]
+        if len(sel) and taps:
+            groups.append((sel, taps))
+        elif len(sel):
+            raise HwbinError(f"layer '{layer.name}': stride phase ({ry}, {rx}) has no taps "
+                             f"(kernel {list(layer.kernel)} smaller than stride {list(layer.stride)})")
     phases = []
     for sel, taps in groups:
         iys, ixs = [], []

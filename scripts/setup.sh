@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages (simulators, cross compilers, emulators) used by later stages.
-DEB_PACKAGES="${HWBIN_DEB_PACKAGES:-}"
+DEB_PACKAGES="${HWBIN_DEB_PACKAGES-gcc make gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm cppcheck valgrind}"
 missing=""
 for pkg in $DEB_PACKAGES; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing="$missing $pkg"
@@ -15,7 +15,7 @@ if [ -n "$missing" ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "setup: installing Debian packages:$missing"
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null
   else
     echo "setup: please install these Debian packages (as root):$missing" >&2
     exit 1

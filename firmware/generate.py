@@ -1,0 +1,246 @@
+"""IR -> C sources: the arena plan, the packed weight tables, and the rendered templates.
+
+Everything here is computed from the IR alone, and rendering is deterministic: the same IR
+and options give the same bytes (no dates, no paths), with a header naming the hwbin version
+and the model's hash.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from hwbin import __version__, arith
+from hwbin.errors import HwbinError
+from hwbin.golden import stride_phases
+from hwbin.ir import Layer, Model
+from hwbin.util import atomic_write_json, staging_dir
+
+HERE = Path(__file__).resolve().parent
+RUNTIME_FILES = ("hwbin_rt.h", "hwbin_rt.c")
+BOARD_FILES = ("boards/mps2_an385/startup.c", "boards/mps2_an385/mps2_an385.ld")
+TARGETS = ("host", "cortex-m0plus", "cortex-m3", "cortex-m4", "cortex-m7")
+KIND_CODES = {"conv": "HWBIN_CONV", "dense": "HWBIN_CONV", "deconv": "HWBIN_DECONV",
+              "maxpool": "HWBIN_MAXPOOL", "shuffle": "HWBIN_SHUFFLE"}
+MAX_VECTORS_IN_SOURCE = 10_000
+WORD_BITS = 32  # the C runtime's word
+
+
+@dataclass
+class FirmwareOptions:
+    prefix: str = "hwbin"
+    static_arena: bool = True   # also generate a static arena used when invoke gets arena == NULL
+    vectors: int = 0            # test vectors embedded as C arrays (with the golden model's outputs)
+
+
+@dataclass
+class LayerPlan:
+    index: int
+    layer: Layer
+    in_order: int
+    out_order: int              # 0: scores
+    in_offset: int
+    out_offset: int
+    in_bytes: int
+    out_bytes: int
+    scratch_bytes: int
+    weight_words: np.ndarray | None = None
+
+    @property
+    def geometry(self) -> dict:
+        la = self.layer
+        if la.kind == "dense":
+            return dict(kh=la.in_shape[1], kw=la.in_shape[2], sh=1, sw=1, ph=0, pw=0, groups=1)
+        if la.kind == "shuffle":
+            return dict(kh=1, kw=1, sh=1, sw=1, ph=0, pw=0, groups=1)
+        groups = la.groups if la.kind in ("conv", "deconv") else 1
+        return dict(kh=la.kernel[0], kw=la.kernel[1], sh=la.stride[0], sw=la.stride[1],
+                    ph=la.padding[0], pw=la.padding[1], groups=groups)
+
+    @property
+    def ram_bytes(self) -> int:
+        return self.in_bytes + self.out_bytes + self.scratch_bytes
+
+
+@dataclass
+class FirmwarePlan:
+    model: Model
+    options: FirmwareOptions
+    layers: list[LayerPlan]
+    input_bytes: int            # the order-8 input planes in the arena
+    arena_size: int
+    scratch_offset: int
+    regions: tuple[int, int]
+    hash: str = field(default="")
+
+    @property
+    def output_shape(self) -> tuple[int, int, int]:
+        return tuple(self.model.layers[-1].out_shape)
+
+    @property
+    def classes_size(self) -> int:
+        _, h, w = self.output_shape
+        return h * w if self.model.task == "segment" else 1
+
+    @property
+    def weight_bytes(self) -> int:
+        return sum(4 * lp.weight_words.size for lp in self.layers if lp.weight_words is not None)
+
+
+def plane_bytes(order: int, shape) -> int:
+    """Bytes of an order-k activation stored as k bit strings of C*H*W bits (32-bit words)."""
+    c, h, w = shape
+    return order * 4 * ((c * h * w + WORD_BITS - 1) // WORD_BITS)
+
+
+def pack_weights(layer: Layer) -> np.ndarray:
+    """Weights as the runtime reads them: per stride phase, per output channel, the
+    contract's K order (tap-major, channel fastest) in 32-bit words."""
+    w = layer.arrays["weight"]  # O x Cin/g x kh x kw (dense: O x C x H x W)
+    parts = []
+    for _, _, taps in stride_phases(layer):
+        if not taps:
+            continue
+        sel = np.stack([w[:, :, ky, kx] for ky, kx in taps], axis=1)  # O x T x Cg
+        parts.append(arith.pack_bits(sel.reshape(len(w), -1), WORD_BITS).astype(np.uint32).ravel())
+    return np.concatenate(parts)
+
+
+def scratch_words(layer: Layer) -> int:
+    """The im2col row: in_order bit planes of the longest phase's K vector."""
+    n = max(layer.taps_per_output())
+    return layer.in_order * ((n + WORD_BITS - 1) // WORD_BITS)
+
+
+def plan_firmware(model: Model, options: FirmwareOptions | None = None) -> FirmwarePlan:
+    """Arena layout: layer outputs alternate between two regions (a layer's input and
+    output never overlap), the im2col row after them. Sizes are exact for this layout."""
+    options = options or FirmwareOptions()
+    check_prefix(options.prefix)
+    order = 8
+    tensors = [plane_bytes(order, model.input_shape)]  # tensor i+1 is layer i's output
+    orders = []
+    for la in model.layers:
+        out_order = la.out_order if la.is_compute and la.output == "levels" else (0 if la.is_compute else order)
+        orders.append((order, out_order))
+        nbytes = 4 * int(np.prod(la.out_shape)) if out_order == 0 else plane_bytes(out_order, la.out_shape)
+        tensors.append(nbytes)
+        order = out_order
+    regions = (max(tensors[0::2]), max(tensors[1::2]))
+    offsets = [0 if i % 2 == 0 else regions[0] for i in range(len(tensors))]
+    scratch = max(4 * scratch_words(la) for la in model.layers if la.is_compute)
+    plans = []
+    for i, la in enumerate(model.layers):
+        plans.append(LayerPlan(
+            index=i, layer=la, in_order=orders[i][0], out_order=orders[i][1],
+            in_offset=offsets[i], out_offset=offsets[i + 1], in_bytes=tensors[i], out_bytes=tensors[i + 1],
+            scratch_bytes=4 * scratch_words(la) if la.is_compute else 0,
+            weight_words=pack_weights(la) if la.is_compute else None))
+    return FirmwarePlan(model=model, options=options, layers=plans, input_bytes=tensors[0],
+                        arena_size=sum(regions) + scratch, scratch_offset=sum(regions), regions=regions,
+                        hash=model.hash)
+
+
+def check_prefix(prefix: str) -> None:
+    if not re.fullmatch(r"[a-z][a-z0-9_]{0,30}", prefix):
+        raise HwbinError(f"--prefix: expected a C identifier in lower case (a-z, 0-9, _; at most 31 "
+                         f"characters, starting with a letter), found {prefix!r}")
+
+
+# --------------------------------------------------------------------------- rendering
+
+def c_array(values, per_line: int, fmt) -> str:
+    vals = [fmt(int(v)) for v in np.asarray(values).ravel()]
+    if not vals:
+        vals = ["0"]
+    return "\n".join("    " + ", ".join(vals[i:i + per_line]) + "," for i in range(0, len(vals), per_line))
+
+
+def fnv1a_scores(scores: np.ndarray) -> int:
+    """FNV-1a over each int32 score's 4 bytes, little-endian: the C harness computes the same."""
+    h = 0x811C9DC5
+    for b in np.asarray(scores, dtype="<i4").tobytes():
+        h = ((h ^ b) * 0x01000193) & 0xFFFFFFFF
+    return h
+
+
+def _env():
+    import jinja2
+
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(HERE / "templates")), keep_trailing_newline=True,
+                             trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined,
+                             autoescape=False)
+    env.filters["hexwords"] = lambda a: c_array(a, 8, lambda v: f"0x{v:08x}u")
+    env.filters["ints"] = lambda a: c_array(a, 12, str)
+    env.filters["bytes"] = lambda a: c_array(a, 16, str)
+    return env
+
+
+def render(plan: FirmwarePlan, vectors: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> dict[str, str]:
+    """File name -> text of every generated file (the runtime and board files are copied)."""
+    p = plan.options.prefix
+    ctx = dict(plan=plan, model=plan.model, p=p, P=p.upper(), version=__version__, hash=plan.hash,
+               header=f"Generated by hwbin {__version__} from model {plan.hash}. Do not edit.",
+               kinds=KIND_CODES, targets=TARGETS)
+    if vectors is not None:
+        x, classes, scores = vectors
+        ctx["vectors"] = dict(n=len(x), inputs=x.reshape(len(x), -1), classes=classes.reshape(len(x), -1),
+                              checksums=[fnv1a_scores(s) for s in scores])
+    else:
+        ctx["vectors"] = dict(n=0, inputs=np.zeros((1, 1), np.uint8), classes=np.zeros((1, 1), np.uint8),
+                              checksums=[0])
+    env = _env()
+    files = {
+        f"{p}_model.h": env.get_template("model.h.j2").render(ctx),
+        f"{p}_model.c": env.get_template("model.c.j2").render(ctx),
+        f"{p}_vectors.h": env.get_template("vectors.h.j2").render(ctx),
+        "main.c": env.get_template("main.c.j2").render(ctx),
+        "Makefile": env.get_template("Makefile.j2").render(ctx),
+        "hwbin.mk": env.get_template("hwbin.mk.j2").render(ctx),
+        "hwbin.cmake": env.get_template("hwbin.cmake.j2").render(ctx),
+    }
+    for name in RUNTIME_FILES:
+        files[name] = (HERE / "runtime" / name).read_text()
+    for name in BOARD_FILES:
+        files[name] = (HERE / name).read_text()
+    return files
+
+
+def golden_vectors(model: Model, x: np.ndarray):
+    """Test images with the golden model's classes and scores (the reference outputs)."""
+    from hwbin import golden
+
+    res = golden.run(model, x)
+    classes = res.pred.astype(np.uint8)
+    return x, classes, res.scores.astype(np.int64)
+
+
+def generate_firmware(model: Model, out_dir, options: FirmwareOptions | None = None,
+                      x_vectors: np.ndarray | None = None) -> FirmwarePlan:
+    """Write the firmware folder atomically (built in a temporary folder, then renamed)."""
+    plan = plan_firmware(model, options)
+    vectors = None
+    if x_vectors is not None and len(x_vectors):
+        if len(x_vectors) > MAX_VECTORS_IN_SOURCE:
+            raise HwbinError(f"--vectors: expected at most {MAX_VECTORS_IN_SOURCE}, found {len(x_vectors)}")
+        vectors = golden_vectors(model, x_vectors)
+    files = render(plan, vectors)
+    out_dir = Path(out_dir)
+    with staging_dir(out_dir) as tmp:
+        for name, text in files.items():
+            path = tmp / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+        atomic_write_json(tmp / "plan.json", plan_summary(plan))
+    return plan
+
+
+def plan_summary(plan: FirmwarePlan) -> dict:
+    return {
+        "hwbin": __version__, "model_hash": plan.hash, "prefix": plan.options.prefix,
+        "arena_bytes": plan.arena_size, "weight_bytes": plan.weight_bytes,
+        "layers": [{"name": lp.layer.name, "kind": lp.layer.kind, "weight_bytes": 0 if lp.weight_words is None
+                    else 4 * lp.weight_words.size, "ram_bytes": lp.ram_bytes} for lp in plan.layers],
+    }
