@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages (simulators, cross compilers, emulators) used by later stages.
+# Debian packages the back ends run: host and Cortex-M compilers, QEMU, cppcheck, valgrind.
+# Override the list with HWBIN_DEB_PACKAGES="..." (empty: install none).
 DEB_PACKAGES="${HWBIN_DEB_PACKAGES-gcc make gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm cppcheck valgrind}"
 missing=""
 for pkg in $DEB_PACKAGES; do

@@ -5,34 +5,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from hwbin import arith, golden, ir
 from hwbin.data import load_dataset
 from hwbin.export import compare_with_torch, export_model
-from hwbin.models import MODELS, BinaryNet, build_model
-from hwbin.train.schedule import Stage, apply_stage_masks
+from hwbin.models import MODELS, build_model
 
-
-def randomize(model, seed=0):
-    """Fully binarize and give batch norm and bases non-trivial values."""
-    g = torch.Generator().manual_seed(seed)
-    apply_stage_masks(model, Stage("all", 1, 1.0, 1.0))
-    with torch.no_grad():
-        for layer in model.binary_layers():
-            layer.weight.uniform_(-1, 1, generator=g)
-            if layer.bn is not None:
-                c = layer.out_channels
-                layer.bn.running_mean.copy_(torch.randn(c, generator=g) * 3)
-                layer.bn.running_var.copy_(torch.rand(c, generator=g) * 20 + 0.5)
-                layer.bn.weight.copy_(torch.randn(c, generator=g))
-                layer.bn.bias.copy_(torch.randn(c, generator=g))
-            if layer.bias is not None:
-                layer.bias.copy_(torch.randn(layer.out_channels, generator=g))
-        for q in model.activation_quantizers():
-            q.raw.add_(torch.randn(q.raw.shape, generator=g) * 0.3)
-    model.eval()
-    return model
+from .helpers import random_ir, random_models, randomize
 
 
 def reference_forward(m: ir.Model, x: np.ndarray) -> np.ndarray:
@@ -90,70 +69,11 @@ def test_zoo_golden_equals_reference_and_torch(name):
     assert min(cmp["activation_agreement"].values()) > 0.999
 
 
-def _random_spec(draw):
-    size = draw(st.integers(4, 9))
-    layers = []
-    h = size
-    for _ in range(draw(st.integers(1, 4))):
-        kind = draw(st.sampled_from(["conv", "conv", "deconv", "pool", "shuffle"]))
-        if kind == "conv":
-            k = draw(st.integers(1, 3))
-            s = draw(st.integers(1, 2))
-            p = draw(st.integers(0, k - 1))
-            if (h + 2 * p - k) // s + 1 < 1:
-                continue
-            g = draw(st.sampled_from([1, 2]))
-            layers.append({"kind": "conv", "out": 4 * draw(st.integers(1, 3)), "k": k, "s": s, "p": p, "g": g})
-            h = (h + 2 * p - k) // s + 1
-        elif kind == "deconv" and h <= 6:
-            s = draw(st.integers(1, 2))
-            k = draw(st.integers(s, 4))
-            p = draw(st.integers(0, k - 1))
-            op = draw(st.integers(0, s - 1))
-            oh = (h - 1) * s - 2 * p + k + op
-            if oh < 1:
-                continue
-            layers.append({"kind": "deconv", "out": 4 * draw(st.integers(1, 2)), "k": k, "s": s, "p": p,
-                           "op": op, "g": draw(st.sampled_from([1, 2]))})
-            h = oh
-        elif kind == "pool" and h >= 2 and layers:
-            layers.append({"kind": "pool", "k": 2})
-            h //= 2
-        elif kind == "shuffle" and layers and layers[-1]["kind"] in ("conv", "deconv"):
-            layers.append({"kind": "shuffle", "g": 2})
-    while layers and layers[0]["kind"] not in ("conv", "deconv"):
-        layers.pop(0)
-    if draw(st.booleans()) or not layers:
-        layers.append({"kind": "dense", "out": "classes"})
-        task = "classify"
-    else:
-        layers.append({"kind": "conv", "out": "classes", "k": 1, "s": 1, "p": 0, "g": 1})
-        task = "segment"
-    layers[0]["g"] = 1  # one input channel; other channel counts are multiples of 4
-    return size, layers, task
-
-
-@st.composite
-def random_models(draw):
-    size, spec, task = _random_spec(draw)
-    order = draw(st.integers(1, 3))
-    seed = draw(st.integers(0, 10_000))
-    return size, spec, task, order, seed
-
-
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(random_models())
 def test_random_models_golden_equals_torch_conv_reference(params):
-    size, spec, task, order, seed = params
-    torch.manual_seed(seed)
-    try:
-        model = BinaryNet(spec, (1, size, size), 3, order=order, task=task)
-    except Exception as e:  # an impossible random stack (groups vs channels) is skipped
-        from hwbin.errors import HwbinError
-        assert isinstance(e, HwbinError)
+    m, x = random_ir(params)
+    if m is None:
         return
-    randomize(model, seed)
-    m = ir.from_bytes(ir.to_bytes(export_model(model)))
-    x = np.random.default_rng(seed).integers(0, 256, (6, 1, size, size), dtype=np.uint8)
     res = golden.run(m, x)
     assert np.array_equal(res.scores, reference_forward(m, x))
