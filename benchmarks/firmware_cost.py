@@ -1,0 +1,142 @@
+"""Firmware cost of digits-cnn: the binary firmware against a float reference build of the
+same network, side by side in one run.
+
+  - instructions per inference on the host (valgrind callgrind, counted inside the inference
+    function only), binary (POPCNT and portable SWAR popcount) against float32;
+  - weight bytes, binary (packed bits) against float32;
+  - flash and RAM of the model library for cortex-m0plus, m3, m4 and m7 (arm-none-eabi-size).
+
+    .venv/bin/python benchmarks/firmware_cost.py                 # trains fp and srb (about 3 min)
+    .venv/bin/python benchmarks/firmware_cost.py --fp runs/fp/model.pt --srb runs/srb/model.pt
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.float_reference import float_c_source  # noqa: E402
+from hwbin.data import load_dataset  # noqa: E402
+from hwbin.export import export_model  # noqa: E402
+from hwbin.firmware import FirmwareOptions, generate_firmware, toolchain  # noqa: E402
+from hwbin.models import load_checkpoint  # noqa: E402
+from hwbin.util import atomic_write_json, format_table  # noqa: E402
+
+SEED_CLAIMS = "staged residual (seed 000, CPU) ~5x; HORQ order 2 ~30x; XNOR-Net 58x (speed-up over full precision)"
+
+FLOAT_MAIN = r"""
+#include <stdio.h>
+#include <stdint.h>
+void float_forward(const uint8_t *img, float *scores);
+static const uint8_t images[{n}][{size}] = {{ {images} }};
+int main(void) {{
+    float scores[{classes}];
+    unsigned i, c, best;
+    for (i = 0; i < {n}; i++) {{
+        float_forward(images[i], scores);
+        for (best = 0, c = 1; c < {classes}; c++) if (scores[c] > scores[best]) best = c;
+        printf("%u\n", best);
+    }}
+    return 0;
+}}
+"""
+
+
+def callgrind_ir(cmd: list[str], function: str, cwd) -> int:
+    """Instructions executed inside ``function`` (and what it calls)."""
+    out = Path(cwd) / "callgrind.out"
+    subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", f"--toggle-collect={function}",
+                    *cmd], cwd=cwd, check=True, capture_output=True)
+    text = out.read_text()
+    m = re.search(r"^summary:\s+(\d+)", text, re.M) or re.search(r"^totals:\s+(\d+)", text, re.M)
+    return int(m.group(1))
+
+
+def train_default(method: str, workdir: Path) -> Path:
+    from hwbin.train import TrainOptions, train
+
+    out = workdir / method
+    train(TrainOptions(model="digits-cnn", method=method), out, plot=False)
+    return out / "model.pt"
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--fp", help="checkpoint of the full-precision digits-cnn (trained if not given)")
+    p.add_argument("--srb", help="checkpoint of the srb digits-cnn (trained if not given)")
+    p.add_argument("--vectors", type=int, default=50)
+    p.add_argument("--out", default="benchmarks/out/firmware_cost.json")
+    args = p.parse_args()
+    data = load_dataset("digits")
+    x = data.x_test[:args.vectors]
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        fp_ckpt = Path(args.fp) if args.fp else train_default("fp", tmp / "runs")
+        srb_ckpt = Path(args.srb) if args.srb else train_default("srb", tmp / "runs")
+        srb, _ = load_checkpoint(srb_ckpt)
+        fp, _ = load_checkpoint(fp_ckpt)
+        irm = export_model(srb)
+
+        # binary firmware on the host: POPCNT and the portable SWAR kernel
+        fw = tmp / "fw"
+        plan = generate_firmware(irm, fw, FirmwareOptions(), x)
+        ir_bin = {}
+        for name, flags in (("popcnt", "-O2 -mpopcnt"), ("swar", "-O2")):
+            subprocess.run(["make", "-s", "-B", "-C", str(fw), "host", f"HOST_CFLAGS={flags}"], check=True,
+                           capture_output=True)
+            res = toolchain.run(fw, "host")
+            assert res.mismatches == 0, "binary firmware differs from the golden model"
+            ir_bin[name] = callgrind_ir([str(fw / "build" / "host" / "hwbin_test")], "hwbin_invoke", fw) / len(x)
+
+        # float reference of the fp model's real-valued weights
+        src, n_float_weights, classes = float_c_source(fp, data.in_shape)
+        (tmp / "float_model.c").write_text(src)
+        (tmp / "float_main.c").write_text(FLOAT_MAIN.format(
+            n=len(x), size=x[0].size, classes=classes, images=", ".join(
+                "{" + ", ".join(map(str, im.ravel())) + "}" for im in x)))
+        exe = tmp / "float_test"
+        subprocess.run(["gcc", "-std=c99", "-O2", "-o", str(exe), str(tmp / "float_main.c"),
+                        str(tmp / "float_model.c")], check=True)
+        pred_c = np.array(subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout.split(), int)
+        import torch
+        with torch.no_grad():
+            pred_t = fp(torch.from_numpy(x).float()).argmax(1).numpy()
+        float_agree = float((pred_c == pred_t).mean())
+        ir_float = callgrind_ir([str(exe)], "float_forward", tmp) / len(x)
+
+        # flash and RAM per Cortex-M
+        cortex = {}
+        for cpu in ("cortex-m0plus", "cortex-m3", "cortex-m4", "cortex-m7"):
+            toolchain.build(fw, cpu)
+            fpr = toolchain.footprint(plan, fw, cpu)
+            cortex[cpu] = {"flash": fpr["flash_bytes"], "ram": fpr["ram_bytes"],
+                           "runtime_text": fpr["runtime_object"]["text"]}
+
+    float_weight_bytes = 4 * n_float_weights
+    rows = [["instructions / inference (host, callgrind)", f"{ir_bin['popcnt']:.0f} (POPCNT), "
+             f"{ir_bin['swar']:.0f} (SWAR)", f"{ir_float:.0f}",
+             f"{ir_float / ir_bin['popcnt']:.1f}x, {ir_float / ir_bin['swar']:.1f}x"],
+            ["weight bytes", plan.weight_bytes, float_weight_bytes, f"{float_weight_bytes / plan.weight_bytes:.1f}x"]]
+    print(f"digits-cnn firmware, {len(x)} test images; float C = torch fp eval on {float_agree * 100:.1f}%\n")
+    print(format_table(["", "binary (srb)", "float32", "ratio"], rows))
+    print()
+    print(format_table(["target", "flash B", "RAM B", "runtime code B"],
+                       [[k, v["flash"], v["ram"], v["runtime_text"]] for k, v in cortex.items()]))
+    print(f"\nseed claims for comparison: {SEED_CLAIMS}")
+    atomic_write_json(args.out, {"instructions_binary_popcnt": ir_bin["popcnt"], "instructions_binary_swar": ir_bin["swar"],
+                                 "instructions_float": ir_float, "weight_bytes_binary": plan.weight_bytes,
+                                 "weight_bytes_float": float_weight_bytes, "float_torch_agreement": float_agree,
+                                 "cortex": cortex, "vectors": len(x)})
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
