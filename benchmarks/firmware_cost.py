@@ -6,7 +6,7 @@ same network, side by side in one run.
   - weight bytes, binary (packed bits) against float32;
   - flash and RAM of the model library for cortex-m0plus, m3, m4 and m7 (arm-none-eabi-size).
 
-    .venv/bin/python benchmarks/firmware_cost.py                 # trains fp and srb (about 3 min)
+    .venv/bin/python benchmarks/firmware_cost.py                 # trains fp and srb once (about 3 min)
     .venv/bin/python benchmarks/firmware_cost.py --fp runs/fp/model.pt --srb runs/srb/model.pt
 """
 from __future__ import annotations
@@ -60,10 +60,12 @@ def callgrind_ir(cmd: list[str], function: str, cwd) -> int:
 
 
 def train_default(method: str, workdir: Path) -> Path:
+    """digits-cnn trained with the defaults, kept in ``workdir`` for the next run."""
     from hwbin.train import TrainOptions, train
 
     out = workdir / method
-    train(TrainOptions(model="digits-cnn", method=method), out, plot=False)
+    if not (out / "model.pt").exists():
+        train(TrainOptions(model="digits-cnn", method=method), out, plot=False)
     return out / "model.pt"
 
 
@@ -71,6 +73,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--fp", help="checkpoint of the full-precision digits-cnn (trained if not given)")
     p.add_argument("--srb", help="checkpoint of the srb digits-cnn (trained if not given)")
+    p.add_argument("--runs", default="benchmarks/out/runs", help="where trained checkpoints are kept")
     p.add_argument("--vectors", type=int, default=50)
     p.add_argument("--out", default="benchmarks/out/firmware_cost.json")
     args = p.parse_args()
@@ -78,8 +81,8 @@ def main() -> int:
     x = data.x_test[:args.vectors]
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        fp_ckpt = Path(args.fp) if args.fp else train_default("fp", tmp / "runs")
-        srb_ckpt = Path(args.srb) if args.srb else train_default("srb", tmp / "runs")
+        fp_ckpt = Path(args.fp) if args.fp else train_default("fp", Path(args.runs))
+        srb_ckpt = Path(args.srb) if args.srb else train_default("srb", Path(args.runs))
         srb, _ = load_checkpoint(srb_ckpt)
         fp, _ = load_checkpoint(fp_ckpt)
         irm = export_model(srb)

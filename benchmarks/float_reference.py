@@ -52,8 +52,13 @@ static void maxpool(const float *in, int c, int h, int w, int k, float *out)
 
 
 def _floats(name: str, a) -> str:
-    vals = ", ".join(f"{float(v):.9g}f" for v in np.asarray(a, dtype=np.float32).ravel())
+    vals = ", ".join(_lit(v) for v in np.asarray(a, dtype=np.float32).ravel())
     return f"static const float {name}[{np.asarray(a).size}] = {{ {vals} }};\n"
+
+
+def _lit(v) -> str:
+    """A C float literal that round-trips float32."""
+    return f"{float(v):.9e}f"
 
 
 def _fold(layer) -> tuple[np.ndarray, np.ndarray]:
@@ -87,7 +92,7 @@ def float_c_source(model, in_shape) -> tuple[str, int, int]:
         q = m.input_quantizer
         if not isinstance(q, PixelInput):
             bound = float(q.bases().detach().sum())
-            body.append(f"    for (i = 0; i < {c * h * w}; i++) x[i] = clipf(x[i], {bound:.9g}f);\n")
+            body.append(f"    for (i = 0; i < {c * h * w}; i++) x[i] = clipf(x[i], {_lit(bound)});\n")
         wt = m.latent_weight_oihw().detach().numpy()
         n_weights += wt.size
         scale, shift = _fold(m)
@@ -101,7 +106,7 @@ def float_c_source(model, in_shape) -> tuple[str, int, int]:
             k, s, p = m.kernel_size[0], m.stride[0], m.padding[0]
             pad = float(q.pad_value())
             oh, ow = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
-        body.append(f"    conv(x, {c}, {h}, {w}, w{i}, {o}, {k}, {s}, {p}, {pad:.9g}f, s{i}, b{i}, y, {oh}, {ow});"
+        body.append(f"    conv(x, {c}, {h}, {w}, w{i}, {o}, {k}, {s}, {p}, {_lit(pad)}, s{i}, b{i}, y, {oh}, {ow});"
                     f" t = x; x = y; y = t;\n")
         c, h, w = o, oh, ow
     body.append(f"    for (i = 0; i < {c}; i++) scores[i] = x[i];\n")
