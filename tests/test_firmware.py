@@ -211,3 +211,24 @@ def test_cli_firmware_bad_arguments(tmp_path, args, needle):
     r = run_cli("firmware", f, "-o", out, "--vectors", "2", "--dataset", "digits", *args)
     assert r.returncode == 2 and needle in r.stderr and "Traceback" not in r.stderr, r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_cmake_snippet_and_make_fragment_build_a_user_firmware(tmp_path):
+    """The integration files, used as an embedded engineer would: include them from a build."""
+    m, data = zoo_ir("digits-tiny")
+    fw = tmp_path / "fw"
+    generate_firmware(m, fw, FirmwareOptions(), data.x_test[:1])
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "app.c").write_text('#include "hwbin_model.h"\nint main(void) { static const uint8_t img[HWBIN_INPUT_SIZE];\n'
+                               '  return hwbin_invoke(img, 0, 0, 0, 0) < 0; }\n')
+    (app / "CMakeLists.txt").write_text(f"cmake_minimum_required(VERSION 3.13)\nproject(app C)\n"
+                                        f"include({fw}/hwbin.cmake)\nadd_executable(app app.c)\n"
+                                        f"target_link_libraries(app hwbin_model)\n")
+    subprocess.run(["cmake", "-S", str(app), "-B", str(app / "build")], check=True, capture_output=True)
+    subprocess.run(["cmake", "--build", str(app / "build")], check=True, capture_output=True)
+    assert subprocess.run([str(app / "build" / "app")]).returncode == 0
+    (app / "Makefile").write_text(f"include {fw}/hwbin.mk\napp2: app.c $(HWBIN_HWBIN_SRCS)\n"
+                                  f"\tgcc -std=c99 -Wall -Werror $(HWBIN_HWBIN_CFLAGS) -o $@ $^\n")
+    subprocess.run(["make", "-C", str(app), "app2"], check=True, capture_output=True)
+    assert subprocess.run([str(app / "app2")]).returncode == 0
