@@ -7,7 +7,8 @@ and the model's hash.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -73,7 +74,10 @@ class FirmwarePlan:
     arena_size: int
     scratch_offset: int
     regions: tuple[int, int]
-    hash: str = field(default="")
+
+    @cached_property
+    def hash(self) -> str:
+        return self.model.hash
 
     @property
     def output_shape(self) -> tuple[int, int, int]:
@@ -123,7 +127,7 @@ def plan_firmware(model: Model, options: FirmwareOptions | None = None) -> Firmw
     tensors = [plane_bytes(order, model.input_shape)]  # tensor i+1 is layer i's output
     orders = []
     for la in model.layers:
-        out_order = la.out_order if la.is_compute and la.output == "levels" else (0 if la.is_compute else order)
+        out_order = output_order(la, order)
         orders.append((order, out_order))
         nbytes = 4 * int(np.prod(la.out_shape)) if out_order == 0 else plane_bytes(out_order, la.out_shape)
         tensors.append(nbytes)
@@ -139,8 +143,14 @@ def plan_firmware(model: Model, options: FirmwareOptions | None = None) -> Firmw
             scratch_bytes=4 * scratch_words(la) if la.is_compute else 0,
             weight_words=pack_weights(la) if la.is_compute else None))
     return FirmwarePlan(model=model, options=options, layers=plans, input_bytes=tensors[0],
-                        arena_size=sum(regions) + scratch, scratch_offset=sum(regions), regions=regions,
-                        hash=model.hash)
+                        arena_size=sum(regions) + scratch, scratch_offset=sum(regions), regions=regions)
+
+
+def output_order(layer: Layer, in_order: int) -> int:
+    """Order of a layer's output: its quantizer's, 0 for scores, the input's for pool/shuffle."""
+    if not layer.is_compute:
+        return in_order
+    return layer.out_order if layer.output == "levels" else 0
 
 
 def check_prefix(prefix: str) -> None:

@@ -8,6 +8,9 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
+from hwbin import golden
 from hwbin.errors import HwbinError
 from hwbin.util import atomic_write_json, atomic_write_text, format_table
 
@@ -91,6 +94,23 @@ def run(fw_dir, target: str, sanitize: bool = False, timeout: int = 600) -> RunR
     return RunResult(int(m.group(1)), int(m.group(2)), found, out)
 
 
+def first_divergence(m, x, found: dict) -> str:
+    """Where the firmware's scores first differ from the golden model's, in words."""
+    i = min(found)
+    status, scores = found[i]
+    ref = golden.run(m, x[i:i + 1]).scores[0]
+    got = np.asarray(scores, dtype=np.int64)
+    if got.size != ref.size:
+        return f"vector {i}: status {status}, {got.size} scores printed, expected {ref.size}"
+    diff = np.nonzero(got != ref.ravel())[0]
+    if not len(diff):
+        return f"vector {i}: scores equal the golden model's but the class or status differs (status {status})"
+    c, rest = divmod(int(diff[0]), ref[0].size)
+    where = f"class {c}" + (f", pixel ({rest // ref.shape[2]}, {rest % ref.shape[2]})" if ref.ndim == 3 else "")
+    return (f"vector {i}: last layer '{m.layers[-1].name}', {where}: expected score {int(ref.ravel()[diff[0]])}, "
+            f"found {int(got[diff[0]])} ({len(diff)} of {ref.size} scores differ)")
+
+
 def _prefix(fw_dir: Path) -> str:
     import json
 
@@ -120,12 +140,8 @@ def footprint(plan: FirmwarePlan, fw_dir, target: str) -> dict:
     fw_dir = Path(fw_dir)
     p = plan.options.prefix
     tools = ("size", "nm") if target == "host" else ("arm-none-eabi-size", "arm-none-eabi-nm")
+    make(fw_dir, f"lib-{target}")
     objdir = fw_dir / "build" / target
-    if target == "host":  # the host build links one program; compile the library objects alone
-        objdir.mkdir(parents=True, exist_ok=True)
-        for src in (f"{p}_model.c", "hwbin_rt.c"):
-            subprocess.run([require("gcc"), "-std=c99", "-O2", "-c", str(fw_dir / src), "-o",
-                            str(objdir / src.replace(".c", ".o"))], check=True)
     model_o, rt_o = objdir / f"{p}_model.o", objdir / "hwbin_rt.o"
     sym = symbol_sizes(tools[1], model_o)
     layers = []

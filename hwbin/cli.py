@@ -177,9 +177,10 @@ def cmd_golden(args) -> int:
 
 # --------------------------------------------------------------------------- firmware
 
-def _test_images(m, args, n: int):
-    """The first n test-set images of the model's data set (random images if it has none)."""
-    if n <= 0:
+def _test_images(m, args, n: int | None):
+    """The first n test-set images of the model's data set (all of them for None), or n random
+    images (64 for None) if the model names no data set."""
+    if n is not None and n <= 0:
         return np.zeros((0, *m.input_shape), np.uint8), "no"
     if args.dataset or m.source.get("dataset"):
         data = _dataset_for(m.source, args)
@@ -188,26 +189,7 @@ def _test_images(m, args, n: int):
                              f"the model expects {list(m.input_shape)}")
         return data.x_test[:n], f"{data.name} test-set"
     rng = np.random.default_rng(0)
-    return rng.integers(0, 256, (n, *m.input_shape), dtype=np.uint8), "random"
-
-
-def first_divergence(m, x, found: dict) -> str:
-    """Where the firmware's scores first differ from the golden model's, in words."""
-    from . import golden
-
-    i = min(found)
-    status, scores = found[i]
-    ref = golden.run(m, x[i:i + 1]).scores[0]
-    got = np.asarray(scores, dtype=np.int64)
-    if got.size != ref.size:
-        return f"vector {i}: status {status}, {got.size} scores printed, expected {ref.size}"
-    diff = np.nonzero(got != ref.ravel())[0]
-    if not len(diff):
-        return f"vector {i}: scores equal the golden model's but the class or status differs (status {status})"
-    c, rest = divmod(int(diff[0]), ref[0].size)
-    where = f"class {c}" + (f", pixel ({rest // ref.shape[2]}, {rest % ref.shape[2]})" if ref.ndim == 3 else "")
-    return (f"vector {i}: last layer '{m.layers[-1].name}', {where}: expected score {int(ref.ravel()[diff[0]])}, "
-            f"found {int(got[diff[0]])} ({len(diff)} of {ref.size} scores differ)")
+    return rng.integers(0, 256, (64 if n is None else n, *m.input_shape), dtype=np.uint8), "random"
 
 
 def cmd_firmware(args) -> int:
@@ -215,8 +197,7 @@ def cmd_firmware(args) -> int:
     from .firmware import FirmwareOptions, generate_firmware, toolchain
 
     m = ir.load(args.file)
-    n = args.vectors if args.vectors is not None else (100_000 if args.run else 16)
-    x, what = _test_images(m, args, n)
+    x, what = _test_images(m, args, args.vectors if args.vectors is not None else (None if args.run else 16))
     if args.vectors is not None and len(x) < args.vectors:
         print(f"note: {args.vectors} vectors asked for, the test set has {len(x)}")
     opts = FirmwareOptions(prefix=args.prefix, static_arena=not args.caller_arena)
@@ -240,7 +221,7 @@ def cmd_firmware(args) -> int:
         raise HwbinError(f"{where}: the firmware ran {res.vectors} vectors, expected {len(x)}")
     if res.mismatches:
         print(f"{where}: {res.mismatches} of {res.vectors} vectors differ from the golden model")
-        print("first divergence: " + first_divergence(m, x, res.found))
+        print("first divergence: " + toolchain.first_divergence(m, x, res.found))
         return 1
     print(f"{where}: {res.vectors}/{res.vectors} vectors bit-exact with the golden model (scores and classes)")
     return 0

@@ -72,9 +72,7 @@ def test_flipped_weight_bit_is_caught_with_first_divergence(tmp_path):
     toolchain.build(out, "host")
     res = toolchain.run(out, "host")
     assert res.mismatches == len(x)
-    from hwbin.cli import first_divergence
-
-    msg = first_divergence(m, x, res.found)
+    msg = toolchain.first_divergence(m, x, res.found)
     assert msg.startswith(f"vector {min(res.found)}: last layer") and "expected score" in msg
 
 

@@ -17,8 +17,6 @@ static inline uint32_t popcount32(uint32_t x)
 #endif
 }
 
-uint32_t hwbin_popcount32(uint32_t x) { return popcount32(x); }
-
 /* ---------------------------------------------------------------- bit strings */
 
 static uint32_t words_for(uint32_t bits) { return (bits + 31u) >> 5; }

@@ -71,7 +71,4 @@ typedef struct {
 int32_t hwbin_run(const hwbin_model_t *model, const uint8_t *input, int32_t *scores,
                   uint8_t *classes, void *arena, uint32_t arena_bytes);
 
-/* Number of set bits of one word, per target (see hwbin_rt.c). Exposed for tests. */
-uint32_t hwbin_popcount32(uint32_t x);
-
 #endif /* HWBIN_RT_H */
