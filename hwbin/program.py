@@ -1,0 +1,453 @@
+"""The array program: how an IR runs on an R x C x L XNOR-popcount array, and on which cycle.
+
+The gateware in ``rtl/`` is generic; everything that depends on the model is a table this
+module compiles from the IR (weight ROM, gather ROM, tile table, threshold ROM, score
+constants), using the golden model's own ``gather_plan`` and ``stride_phases`` so no back end
+re-derives the packing. The cycle model replays the sequencer's rules on the same tables,
+which is how the golden model knows the cycle of every output beat (``docs/hardware.md``).
+
+The schedule, in one paragraph: the image streams into the input memory (one channel per
+beat). Then the sequencer walks the tile table. A compute tile is R output channels by C
+output positions of one layer; it issues T taps x J lane chunks x K input planes steps, one per
+cycle, each a C-wide read of the activation memories and an R-wide weight word. A tile's
+accumulators are captured ``COMPUTE_LATENCY`` cycles after its last step and drained one
+column per cycle (thresholds -> levels -> memory); the last step of a tile waits until the
+drain of the previous tile is done. Max pooling and channel shuffle are passes: one read per
+cycle, one write per output position. The first tile of every layer waits until the previous
+layer's writes are done. Then the output unit streams, per output position, one score per class
+and then the class, one beat per cycle.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import arith
+from .errors import HwbinError
+from .golden import gather_plan
+from .ir import Layer, Model
+
+#: Cycles from a compute step's issue to the capture of its tile's accumulators.
+COMPUTE_LATENCY = 5
+#: Cycles from a pass step's issue to its memory write.
+PASS_LATENCY = 2
+#: Cycles from an output request to its beat being valid.
+OUTPUT_LATENCY = 3
+#: Bits of an output beat (a signed score or a class index).
+OUT_BITS = 32
+#: Largest mantissa of a plane base b = m * 2^e (the PE multiplies a popcount by m, shifts by e).
+MAX_BASE_MANTISSA = 15
+MAX_BASE_SHIFT = 7
+
+KIND_COMPUTE, KIND_PASS, KIND_END = 0, 1, 2
+PASS_POOL, PASS_SHUFFLE = 0, 1
+
+
+class ConfigError(HwbinError):
+    """A model that an array configuration cannot run, found before any Verilog is written."""
+
+
+@dataclass(frozen=True)
+class ArrayConfig:
+    rows: int = 8        # R: output channels computed at once
+    cols: int = 8        # C: output positions computed at once
+    lanes: int = 32      # L: bits of one XNOR-popcount per PE per cycle
+    clock_mhz: float = 100.0
+
+    def check(self) -> None:
+        for name, lo, hi in (("rows", 1, 256), ("cols", 1, 256), ("lanes", 1, 512)):
+            v = getattr(self, name)
+            if not isinstance(v, int) or not lo <= v <= hi:
+                raise ConfigError(f"array config: --{name} must be an integer in [{lo}, {hi}], found {v!r}")
+        if not self.clock_mhz > 0:
+            raise ConfigError(f"array config: --clock-mhz must be positive, found {self.clock_mhz}")
+
+    def label(self) -> str:
+        return f"{self.rows}x{self.cols}x{self.lanes}"
+
+
+@dataclass
+class Op:
+    """One layer as the sequencer sees it (compute, pool or shuffle), with its constants."""
+    index: int
+    layer: Layer
+    kind: str                 # "compute", "pool", "shuffle"
+    src_input: bool = False   # reads the input memory rather than an activation region
+    src_base: int = 0
+    dst_base: int = 0         # region base (levels) or 0 (scores)
+    is_score: bool = False
+    # compute constants
+    J: int = 0
+    K: int = 0
+    cin_g: int = 0
+    bases_m: tuple = ()
+    bases_e: tuple = ()
+    k_out: int = 0
+    rows_per_tile: int = 0
+    # pass constants
+    npos: int = 0
+    window: int = 0
+    perm: tuple = ()
+    shuffle_id: int = 0
+    tiles: list = field(default_factory=list)
+
+
+@dataclass
+class Program:
+    model: Model
+    cfg: ArrayConfig
+    ops: list[Op]
+    tiles: list[dict]
+    weights: list[int]        # R*L-bit words; row r lanes at bits r*L .. r*L+L-1
+    gather: list[list[tuple[int, int]]]   # words of C (address, flag) pairs
+    thresholds: list[list[tuple[list[int], int]]]  # words of R (thresholds, negate) rows
+    score_mul: list[int]
+    score_add: list[int]
+    # geometry
+    in_channels: int
+    in_positions: int
+    in_width: int             # bits of an input memory word: 8 planes x channels
+    cpad: int                 # channels of an activation word (per plane)
+    kmax: int                 # planes of an activation word
+    region_depth: int         # positions per region (two regions: ping and pong)
+    gran: int                 # write granularity of the activation memory (channels)
+    out_positions: int
+    num_classes: int
+    score_rows: int           # RT: row tiles of the last layer
+    s_bits: int               # unsigned weighted-popcount accumulator
+    acc_bits: int             # signed accumulator after the fix-up
+    thr_bits: int
+    nthr: int
+
+    @property
+    def region_width(self) -> int:
+        return self.kmax * self.cpad
+
+    @property
+    def addr_bits(self) -> int:
+        return max(1, (max(2 * self.region_depth, self.in_positions,
+                           self.out_positions * self.score_rows) - 1).bit_length())
+
+    @property
+    def out_beats(self) -> int:
+        return self.out_positions * (self.num_classes + 1)
+
+    def memory_bits(self) -> dict:
+        c = self.cfg.cols
+        return {"weight_rom": len(self.weights) * self.cfg.rows * self.cfg.lanes,
+                "input_buffer": c * self.in_positions * self.in_width,
+                "activation_buffers": c * 2 * self.region_depth * self.region_width,
+                "score_buffer": self.out_positions * self.score_rows * self.cfg.rows * self.acc_bits}
+
+
+# --------------------------------------------------------------------------- compile
+
+def split_base(b: int, where: str) -> tuple[int, int]:
+    """b = m * 2^e with m <= MAX_BASE_MANTISSA: the PE's shift-and-multiply by a base."""
+    e = 0
+    while b % 2 == 0 and b > MAX_BASE_MANTISSA and e < MAX_BASE_SHIFT:
+        b //= 2
+        e += 1
+    if b > MAX_BASE_MANTISSA:
+        raise ConfigError(f"{where}: base {b << e} is not m * 2^e with m <= {MAX_BASE_MANTISSA}; "
+                          f"retrain with --max-base {MAX_BASE_MANTISSA} or less")
+    return b, e
+
+
+def _ops(model: Model, cfg: ArrayConfig) -> list[Op]:
+    ops = []
+    shuffles = 0
+    for i, layer in enumerate(model.layers):
+        kind = {"maxpool": "pool", "shuffle": "shuffle"}.get(layer.kind, "compute")
+        op = Op(i, layer, kind)
+        if kind == "compute":
+            g = 1 if layer.kind == "dense" else layer.groups
+            op.cin_g = layer.in_shape[0] // g
+            op.J = math.ceil(op.cin_g / cfg.lanes)
+            op.K = layer.in_order
+            splits = [split_base(b, f"layer '{layer.name}' field 'in_bases'") for b in layer.in_bases]
+            op.bases_m = tuple(m for m, _ in splits)
+            op.bases_e = tuple(e for _, e in splits)
+            op.is_score = layer.output == "scores"
+            op.k_out = 0 if op.is_score else layer.out_order
+            op.rows_per_tile = min(cfg.rows, layer.out_shape[0] // g)
+            if op.is_score and g != 1:
+                raise ConfigError(f"layer '{layer.name}': the last layer must not be grouped "
+                                  f"(groups {g}); the output unit reads whole rows of classes")
+        elif kind == "pool":
+            op.npos = layer.out_shape[1] * layer.out_shape[2]
+            op.window = layer.kernel[0] * layer.kernel[1]
+        else:
+            op.npos = layer.in_shape[1] * layer.in_shape[2]
+            op.window = 1
+            op.perm = tuple(int(p) for p in layer.arrays["perm"])
+            op.shuffle_id = shuffles
+            shuffles += 1
+        ops.append(op)
+    return ops
+
+
+def compile_program(model: Model, cfg: ArrayConfig | None = None) -> Program:
+    """Compile an IR into the tables the gateware runs; ConfigError if it cannot run."""
+    cfg = cfg or ArrayConfig()
+    cfg.check()
+    R, C, L = cfg.rows, cfg.cols, cfg.lanes
+    ops = _ops(model, cfg)
+    # Geometry of the memories.
+    cin, h0, w0 = model.input_shape
+    mids = [op.layer.out_shape for op in ops[:-1]]        # activations held in the regions
+    levels_ops = [op for op in ops if op.kind == "compute" and not op.is_score]
+    gran = R
+    for op in levels_ops:
+        gran = math.gcd(gran, op.layer.out_shape[0] // (1 if op.layer.kind == "dense" else op.layer.groups))
+    cmax = max([s[0] for s in mids], default=1)
+    cpad = math.ceil(cmax / gran) * gran
+    kmax = max([op.k_out for op in levels_ops], default=1)
+    region_depth = max([s[1] * s[2] for s in mids], default=1)
+    last = ops[-1].layer
+    out_positions = last.out_shape[1] * last.out_shape[2]
+    num_classes = last.out_shape[0]
+    score_rows = math.ceil(num_classes / R)
+    # Sources and destinations: input memory, then regions 0 and 1 alternately.
+    region = 0
+    for i, op in enumerate(ops):
+        op.src_input = i == 0
+        op.src_base = 0 if i == 0 else (1 - region) * region_depth
+        op.dst_base = region * region_depth
+        region = 1 - region
+    prog = Program(model, cfg, ops, [], [], [], [], [], [], in_channels=cin, in_positions=h0 * w0,
+                   in_width=8 * cin, cpad=cpad, kmax=kmax, region_depth=region_depth, gran=gran,
+                   out_positions=out_positions, num_classes=num_classes, score_rows=score_rows,
+                   s_bits=1, acc_bits=2, thr_bits=2, nthr=1)
+    bound_max = 1
+    for op in ops:
+        if op.kind == "compute":
+            bound_max = max(bound_max, _compile_compute(prog, op))
+        else:
+            _compile_pass(prog, op)
+    prog.tiles.append({"kind": KIND_END, "layer": len(ops), "wait": 1})
+    prog.s_bits = max(1, bound_max.bit_length())
+    prog.acc_bits = arith.signed_width(bound_max)
+    prog.thr_bits = arith.signed_width(bound_max + 1)
+    _compile_thresholds(prog, bound_max)
+    if last.output == "scores":
+        prog.score_mul = [int(v) for v in last.arrays["score_mul"]]
+        prog.score_add = [int(v) for v in last.arrays["score_add"]]
+    return prog
+
+
+def bits_to_int(bits) -> int:
+    """Bit i of the result is ``bits[i]``: the contract's packing order, as one integer."""
+    return int.from_bytes(np.packbits(np.asarray(bits, np.uint8), bitorder="little").tobytes(), "little")
+
+
+def _weight_block(op: Op, phase, g: int, rt: int, R: int, L: int) -> list[int]:
+    """T x J weight words of one (phase, group, row tile): word t*J + j, row r, lane l."""
+    layer = op.layer
+    cout = layer.out_shape[0]
+    groups = 1 if layer.kind == "dense" else layer.groups
+    og = cout // groups
+    w = layer.arrays["weight"]
+    if layer.kind == "dense":
+        w = w.reshape(cout, layer.in_shape[0], -1)         # taps are input positions
+        taps = [w[:, :, t] for t in range(w.shape[2])]
+    else:
+        taps = [w[:, :, ky, kx] for ky, kx in phase.taps]   # (cout, cin_g) per tap
+    words = []
+    for tap in taps:
+        for j in range(op.J):
+            word = 0
+            for r in range(R):
+                o_in = rt * R + r
+                if o_in >= og:
+                    continue
+                lanes = tap[g * og + o_in, j * L:min((j + 1) * L, op.cin_g)]
+                word |= bits_to_int(lanes) << (r * L)
+            words.append(word)
+    return words
+
+
+def _compile_compute(prog: Program, op: Op) -> int:
+    """Tiles, weight words and gather words of one compute layer; returns its |acc| bound."""
+    cfg = prog.cfg
+    R, C, L = cfg.rows, cfg.cols, cfg.lanes
+    layer = op.layer
+    groups = 1 if layer.kind == "dense" else layer.groups
+    og = layer.out_shape[0] // groups
+    rts = math.ceil(og / R)
+    _, h, w = layer.in_shape
+    bsum = sum(layer.in_bases)
+    bound = 0
+    first = True
+    for phase in gather_plan(layer):
+        T = len(phase.taps)
+        n = T * op.cin_g
+        bound = max(bound, bsum * n)
+        wblocks = {}
+        for g in range(groups):
+            for rt in range(rts):
+                wblocks[g, rt] = len(prog.weights)
+                prog.weights.extend(_weight_block(op, phase, g, rt, R, L))
+        for c0 in range(0, len(phase.out_pos), C):
+            cols = phase.out_pos[c0:c0 + C]
+            gbase = len(prog.gather)
+            for t in range(T):
+                word = []
+                for c in range(C):
+                    if c < len(cols):
+                        pos = int(phase.in_pos[c0 + c, t])
+                        pad = pos == h * w
+                        word.append((0 if pad else op.src_base + pos, int(pad)))
+                    else:
+                        word.append((0, 1))
+                prog.gather.append(word)
+            # the out word: destination address per column (levels) or position (scores)
+            prog.gather.append([(int(cols[c]) if c < len(cols) else 0, 0) for c in range(C)])
+            for g in range(groups):
+                for rt in range(rts):
+                    o0 = g * og + rt * R
+                    tile = {"kind": KIND_COMPUTE, "layer": op.index, "wait": int(first), "T": T,
+                            "gbase": gbase, "wbase": wblocks[g, rt], "cbase": g * op.cin_g,
+                            "o0": o0, "rt": rt, "thr": 0, "nfix": bsum * n, "nvalid": len(cols),
+                            "wen": _write_enables(prog, op, o0)}
+                    first = False
+                    op.tiles.append(len(prog.tiles))
+                    prog.tiles.append(tile)
+    return bound
+
+
+def _write_enables(prog: Program, op: Op, o0: int) -> int:
+    """Which granules of an activation word a tile writes: its rows in each of its planes."""
+    if op.is_score:
+        return 0
+    per_plane = prog.cpad // prog.gran
+    mask = 0
+    for p in range(op.k_out):
+        for f in range(o0 // prog.gran, (o0 + op.rows_per_tile) // prog.gran):
+            mask |= 1 << (p * per_plane + f)
+    return mask
+
+
+def _compile_pass(prog: Program, op: Op) -> None:
+    layer = op.layer
+    _, h, w = layer.in_shape
+    gbase = len(prog.gather)
+    C = prog.cfg.cols
+    if op.kind == "pool":
+        kh, kw = layer.kernel
+        sh, sw = layer.stride
+        _, oh, ow = layer.out_shape
+        for oy in range(oh):
+            for ox in range(ow):
+                for dy in range(kh):
+                    for dx in range(kw):
+                        pos = (oy * sh + dy) * w + ox * sw + dx
+                        prog.gather.append([(op.src_base + pos, 0)] + [(0, 1)] * (C - 1))
+    else:
+        for pos in range(h * w):
+            prog.gather.append([(op.src_base + pos, 0)] + [(0, 1)] * (C - 1))
+    op.tiles.append(len(prog.tiles))
+    prog.tiles.append({"kind": KIND_PASS, "layer": op.index, "wait": 1, "gbase": gbase})
+
+
+def _compile_thresholds(prog: Program, bound: int) -> None:
+    """One word per (levels layer, tile row block): R rows of thresholds and a negate bit."""
+    R = prog.cfg.rows
+    nthr = max([2 ** op.k_out - 1 for op in prog.ops if op.kind == "compute" and not op.is_score], default=1)
+    prog.nthr = nthr
+    never = bound + 1
+    for op in prog.ops:
+        if op.kind != "compute" or op.is_score:
+            continue
+        thr = np.clip(op.layer.arrays["thresholds"].astype(np.int64), -never, never)
+        neg = op.layer.arrays["directions"] < 0
+        cout = op.layer.out_shape[0]
+        index = {}
+        for ti in op.tiles:
+            tile = prog.tiles[ti]
+            o0 = tile["o0"]
+            if o0 not in index:
+                index[o0] = len(prog.thresholds)
+                rows = []
+                for r in range(R):
+                    o = o0 + r
+                    if r < op.rows_per_tile and o < cout:
+                        t = [int(v) for v in thr[o]] + [never] * (nthr - thr.shape[1])
+                        rows.append((t, int(neg[o])))
+                    else:
+                        rows.append(([never] * nthr, 0))
+                prog.thresholds.append(rows)
+            tile["thr"] = index[o0]
+    if not prog.thresholds:
+        prog.thresholds.append([([0] * nthr, 0)] * R)
+
+
+# --------------------------------------------------------------------------- cycle model
+
+@dataclass
+class CycleReport:
+    """Cycle of every output beat (cycle 0 = the first input beat), and per-layer spans."""
+    beat_cycles: np.ndarray
+    load_cycles: int
+    layer_spans: list[tuple[int, int]]   # (first issue, last write) per op
+    total: int                            # cycles from the first input beat to the last beat, inclusive
+
+
+def cycle_model(prog: Program) -> CycleReport:
+    """Replay the sequencer's rules (see the module docstring) with no backpressure."""
+    load = prog.in_positions * prog.in_channels
+    cyc = load                 # the sequencer's first cycle
+    drain_free = 0             # first cycle the last step of a tile may issue
+    flush_free = 0             # first cycle a layer-opening step may issue
+    spans = []
+    for op in prog.ops:
+        start = None
+        for ti in op.tiles:
+            tile = prog.tiles[ti]
+            if tile["wait"]:
+                cyc = max(cyc, flush_free)
+            start = cyc if start is None else start
+            if op.kind == "compute":
+                last = max(cyc + tile["T"] * op.J * op.K - 1, drain_free)
+                drain_free = last + tile["nvalid"]
+                flush_free = last + COMPUTE_LATENCY + tile["nvalid"]
+            else:
+                last = cyc + op.npos * op.window - 1
+                flush_free = last + PASS_LATENCY
+            cyc = last + 1
+        spans.append((start, flush_free))
+    first_request = max(cyc, flush_free) + 1
+    beats = first_request + OUTPUT_LATENCY + np.arange(prog.out_beats)
+    return CycleReport(beats, load, spans, int(beats[-1]) + 1)
+
+
+def layer_report(prog: Program, cycles: CycleReport | None = None) -> dict:
+    """Per layer: tiles, cycles, ideal cycles at full PE use, utilization; and totals."""
+    cycles = cycles or cycle_model(prog)
+    cfg = prog.cfg
+    peak = cfg.rows * cfg.cols * cfg.lanes
+    layers = []
+    for op, (a, b) in zip(prog.ops, cycles.layer_spans):
+        macs = op.layer.binary_macs()
+        ideal = macs / peak
+        n = b - a
+        layers.append({"name": op.layer.name, "kind": op.layer.kind, "tiles": len(op.tiles) if op.kind == "compute" else 0,
+                       "cycles": n, "ideal_cycles": round(ideal, 1), "binary_macs": macs,
+                       "utilization": round(ideal / n, 4) if macs else None})
+    total = cycles.total
+    macs = sum(op.layer.binary_macs() for op in prog.ops)
+    return {
+        "config": {"rows": cfg.rows, "cols": cfg.cols, "lanes": cfg.lanes, "clock_mhz": cfg.clock_mhz},
+        "layers": layers,
+        "load_cycles": cycles.load_cycles,
+        "output_beats": prog.out_beats,
+        "latency_cycles": total,
+        "images_per_s": round(cfg.clock_mhz * 1e6 / total, 1),
+        "binary_macs": macs,
+        "utilization": round(macs / peak / total, 4),
+        "memory_bits": prog.memory_bits(),
+        "widths": {"popcount_sum": prog.s_bits, "accumulator": prog.acc_bits, "threshold": prog.thr_bits,
+                   "score": OUT_BITS},
+    }

@@ -1,0 +1,61 @@
+"""The R x C array of XNOR-popcount processing elements.
+
+Each cycle every PE (r, c) takes column c's L-bit activation slice and row r's L-bit weight
+slice, counts their disagreements (popcount of XOR: the contract's dot product is
+n - 2 * disagreements), and adds ``m * 2^e`` times that count to its sum S, the plane's base.
+Two register stages (popcount, then accumulate) keep the adder tree off the memory path.
+S is unsigned; the drain turns it into an accumulator: acc = sum(b) * n - 2 * S.
+"""
+from __future__ import annotations
+
+from amaranth.hdl import Module, Mux, Signal, unsigned
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+
+def popcount(m: Module, v, name: str):
+    """A balanced adder tree over the bits of ``v`` (Amaranth has no popcount operator)."""
+    terms = [v[i] for i in range(len(v))]
+    while len(terms) > 1:
+        terms = [terms[i] + terms[i + 1] if i + 1 < len(terms) else terms[i] for i in range(0, len(terms), 2)]
+    out = Signal(range(len(v) + 1), name=name)
+    m.d.comb += out.eq(terms[0] if terms else 0)
+    return out
+
+
+class PEArray(wiring.Component):
+    """``valid``/``first`` qualify one step; ``acts`` is C slices, ``weights`` R slices.
+
+    ``sums[r*C + c]`` is PE (r, c)'s S, two cycles after its last step entered."""
+
+    def __init__(self, rows: int, cols: int, lanes: int, s_bits: int):
+        self.rows, self.cols, self.lanes = rows, cols, lanes
+        super().__init__({
+            "valid": In(1), "first": In(1),
+            "mant": In(4), "shift": In(3),
+            "acts": In(unsigned(cols * lanes)), "weights": In(unsigned(rows * lanes)),
+            "sums": Out(unsigned(rows * cols * s_bits)),
+        })
+        self.s_bits = s_bits
+
+    def elaborate(self, platform):
+        m = Module()
+        R, C, L = self.rows, self.cols, self.lanes
+        v1, first1 = Signal(), Signal()
+        mant1, shift1 = Signal(4), Signal(3)
+        m.d.sync += [v1.eq(self.valid), first1.eq(self.first), mant1.eq(self.mant), shift1.eq(self.shift)]
+        sums = []
+        for r in range(R):
+            w = self.weights[r * L:(r + 1) * L]
+            for c in range(C):
+                a = self.acts[c * L:(c + 1) * L]
+                pop = popcount(m, a ^ w, f"pop_{r}_{c}")
+                pop1 = Signal.like(pop, name=f"pop1_{r}_{c}")
+                m.d.sync += pop1.eq(pop)
+                s = Signal(self.s_bits, name=f"s_{r}_{c}")
+                with m.If(v1):
+                    m.d.sync += s.eq(Mux(first1, 0, s) + ((pop1 * mant1) << shift1))
+                sums.append(s)
+        for i, s in enumerate(sums):
+            m.d.comb += self.sums[i * self.s_bits:(i + 1) * self.s_bits].eq(s)
+        return m

@@ -1,0 +1,386 @@
+"""The top level: input loader, sequencer, memories, PE array, drain, passes, output unit.
+
+Everything model-specific arrives as tables from ``hwbin.program.Program``; the timing
+below is what ``program.cycle_model`` replays, stage by stage (s = the cycle a step issues):
+
+    compute   s: tile/gather/weight ROM addresses   s+1: activation memory addresses
+              s+2: slice, lane mask, pad             s+3: XOR + popcount   s+4: S += m*pop << e
+              s+5: capture S of a tile's last step   s+6 ..: drain, one column per cycle
+    pass      s: gather ROM   s+1: memory address   s+2: max / permute, write
+    output    request: score address   +1: select, multiply   +2: add   +3: beat valid
+
+Ports: ``i_pixel`` (uint8 stream, position-major, channel fastest), ``o_result`` (signed
+32-bit stream: per output position, one score per class and then the class), ``busy``,
+``done`` (one-cycle pulse after the last beat) and ``cycles`` (first input beat to last beat).
+"""
+from __future__ import annotations
+
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from hwbin import program as pg
+
+from .array import PEArray
+
+
+def _width(values) -> int:
+    return max([1] + [int(v).bit_length() for v in values])
+
+
+def _layout(rows: list[dict], names: list[str]) -> data.StructLayout:
+    return data.StructLayout({n: unsigned(_width(r.get(n, 0) for r in rows)) for n in names})
+
+
+def _pack(layout: data.StructLayout, row: dict) -> int:
+    word = 0
+    for name, fld in layout:
+        v = int(row.get(name, 0))
+        word |= (v & ((1 << fld.width) - 1)) << fld.offset
+    return word
+
+
+def _table(values, index, width=None):
+    """A constant per-layer lookup: ``values[index]`` as a mux (the tables are tiny)."""
+    width = width or _width(values)
+    return Array([Const(int(v), width) for v in values])[index]
+
+
+def _delay(m: Module, sig, n: int, name: str):
+    for i in range(n):
+        nxt = Signal.like(sig, name=f"{name}_d{i + 1}")
+        m.d.sync += nxt.eq(sig)
+        sig = nxt
+    return sig
+
+
+TILE_FIELDS = ["kind", "layer", "wait", "T", "gbase", "wbase", "cbase", "o0", "rt", "thr", "nfix", "nvalid", "wen"]
+
+
+class Top(wiring.Component):
+    def __init__(self, prog: pg.Program):
+        self.prog = prog
+        super().__init__({
+            "i_pixel": In(stream.Signature(8)),
+            "o_result": Out(stream.Signature(signed(pg.OUT_BITS))),
+            "busy": Out(1), "done": Out(1), "cycles": Out(32),
+        })
+
+    # ------------------------------------------------------------------ memories
+    def _memories(self, m: Module):
+        p = self.prog
+        cfg = p.cfg
+        R, C, L = cfg.rows, cfg.cols, cfg.lanes
+        self.tile_layout = _layout(p.tiles, TILE_FIELDS)
+        m.submodules.tile_rom = tile_rom = memory.Memory(
+            shape=unsigned(self.tile_layout.size), depth=len(p.tiles),
+            init=[_pack(self.tile_layout, t) for t in p.tiles])
+        ab = p.addr_bits
+        self.gw = ab + 1
+        gwords = [sum(((a | (f << ab)) << (c * self.gw)) for c, (a, f) in enumerate(word)) for word in p.gather]
+        m.submodules.gather_rom = gather_rom = memory.Memory(shape=unsigned(C * self.gw), depth=len(gwords), init=gwords)
+        m.submodules.weight_rom = weight_rom = memory.Memory(shape=unsigned(R * L), depth=max(1, len(p.weights)),
+                                                             init=p.weights or [0])
+        tb = p.thr_bits
+        self.rw = p.nthr * tb + 1
+        twords = []
+        for rows in p.thresholds:
+            word = 0
+            for r, (thr, neg) in enumerate(rows):
+                row = sum((t & ((1 << tb) - 1)) << (j * tb) for j, t in enumerate(thr)) | (neg << (p.nthr * tb))
+                word |= row << (r * self.rw)
+            twords.append(word)
+        m.submodules.thr_rom = thr_rom = memory.Memory(shape=unsigned(R * self.rw), depth=len(twords), init=twords)
+        self.in_mems, self.act_mems = [], []
+        for c in range(C):
+            im = memory.Memory(shape=unsigned(p.in_width), depth=p.in_positions, init=[])
+            am = memory.Memory(shape=unsigned(p.region_width), depth=2 * p.region_depth, init=[])
+            m.submodules[f"in_mem{c}"] = im
+            m.submodules[f"act_mem{c}"] = am
+            self.in_mems.append(im)
+            self.act_mems.append(am)
+        m.submodules.score_mem = score_mem = memory.Memory(
+            shape=unsigned(R * p.acc_bits), depth=p.out_positions * p.score_rows, init=[])
+        return tile_rom, gather_rom, weight_rom, thr_rom, score_mem
+
+    # ------------------------------------------------------------------ elaborate
+    def elaborate(self, platform):
+        m = Module()
+        p = self.prog
+        cfg = p.cfg
+        R, C, L = cfg.rows, cfg.cols, cfg.lanes
+        ops = p.ops
+        tile_rom, gather_rom, weight_rom, thr_rom, score_mem = self._memories(m)
+        tile_rp = tile_rom.read_port()
+        tile_rp2 = tile_rom.read_port()
+        gather_rp = gather_rom.read_port()
+        gather_rp2 = gather_rom.read_port()
+        weight_rp = weight_rom.read_port()
+        thr_rp = thr_rom.read_port()
+        in_wps = [mem.write_port() for mem in self.in_mems]
+        in_rps = [mem.read_port() for mem in self.in_mems]
+        act_wps = [mem.write_port(granularity=p.gran) for mem in self.act_mems]
+        act_rps = [mem.read_port() for mem in self.act_mems]
+        score_wp = score_mem.write_port()
+        score_rp = score_mem.read_port()
+        tile = data.View(self.tile_layout, tile_rp.data)
+
+        # ---------------------------------------------------------- state, loader, counter
+        state = Signal(2)          # 0 idle, 1 load, 2 run, 3 output
+        IDLE, LOAD, RUN, OUT = 0, 1, 2, 3
+        m.d.comb += self.busy.eq(state != IDLE)
+        cyc = Signal(32)
+        done = Signal()
+        m.d.sync += done.eq(0)
+        m.d.comb += self.done.eq(done)
+        with m.If(state != IDLE):
+            m.d.sync += cyc.eq(cyc + 1)
+
+        pix = self.i_pixel
+        loading = (state == IDLE) | (state == LOAD)
+        m.d.comb += pix.ready.eq(loading)
+        cin = p.in_channels
+        ch = Signal(range(max(2, cin)))
+        pos = Signal(range(max(2, p.in_positions)))
+        staging = Signal(p.in_width)
+        planes_of_pixel = Signal(p.in_width)
+        # bit (plane * cin + ch) of the input word = bit (7 - plane) of channel ch's pixel
+        m.d.comb += planes_of_pixel.eq(staging)
+        for pl in range(8):
+            for c in range(cin):
+                with m.If(ch == c):
+                    m.d.comb += planes_of_pixel[pl * cin + c].eq(pix.payload[7 - pl])
+        for wp in in_wps:
+            m.d.comb += [wp.addr.eq(pos), wp.data.eq(planes_of_pixel),
+                         wp.en.eq(pix.valid & loading & (ch == cin - 1))]
+        with m.If(pix.valid & loading):
+            m.d.sync += staging.eq(planes_of_pixel)
+            with m.If(state == IDLE):
+                m.d.sync += [state.eq(LOAD), cyc.eq(1)]
+            with m.If(ch == cin - 1):
+                m.d.sync += [ch.eq(0), pos.eq(pos + 1)]
+                with m.If(pos == p.in_positions - 1):
+                    m.d.sync += [state.eq(RUN), pos.eq(0)]
+            with m.Else():
+                m.d.sync += ch.eq(ch + 1)
+
+        # ---------------------------------------------------------- sequencer (stage s)
+        idx = Signal(range(len(p.tiles) + 1))
+        t_c = Signal(range(max(2, max([t.get("T", 0) for t in p.tiles] + [op.npos * op.window for op in ops]) + 1)))
+        j_c = Signal(range(max(2, max([op.J for op in ops]) + 1)))
+        p_c = Signal(range(9))
+        wstep = Signal(range(max(2, len(p.weights) + 1)))
+        wpass = Signal(range(max(2, max([op.window for op in ops]) + 1)))
+        opass = Signal(range(max(2, max([op.npos for op in ops]) + 1)))
+        drain_cd = Signal(range(cfg.cols + 2))
+        flush_cd = Signal(range(cfg.cols + pg.COMPUTE_LATENCY + pg.PASS_LATENCY + 2))
+        with m.If(drain_cd != 0):
+            m.d.sync += drain_cd.eq(drain_cd - 1)
+        with m.If(flush_cd != 0):
+            m.d.sync += flush_cd.eq(flush_cd - 1)
+
+        J = _table([op.J for op in ops] + [0], tile.layer)
+        K = _table([op.K for op in ops] + [0], tile.layer)
+        npos = _table([op.npos for op in ops] + [0], tile.layer)
+        window = _table([op.window for op in ops] + [0], tile.layer)
+        running = state == RUN
+        is_compute = running & (tile.kind == pg.KIND_COMPUTE)
+        is_pass = running & (tile.kind == pg.KIND_PASS)
+        first_step = (t_c == 0) & (j_c == 0) & (p_c == 0) & (wpass == 0) & (opass == 0)
+        last_compute = (t_c == tile.T - 1) & (j_c == J - 1) & (p_c == K - 1)
+        last_pass = (opass == npos - 1) & (wpass == window - 1)
+        flush_ok = ~(tile.wait & first_step) | (flush_cd == 0)
+        issue = Signal()
+        pissue = Signal()
+        m.d.comb += [issue.eq(is_compute & flush_ok & (~last_compute | (drain_cd == 0))),
+                     pissue.eq(is_pass & flush_ok)]
+        advance = (issue & last_compute) | (pissue & last_pass)
+        m.d.comb += [tile_rp.addr.eq(Mux(running, idx + 1, 0)), tile_rp.en.eq(~running | advance)]
+        with m.If(issue):
+            m.d.sync += p_c.eq(p_c + 1)
+            with m.If(p_c == K - 1):
+                m.d.sync += [p_c.eq(0), j_c.eq(j_c + 1), wstep.eq(wstep + 1)]
+                with m.If(j_c == J - 1):
+                    m.d.sync += [j_c.eq(0), t_c.eq(t_c + 1)]
+            with m.If(last_compute):
+                m.d.sync += [t_c.eq(0), wstep.eq(0), drain_cd.eq(tile.nvalid - 1),
+                             flush_cd.eq(tile.nvalid + pg.COMPUTE_LATENCY - 1)]
+        with m.If(pissue):
+            m.d.sync += [wpass.eq(wpass + 1), t_c.eq(t_c + 1)]
+            with m.If(wpass == window - 1):
+                m.d.sync += [wpass.eq(0), opass.eq(opass + 1)]
+            with m.If(last_pass):
+                m.d.sync += [opass.eq(0), t_c.eq(0), flush_cd.eq(pg.PASS_LATENCY - 1)]
+        with m.If(advance):
+            m.d.sync += idx.eq(idx + 1)
+        go_out = running & (tile.kind == pg.KIND_END) & (flush_cd == 0)
+        with m.If(go_out):
+            m.d.sync += [state.eq(OUT), idx.eq(0)]
+
+        m.d.comb += [gather_rp.addr.eq(tile.gbase + t_c), weight_rp.addr.eq(tile.wbase + wstep)]
+
+        # per-step values, computed at s and carried down the pipeline
+        src_input = _table([int(op.src_input) for op in ops] + [0], tile.layer)
+        stride = Mux(src_input, cin, p.cpad)
+        offset = Signal(range(max(8 * cin, p.kmax * p.cpad) + L + 1))
+        m.d.comb += offset.eq(p_c * stride + tile.cbase + j_c * L)
+        last_lanes = [op.cin_g - (op.J - 1) * L if op.kind == "compute" else L for op in ops] + [L]
+        full = (1 << L) - 1
+        mask = Mux(j_c == J - 1, _table([(1 << n) - 1 for n in last_lanes], tile.layer, L), full)
+        mant = Array([_table([op.bases_m[k] if k < len(op.bases_m) else 0 for op in ops] + [0], tile.layer, 4)
+                      for k in range(8)])[p_c]
+        shift = Array([_table([op.bases_e[k] if k < len(op.bases_e) else 0 for op in ops] + [0], tile.layer, 3)
+                       for k in range(8)])[p_c]
+
+        # ---------------------------------------------------------- s+1: memory addresses
+        v1 = _delay(m, issue, 1, "v")
+        for c in range(C):
+            a = gather_rp.data[c * self.gw:c * self.gw + p.addr_bits]
+            m.d.comb += [in_rps[c].addr.eq(a), act_rps[c].addr.eq(a)]
+        pads1 = Signal(C)
+        m.d.comb += pads1.eq(Cat(gather_rp.data[c * self.gw + p.addr_bits] for c in range(C)))
+        # ---------------------------------------------------------- s+2: slice
+        pads2 = _delay(m, pads1, 1, "pads")
+        src2 = _delay(m, src_input, 2, "src")
+        off2 = _delay(m, offset, 2, "off")
+        mask2 = _delay(m, mask, 2, "mask")
+        w2 = _delay(m, weight_rp.data, 1, "w")
+        a3 = Signal(C * L)
+        for c in range(C):
+            word = Signal(max(p.in_width, p.region_width) + L, name=f"word{c}")
+            m.d.comb += word.eq(Mux(src2, in_rps[c].data, act_rps[c].data))
+            m.d.sync += a3[c * L:(c + 1) * L].eq(Mux(pads2[c], 0, word.bit_select(off2, L) & mask2))
+        w3 = _delay(m, w2, 1, "w")
+        # ---------------------------------------------------------- s+3, s+4: the array
+        m.submodules.array = arr = PEArray(R, C, L, p.s_bits)
+        m.d.comb += [arr.valid.eq(_delay(m, issue, 3, "v")), arr.first.eq(_delay(m, issue & first_step, 3, "first")),
+                     arr.mant.eq(_delay(m, mant, 3, "mant")), arr.shift.eq(_delay(m, shift, 3, "shift")),
+                     arr.acts.eq(a3), arr.weights.eq(w3)]
+
+        # ---------------------------------------------------------- s+5: capture, drain
+        lat = pg.COMPUTE_LATENCY
+        capture = _delay(m, issue & last_compute, lat, "cap")
+        shadow = Signal(R * C * p.s_bits)
+        m.d.comb += [tile_rp2.addr.eq(_delay(m, idx, lat, "tidx")),
+                     gather_rp2.addr.eq(_delay(m, tile.gbase + tile.T, lat, "gout")),
+                     thr_rp.addr.eq(_delay(m, tile.thr, lat, "thr"))]
+        # the drain's context is read once, at capture, and held while the next tile runs
+        m.d.comb += [tile_rp2.en.eq(capture), gather_rp2.en.eq(capture), thr_rp.en.eq(capture)]
+        dactive = Signal()
+        dcol = Signal(range(max(2, C)))
+        with m.If(capture):
+            m.d.sync += [shadow.eq(arr.sums), dactive.eq(1), dcol.eq(0)]
+        with m.Elif(dactive):
+            dtile_pre = data.View(self.tile_layout, tile_rp2.data)
+            m.d.sync += dcol.eq(dcol + 1)
+            with m.If(dcol == dtile_pre.nvalid - 1):
+                m.d.sync += dactive.eq(0)
+        dtile = data.View(self.tile_layout, tile_rp2.data)
+        sb, ab = p.s_bits, p.acc_bits
+        col_sums = Array([Cat(shadow[(r * C + c) * sb:(r * C + c + 1) * sb] for r in range(R)) for c in range(C)])[dcol]
+        out_pos = Array([gather_rp2.data[c * self.gw:c * self.gw + p.addr_bits] for c in range(C)])[dcol]
+        is_score = _table([int(op.is_score) for op in ops] + [0], dtile.layer)
+        dst_base = _table([op.dst_base for op in ops] + [0], dtile.layer)
+        kshift = _table([p.kmax - op.k_out if op.kind == "compute" and not op.is_score else 0 for op in ops] + [0],
+                        dtile.layer)
+        tb = p.thr_bits
+        accs, plane_rows = [], [[] for _ in range(p.kmax)]
+        for r in range(R):
+            acc = Signal(signed(ab + 1), name=f"acc{r}")
+            m.d.comb += acc.eq(dtile.nfix - (col_sums[r * sb:(r + 1) * sb] << 1))
+            accs.append(acc)
+            row = thr_rp.data[r * self.rw:(r + 1) * self.rw]
+            dacc = Mux(row[p.nthr * tb], -acc, acc)
+            level = Signal(range(p.nthr + 1), name=f"level{r}")
+            m.d.comb += level.eq(sum((dacc >= row[j * tb:(j + 1) * tb].as_signed()) for j in range(p.nthr)))
+            lv = Signal(p.kmax, name=f"lv{r}")
+            m.d.comb += lv.eq(level << kshift)
+            for pl in range(p.kmax):
+                plane_rows[pl].append(lv[p.kmax - 1 - pl])
+        level_word = Cat((Cat(*plane_rows[pl]).as_unsigned() << dtile.o0)[:p.cpad] for pl in range(p.kmax))
+
+        # ---------------------------------------------------------- passes (s+2: write)
+        pv2 = _delay(m, pissue, 2, "pv")
+        w_pass2 = _delay(m, wpass, 2, "wpass")
+        o_pass2 = _delay(m, opass, 2, "opass")
+        layer2 = _delay(m, tile.layer, 2, "player")
+        window2 = _table([op.window for op in ops] + [0], layer2)
+        pdst2 = _table([op.dst_base for op in ops] + [0], layer2)
+        mode2 = _table([int(op.kind == "shuffle") for op in ops] + [0], layer2)
+        sid2 = _table([op.shuffle_id for op in ops] + [0], layer2)
+        rdata = act_rps[0].data
+        run = Signal(p.region_width)
+        combined = Signal(p.region_width)
+        cmax = [Signal(p.kmax, name=f"cmax{c}") for c in range(p.cpad)]
+        for c in range(p.cpad):
+            lv_new = Cat(rdata[pl * p.cpad + c] for pl in reversed(range(p.kmax)))
+            lv_run = Cat(run[pl * p.cpad + c] for pl in reversed(range(p.kmax)))
+            m.d.comb += cmax[c].eq(Mux((w_pass2 == 0) | (lv_new > lv_run), lv_new, lv_run))
+        pooled = Cat(Cat(cmax[c][p.kmax - 1 - pl] for c in range(p.cpad)) for pl in range(p.kmax))
+        shuffles = [op for op in ops if op.kind == "shuffle"]
+        if shuffles:
+            perms = []
+            for op in shuffles:
+                perm = list(op.perm) + list(range(len(op.perm), p.cpad))
+                perms.append(Cat(Cat(rdata[pl * p.cpad + perm[c]] for c in range(p.cpad)) for pl in range(p.kmax)))
+            shuffled = Array(perms)[sid2]
+        else:
+            shuffled = rdata
+        m.d.comb += combined.eq(Mux(mode2, shuffled, pooled))
+        with m.If(pv2):
+            m.d.sync += run.eq(combined)
+        pass_write = pv2 & (w_pass2 == window2 - 1)
+
+        # ---------------------------------------------------------- activation and score writes
+        drain_write = dactive & ~is_score
+        all_granules = (1 << (p.region_width // p.gran)) - 1
+        for wp in act_wps:
+            m.d.comb += [wp.addr.eq(Mux(pass_write, pdst2 + o_pass2, dst_base + out_pos)),
+                         wp.data.eq(Mux(pass_write, combined, level_word)),
+                         wp.en.eq(Mux(pass_write, all_granules, Mux(drain_write, dtile.wen, 0)))]
+        m.d.comb += [score_wp.addr.eq(out_pos * p.score_rows + dtile.rt),
+                     score_wp.data.eq(Cat(a[:ab] for a in accs)),
+                     score_wp.en.eq(dactive & is_score)]
+
+        # ---------------------------------------------------------- output unit
+        o = self.o_result
+        N = p.num_classes
+        adv = ~o.valid | o.ready
+        opos = Signal(range(max(2, p.out_positions)))
+        ocls = Signal(range(N + 2))
+        ort = Signal(range(max(2, p.score_rows)))
+        orr = Signal(range(max(2, R)))
+        req_done = Signal()
+        vA = (state == OUT) & ~req_done
+        m.d.comb += [score_rp.addr.eq(opos * p.score_rows + ort), score_rp.en.eq(adv)]
+        is_class_a = ocls == N
+        last_a = is_class_a & (opos == p.out_positions - 1)
+        with m.If(vA & adv):
+            with m.If(is_class_a):
+                m.d.sync += [ocls.eq(0), ort.eq(0), orr.eq(0), opos.eq(opos + 1)]
+                with m.If(last_a):
+                    m.d.sync += [req_done.eq(1), opos.eq(0)]
+            with m.Else():
+                m.d.sync += [ocls.eq(ocls + 1), orr.eq(orr + 1)]
+                with m.If(orr == R - 1):
+                    m.d.sync += [orr.eq(0), ort.eq(ort + 1)]
+        vB, clsB, rB, classB, lastB = Signal(), Signal.like(ocls), Signal.like(orr), Signal(), Signal()
+        vC, clsC, classC, lastC = Signal(), Signal.like(ocls), Signal(), Signal()
+        prodC = Signal(signed(ab + 32))
+        mul = Array([Const(v, signed(32)) for v in p.score_mul] or [Const(0, signed(32))])
+        add = Array([Const(v, signed(32)) for v in p.score_add] or [Const(0, signed(32))])
+        accB = Array([score_rp.data[r * ab:(r + 1) * ab].as_signed() for r in range(R)])[rB]
+        best, best_idx = Signal(signed(pg.OUT_BITS)), Signal(range(N + 1))
+        olast = Signal()
+        with m.If(adv):
+            m.d.sync += [vB.eq(vA), clsB.eq(ocls), rB.eq(orr), classB.eq(is_class_a), lastB.eq(last_a),
+                         vC.eq(vB), clsC.eq(clsB), classC.eq(classB), lastC.eq(lastB),
+                         prodC.eq(accB * mul[clsB]), o.valid.eq(vC), olast.eq(lastC)]
+            score = Signal(signed(pg.OUT_BITS))
+            m.d.comb += score.eq(prodC + add[clsC])
+            m.d.sync += o.payload.eq(Mux(classC, best_idx, score))
+            with m.If(vC & ~classC & ((clsC == 0) | (score > best))):
+                m.d.sync += [best.eq(score), best_idx.eq(clsC)]
+        with m.If(o.valid & o.ready & olast):
+            m.d.sync += [done.eq(1), self.cycles.eq(cyc + 1), state.eq(IDLE), req_done.eq(0)]
+        return m
