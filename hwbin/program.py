@@ -451,3 +451,21 @@ def layer_report(prog: Program, cycles: CycleReport | None = None) -> dict:
         "widths": {"popcount_sum": prog.s_bits, "accumulator": prog.acc_bits, "threshold": prog.thr_bits,
                    "score": OUT_BITS},
     }
+
+
+# --------------------------------------------------------------------------- the stream contract
+
+def input_beats(image: np.ndarray) -> list[int]:
+    """(C, H, W) uint8 -> input beats in stream order: position-major, channel fastest."""
+    image = np.asarray(image)
+    return [int(v) for v in image.reshape(image.shape[0], -1).T.ravel()]
+
+
+def expected_beats(scores: np.ndarray) -> list[int]:
+    """The output beats the golden model predicts for one image's scores, (O,) or (O, H, W):
+    per output position (raster order) one score per class, then the class (ties: lowest)."""
+    s = np.asarray(scores).reshape(np.asarray(scores).shape[0], -1)
+    out = []
+    for q in range(s.shape[1]):
+        out += [int(v) for v in s[:, q]] + [int(np.argmax(s[:, q]))]
+    return out

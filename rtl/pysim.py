@@ -12,11 +12,7 @@ from hwbin import program as pg
 
 from .top import Top
 
-
-def input_beats(image: np.ndarray) -> list[int]:
-    """(C, H, W) uint8 -> beats in stream order: position-major, channel fastest."""
-    c = image.shape[0]
-    return [int(v) for v in np.asarray(image).reshape(c, -1).T.ravel()]
+input_beats = pg.input_beats
 
 
 def run_images(prog: pg.Program, images, max_cycles: int = 200_000, vcd: str | None = None):
@@ -56,13 +52,3 @@ def run_images(prog: pg.Program, images, max_cycles: int = 200_000, vcd: str | N
     else:
         sim.run()
     return results
-
-
-def expected_beats(model, golden_scores: np.ndarray) -> list[int]:
-    """The output stream the golden model predicts for one image's scores (O, H, W) or (O,)."""
-    s = np.asarray(golden_scores).reshape(golden_scores.shape[0], -1)
-    out = []
-    for q in range(s.shape[1]):
-        col = [int(v) for v in s[:, q]]
-        out += col + [int(np.argmax(s[:, q]))]
-    return out

@@ -12,6 +12,8 @@ below is what ``program.cycle_model`` replays, stage by stage (s = the cycle a s
 Ports: ``i_pixel`` (uint8 stream, position-major, channel fastest), ``o_result`` (signed
 32-bit stream: per output position, one score per class and then the class), ``busy``,
 ``done`` (one-cycle pulse after the last beat) and ``cycles`` (first input beat to last beat).
+An image starts with its first input beat (no start strobe). ``trace_*`` mirror the
+activation-memory write port so a testbench can locate the first wrong layer output.
 """
 from __future__ import annotations
 
@@ -64,6 +66,9 @@ class Top(wiring.Component):
             "i_pixel": In(stream.Signature(8)),
             "o_result": Out(stream.Signature(signed(pg.OUT_BITS))),
             "busy": Out(1), "done": Out(1), "cycles": Out(32),
+            # the activation-memory write bus, for the testbench's first-divergence trace
+            "trace_addr": Out(prog.addr_bits), "trace_data": Out(prog.region_width),
+            "trace_en": Out(prog.region_width // prog.gran),
         })
 
     # ------------------------------------------------------------------ memories
@@ -338,6 +343,8 @@ class Top(wiring.Component):
             m.d.comb += [wp.addr.eq(Mux(pass_write, pdst2 + o_pass2, dst_base + out_pos)),
                          wp.data.eq(Mux(pass_write, combined, level_word)),
                          wp.en.eq(Mux(pass_write, all_granules, Mux(drain_write, dtile.wen, 0)))]
+        m.d.comb += [self.trace_addr.eq(act_wps[0].addr), self.trace_data.eq(act_wps[0].data),
+                     self.trace_en.eq(act_wps[0].en)]
         m.d.comb += [score_wp.addr.eq(out_pos * p.score_rows + dtile.rt),
                      score_wp.data.eq(Cat(a[:ab] for a in accs)),
                      score_wp.en.eq(dactive & is_score)]
