@@ -67,7 +67,10 @@ class Monitor:
 
     def observe(self, cycle: int) -> None:
         if self._ready and int(self.dut.o_result__valid.value):
-            self.values.append(self.dut.o_result__payload.value.to_signed())
+            v = self.dut.o_result__payload.value
+            if not v.is_resolvable:
+                raise AssertionError(f"o_result payload has X/Z bits at cycle {cycle}, beat {len(self.values)}: {v}")
+            self.values.append(v.to_signed())
             self.cycles.append(cycle)
 
 
