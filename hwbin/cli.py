@@ -227,6 +227,49 @@ def cmd_firmware(args) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- gateware
+
+def _array_config(args):
+    from .program import ArrayConfig
+
+    return ArrayConfig(args.rows, args.cols, args.lanes, args.clock_mhz)
+
+
+def cmd_rtl(args) -> int:
+    from .rtl.emit import generate_rtl
+
+    report = generate_rtl(args.file, args.output, _array_config(args))
+    print((Path(args.output) / "report.md").read_text().split("\n", 2)[2].rstrip())
+    print(f"wrote {args.output}/: hwbin_top.v, report.json, report.md, manifest.json, model.hwbin, verilator.vlt")
+    return 0
+
+
+def cmd_sim(args) -> int:
+    from .rtl.emit import load_rtl_dir
+    from .sim import runner
+
+    man, m = load_rtl_dir(args.rtl_dir)
+    x, what = _test_images(m, args, args.vectors)
+    print(f"{args.simulator}: {len(x)} {what} vectors on {args.rtl_dir}/hwbin_top.v "
+          f"(array {man['config']['rows']}x{man['config']['cols']}x{man['config']['lanes']})", flush=True)
+    s = runner.run(args.rtl_dir, args.simulator, x, gap=args.gap, seed=args.seed, waves=args.waves,
+                   trace=True)
+    measured = sorted(set(s["measured_cycles"]))
+    rate = s["sim_cycles"] / s["wall_s"] if s["wall_s"] else 0
+    print(f"vectors {s['vectors']}, mismatches {s['mismatches']}, cycle mismatches {s['cycle_mismatches']}"
+          + (" (not checked: --gap)" if args.gap else ""))
+    print(f"cycles per image: measured {', '.join(map(str, measured))}, predicted {s['predicted_cycles']}")
+    print(f"simulated {s['sim_cycles']} cycles in {s['wall_s']:.1f} s: {rate:,.0f} cycles/s, "
+          f"{s['vectors'] / s['wall_s']:.1f} images/s")
+    if s.get("waves"):
+        print(f"waves: {s['waves']}")
+    if s["first_divergence"]:
+        d = s["first_divergence"]
+        print("first divergence: " + ", ".join(f"{k} {v}" for k, v in d.items()))
+        return 1
+    return 0
+
+
 # --------------------------------------------------------------------------- parser
 
 def build_parser() -> argparse.ArgumentParser:
@@ -292,6 +335,29 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--dataset", choices=list(DATASETS))
     f.add_argument("--data-path")
     f.set_defaults(func=cmd_firmware)
+
+    r = sub.add_parser("rtl", help="generate Verilog for the XNOR-popcount array, with a cost report")
+    r.add_argument("file")
+    r.add_argument("-o", "--output", required=True, help="folder to write")
+    r.add_argument("--rows", type=int, default=8, help="output channels at once (default 8)")
+    r.add_argument("--cols", type=int, default=8, help="output positions at once (default 8)")
+    r.add_argument("--lanes", type=int, default=32, help="bits per PE per cycle (default 32)")
+    r.add_argument("--clock-mhz", type=float, default=100.0, help="clock for images/s in the report")
+    r.set_defaults(func=cmd_rtl)
+
+    from .sim.runner import SIMULATORS
+
+    s = sub.add_parser("sim", help="simulate generated Verilog with cocotb against the golden model")
+    s.add_argument("rtl_dir")
+    s.add_argument("--simulator", default="verilator", choices=SIMULATORS)
+    s.add_argument("--vectors", type=int, default=200, help="test-set (or random) images (default 200)")
+    s.add_argument("--gap", type=float, default=0.0,
+                   help="probability of an idle input or output cycle (backpressure; cycles then unchecked)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--waves", action="store_true", help="write waves-<simulator>.fst/.vcd into the folder")
+    s.add_argument("--dataset", choices=list(DATASETS))
+    s.add_argument("--data-path")
+    s.set_defaults(func=cmd_sim)
     return p
 
 

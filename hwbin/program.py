@@ -311,21 +311,21 @@ def _compile_compute(prog: Program, op: Op) -> int:
                     tile = {"kind": KIND_COMPUTE, "layer": op.index, "wait": int(first), "T": T,
                             "gbase": gbase, "wbase": wblocks[g, rt], "cbase": g * op.cin_g,
                             "o0": o0, "rt": rt, "thr": 0, "nfix": bsum * n, "nvalid": len(cols),
-                            "wen": _write_enables(prog, op, o0)}
+                            "wen": _write_enables(prog, op, o0, min(R, og - rt * R))}
                     first = False
                     op.tiles.append(len(prog.tiles))
                     prog.tiles.append(tile)
     return bound
 
 
-def _write_enables(prog: Program, op: Op, o0: int) -> int:
+def _write_enables(prog: Program, op: Op, o0: int, rows: int) -> int:
     """Which granules of an activation word a tile writes: its rows in each of its planes."""
     if op.is_score:
         return 0
     per_plane = prog.cpad // prog.gran
     mask = 0
     for p in range(op.k_out):
-        for f in range(o0 // prog.gran, (o0 + op.rows_per_tile) // prog.gran):
+        for f in range(o0 // prog.gran, (o0 + rows) // prog.gran):
             mask |= 1 << (p * per_plane + f)
     return mask
 

@@ -105,7 +105,8 @@ def build(rtl_dir, simulator: str, waves: bool = False, quiet: bool = True):
     out = io.StringIO()
     with _quiet(quiet, out):
         runner.build(sources=sources, hdl_toplevel=TOP, build_dir=rtl / "sim_build" / simulator,
-                     build_args=args, timescale=("1ns", "1ps"), waves=waves, always=False)
+                     build_args=args, timescale=("1ns", "1ps"), waves=waves, always=False,
+                     log_file=(rtl / "sim_build" / f"{simulator}-build.log") if quiet else None)
     return runner
 
 

@@ -95,3 +95,13 @@ def random_ir(params, n_images: int = 6):
     m = ir.from_bytes(ir.to_bytes(export_model(model)))
     x = np.random.default_rng(seed).integers(0, 256, (n_images, 1, size, size), dtype=np.uint8)
     return m, x
+
+
+def zoo_ir(name: str, seed: int = 3):
+    """(IR, data set) of a zoo model with random, fully binary parameters."""
+    from hwbin.data import load_dataset
+    from hwbin.models import MODELS, build_model
+
+    data = load_dataset(MODELS[name]["dataset"])
+    torch.manual_seed(0)
+    return export_model(randomize(build_model(name, data.in_shape, data.num_classes), seed=seed)), data

@@ -15,15 +15,7 @@ from hwbin.firmware import FirmwareOptions, generate_firmware, toolchain
 from hwbin.models import MODELS, build_model
 
 from .conftest import run_cli
-from .helpers import random_ir, random_models, randomize
-
-
-def zoo_ir(name: str, seed: int = 3):
-    data = load_dataset(MODELS[name]["dataset"])
-    import torch
-
-    torch.manual_seed(0)
-    return export_model(randomize(build_model(name, data.in_shape, data.num_classes), seed=seed)), data
+from .helpers import random_ir, random_models, randomize, zoo_ir
 
 
 def build_and_run(m, x, out, target="host", sanitize=True, **opts):

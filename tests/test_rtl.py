@@ -1,0 +1,147 @@
+"""The gateware in Amaranth's own simulator against numpy and the golden model, the array
+program's checks, and the Verilog's determinism and lint."""
+import os
+import random
+import subprocess
+
+import numpy as np
+import pytest
+from amaranth.sim import Simulator
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from hwbin import golden, ir
+from hwbin import program as pg
+from hwbin.rtl.array import PEArray
+from hwbin.rtl.emit import generate_rtl, to_verilog
+from hwbin.rtl.pysim import run_images
+
+from .conftest import run_cli
+from .helpers import random_ir, random_models, zoo_ir
+
+
+def test_pe_array_matches_numpy_weighted_popcounts():
+    """S[r, c] = sum over steps of m * 2^e * popcount(act_c XOR w_r), against numpy."""
+    R, C, L, steps = 3, 2, 7, 6
+    rng = np.random.default_rng(1)
+    acts = rng.integers(0, 2, (steps, C, L))
+    wts = rng.integers(0, 2, (steps, R, L))
+    mant = rng.integers(1, 16, steps)
+    shift = rng.integers(0, 8, steps)
+    want = np.zeros((R, C), np.int64)
+    for s in range(steps):
+        want += (mant[s] << shift[s]) * (acts[s][None] ^ wts[s][:, None]).sum(-1)
+    dut = PEArray(R, C, L, 16)
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    got = {}
+
+    def word(bits):
+        return int("".join(map(str, bits.ravel()[::-1])), 2)
+
+    async def bench(ctx):
+        for s in range(steps):
+            ctx.set(dut.valid, 1)
+            ctx.set(dut.first, s == 0)
+            ctx.set(dut.mant, int(mant[s]))
+            ctx.set(dut.shift, int(shift[s]))
+            ctx.set(dut.acts, word(acts[s]))
+            ctx.set(dut.weights, word(wts[s]))
+            await ctx.tick()
+        ctx.set(dut.valid, 0)
+        await ctx.tick().repeat(2)
+        sums = ctx.get(dut.sums)
+        got["s"] = [[(sums >> ((r * C + c) * 16)) & 0xFFFF for c in range(C)] for r in range(R)]
+
+    sim.add_testbench(bench)
+    sim.run()
+    assert got["s"] == want.tolist()
+
+
+def _check_top(m, x, cfg):
+    prog = pg.compile_program(m, cfg)
+    predicted = pg.cycle_model(prog)
+    ref = golden.run(m, x)
+    for i, (values, cycles, reported) in enumerate(run_images(prog, x)):
+        assert values == pg.expected_beats(ref.scores[i]), f"image {i}: values differ from the golden model"
+        assert cycles == [int(c) for c in predicted.beat_cycles], f"image {i}: beat cycles differ from the model"
+        assert reported == predicted.total
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(params=random_models(), rows=st.integers(1, 4), cols=st.integers(1, 5), lanes=st.sampled_from([1, 3, 8, 32]))
+@example(params=(4, [{"kind": "conv", "out": 4, "k": 1, "s": 1, "p": 0, "g": 1}, {"kind": "shuffle", "g": 2},
+                     {"kind": "conv", "out": 4, "k": 1, "s": 1, "p": 0, "g": 1},
+                     {"kind": "conv", "out": "classes", "k": 1, "s": 1, "p": 0, "g": 1}], "segment", 2, 0),
+          rows=3, cols=1, lanes=1).via("a partial last row tile must not write the next plane")
+def test_top_bit_and_cycle_exact_on_random_models(params, rows, cols, lanes):
+    """Every layer kind (grouped conv, deconv, shuffle, pool, dense) on random array shapes."""
+    m, x = random_ir(params, 2)
+    if m is None:
+        return
+    _check_top(m, x, pg.ArrayConfig(rows, cols, lanes))
+
+
+@pytest.mark.parametrize("name", ["digits-mlp", "shapes-seg"])
+def test_top_bit_and_cycle_exact_on_zoo_models(name):
+    m, data = zoo_ir(name)
+    _check_top(m, data.x_test[:1], pg.ArrayConfig(4, 4, 16))
+
+
+def test_cycle_model_counts_tiles_and_steps():
+    """A hand count for one conv: tiles x (taps x chunks x planes) plus the fixed latencies."""
+    m, x = random_ir((6, [{"kind": "conv", "out": 4, "k": 3, "s": 1, "p": 1, "g": 1},
+                          {"kind": "dense", "out": "classes"}], "classify", 2, 1), 1)
+    cfg = pg.ArrayConfig(rows=4, cols=36, lanes=8)   # one tile per layer
+    prog = pg.compile_program(m, cfg)
+    rep = pg.cycle_model(prog)
+    load = 36
+    conv_steps = 9 * 1 * 8                     # 9 taps, 1 chunk, 8 pixel planes
+    dense_steps = 36 * 1 * 2                   # 36 positions as taps, 4 channels in 1 chunk, order 2
+    conv_last = load + conv_steps - 1
+    dense_start = conv_last + pg.COMPUTE_LATENCY + 36
+    dense_last = dense_start + dense_steps - 1
+    first_request = dense_last + pg.COMPUTE_LATENCY + 1 + 1
+    assert rep.beat_cycles[0] == first_request + pg.OUTPUT_LATENCY
+    assert rep.total == first_request + pg.OUTPUT_LATENCY + 4
+
+
+def test_config_errors_are_one_line_before_writing(tmp_path):
+    m, _ = zoo_ir("digits-tiny")
+    f = tmp_path / "m.hwbin"
+    ir.save(m, f)
+    r = run_cli("rtl", f, "-o", tmp_path / "rtl", "--rows", "0")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "--rows" in r.stderr
+    assert not (tmp_path / "rtl").exists()
+    m.layers[0].in_bases = (200,) + m.layers[0].in_bases[1:]
+    with pytest.raises(pg.ConfigError, match="layer 'conv0' field 'in_bases': base 200"):
+        pg.compile_program(m)
+
+
+def test_grouped_last_layer_is_rejected():
+    m, _ = zoo_ir("digits-tiny")
+    last = m.layers[-1]
+    last.kind, last.groups, last.kernel, last.stride, last.padding = "conv", 2, (2, 2), (1, 1), (0, 0)
+    with pytest.raises(pg.ConfigError, match="must not be grouped"):
+        pg.compile_program(m)
+
+
+def test_verilog_is_deterministic_with_header_and_lint_clean(tmp_path):
+    m, _ = zoo_ir("digits-tiny")
+    f = tmp_path / "m.hwbin"
+    ir.save(m, f)
+    r = run_cli("rtl", f, "-o", tmp_path / "a", "--rows", "4", "--cols", "4", "--lanes", "16")
+    assert r.returncode == 0, r.stderr
+    assert "utilization" in r.stdout
+    generate_rtl(f, tmp_path / "b", pg.ArrayConfig(4, 4, 16))
+    a = (tmp_path / "a" / "hwbin_top.v").read_bytes()
+    assert a == (tmp_path / "b" / "hwbin_top.v").read_bytes()
+    text = a.decode()
+    assert text.startswith("// Generated by hwbin ") and m.hash in text.splitlines()[1]
+    assert str(tmp_path) not in text and "src =" not in text and ".py:" not in text
+    from hwbin.sim.runner import verilator_env
+
+    verilator_env()
+    lint = subprocess.run(["verilator", "--lint-only", "-Wall", str(tmp_path / "a" / "verilator.vlt"),
+                           str(tmp_path / "a" / "hwbin_top.v")], capture_output=True, text=True)
+    assert lint.returncode == 0 and "%Warning" not in lint.stderr, lint.stderr[-2000:]
