@@ -133,7 +133,8 @@ def run(rtl_dir, simulator: str, images: np.ndarray, scenario: str = "vectors", 
             job["reset_after"] = int(reset_after)
         (work / "job.json").write_text(json.dumps(job))
         log = work / "sim.log"
-        with _quiet(quiet, io.StringIO()):
+        with _quiet(quiet, io.StringIO()), contextlib.suppress(SystemExit):
+            # a failing cocotb test makes the runner exit; the summary says what failed
             runner.test(test_module="hwbin.sim.tb", hdl_toplevel=TOP, test_filter=rf"\.{scenario}$",
                         build_dir=rtl / "sim_build" / simulator, test_dir=work, waves=waves,
                         extra_env={"HWBIN_SIM_JOB": str(work / "job.json")}, log_file=log if quiet else None)

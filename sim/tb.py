@@ -146,6 +146,9 @@ class Bench:
         await self.reset()
 
     async def reset(self, cycles: int = 2) -> None:
+        """Hold reset for ``cycles`` clock edges with the input stream idle."""
+        await FallingEdge(self.dut.clk)
+        self.dut.i_pixel__valid.value = 0
         self.dut.rst.value = 1
         for _ in range(cycles):
             await FallingEdge(self.dut.clk)
