@@ -49,16 +49,6 @@ int main(void) {{
 """
 
 
-def callgrind_ir(cmd: list[str], function: str, cwd) -> int:
-    """Instructions executed inside ``function`` (and what it calls)."""
-    out = Path(cwd) / "callgrind.out"
-    subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", f"--toggle-collect={function}",
-                    *cmd], cwd=cwd, check=True, capture_output=True)
-    text = out.read_text()
-    m = re.search(r"^summary:\s+(\d+)", text, re.M) or re.search(r"^totals:\s+(\d+)", text, re.M)
-    return int(m.group(1))
-
-
 def train_default(method: str, workdir: Path) -> Path:
     """digits-cnn trained with the defaults, kept in ``workdir`` for the next run."""
     from hwbin.train import TrainOptions, train
@@ -96,7 +86,7 @@ def main() -> int:
                            capture_output=True)
             res = toolchain.run(fw, "host")
             assert res.mismatches == 0, "binary firmware differs from the golden model"
-            ir_bin[name] = callgrind_ir([str(fw / "build" / "host" / "hwbin_test")], "hwbin_invoke", fw) / len(x)
+            ir_bin[name] = toolchain.callgrind_instructions([str(fw / "build" / "host" / "hwbin_test")], "hwbin_invoke", fw) / len(x)
 
         # float reference of the fp model's real-valued weights
         src, n_float_weights, classes = float_c_source(fp, data.in_shape)
@@ -112,7 +102,7 @@ def main() -> int:
         with torch.no_grad():
             pred_t = fp(torch.from_numpy(x).float()).argmax(1).numpy()
         float_agree = float((pred_c == pred_t).mean())
-        ir_float = callgrind_ir([str(exe)], "float_forward", tmp) / len(x)
+        ir_float = toolchain.callgrind_instructions([str(exe)], "float_forward", tmp) / len(x)
 
         # flash and RAM per Cortex-M
         cortex = {}

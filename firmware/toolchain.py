@@ -181,3 +181,15 @@ def write_footprint(fp: dict, fw_dir) -> str:
     atomic_write_text(Path(fw_dir) / "footprint.md", text)
     atomic_write_json(Path(fw_dir) / "footprint.json", fp)
     return table
+
+
+def callgrind_instructions(cmd: list[str], function: str, cwd) -> int:
+    """Instructions executed inside ``function`` and what it calls (valgrind callgrind): an
+    exact, repeatable cost, unlike wall-clock time on a shared machine."""
+    require("valgrind")
+    out = Path(cwd) / "callgrind.out"
+    subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", f"--toggle-collect={function}",
+                    *cmd], cwd=cwd, check=True, capture_output=True)
+    text = out.read_text()
+    m = re.search(r"^summary:\s+(\d+)", text, re.M) or re.search(r"^totals:\s+(\d+)", text, re.M)
+    return int(m.group(1))
