@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import os
 from pathlib import Path
 
 from .util import atomic_write_bytes, atomic_write_text, format_table
@@ -63,7 +64,7 @@ def write_report(out_dir, title: str, rows: list[list], sections: list[tuple[str
         md += [f"## {head}", "", text.rstrip(), ""]
     md += ["## Plots", ""]
     for cap, png in figures:
-        md += [f"![{cap}]({png.name})", ""]
+        md += [f"![{cap}]({os.path.relpath(png, out)})", ""]
     atomic_write_text(out / "report.md", "\n".join(md))
     h = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
          "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto}pre{background:#f4f4f4;padding:1em}"

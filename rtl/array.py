@@ -23,6 +23,11 @@ def popcount(m: Module, v, name: str):
     return out
 
 
+def times_mantissa(pop, mant):
+    """pop * mant for a 4-bit mant as shift-and-add: no DSP block per PE (an ECP5-25F has 28)."""
+    return sum(Mux(mant[i], pop << i, 0) for i in range(len(mant)))
+
+
 class PEArray(wiring.Component):
     """``valid``/``first`` qualify one step; ``acts`` is C slices, ``weights`` R slices.
 
@@ -54,7 +59,7 @@ class PEArray(wiring.Component):
                 m.d.sync += pop1.eq(pop)
                 s = Signal(self.s_bits, name=f"s_{r}_{c}")
                 with m.If(v1):
-                    m.d.sync += s.eq(Mux(first1, 0, s) + ((pop1 * mant1) << shift1))
+                    m.d.sync += s.eq(Mux(first1, 0, s) + (times_mantissa(pop1, mant1) << shift1))
                 sums.append(s)
         for i, s in enumerate(sums):
             m.d.comb += self.sums[i * self.s_bits:(i + 1) * self.s_bits].eq(s)
