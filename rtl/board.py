@@ -113,3 +113,13 @@ class UARTBridge(wiring.Component):
             m.d.sync += done.eq(~done)
         m.d.comb += self.done.eq(done)
         return m
+
+
+def bridge_verilog(prog: pg.Program, divisor: int, name: str = "hwbin_uart_top") -> str:
+    """The UART bridge alone as Verilog, for simulating the board top end to end."""
+    from amaranth.back import verilog
+
+    from .emit import header
+
+    return header(prog.model, prog.cfg) + verilog.convert(UARTBridge(prog, divisor), name=name, emit_src=False,
+                                                          strip_internal_attrs=True)
