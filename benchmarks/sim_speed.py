@@ -42,7 +42,7 @@ def main() -> int:
             rates[sim] = s["sim_cycles"] / s["wall_s"]
             rows.append([sim, n, s["sim_cycles"], f"{s['wall_s']:.1f}", f"{rates[sim]:,.0f}",
                          f"{n / s['wall_s']:.2f}", "yes" if ok else "NO"])
-    print(f"model {m.hash[:16]}, array 8x8x32, {pg.cycle_model(pg.compile_program(m)).total} cycles per image")
+    print(f"model {m.hash[:16]}, array 8x4x32, {pg.cycle_model(pg.compile_program(m)).total} cycles per image")
     print(format_table(["simulator", "vectors", "cycles", "wall s", "cycles/s", "images/s", "exact"], rows))
     print(f"Verilator / Icarus: {rates['verilator'] / rates['icarus']:.1f}x")
     return 0

@@ -283,6 +283,33 @@ def cmd_synth(args) -> int:
     return 0
 
 
+def cmd_board_run(args) -> int:
+    from . import golden
+    from . import program as pg
+    from .rtl.emit import load_rtl_dir
+    from .rtl.host import open_port, run_image
+
+    man, m = load_rtl_dir(args.rtl_dir)
+    x, what = _test_images(m, args, args.vectors)
+    ref = golden.run(m, x)
+    out_beats = man["output"]["beats"]
+    fd = open_port(args.port)
+    bad = 0
+    try:
+        for i in range(len(x)):
+            got = run_image(fd, x[i], out_beats, args.port)
+            if got != pg.expected_beats(ref.scores[i]):
+                bad += 1
+                if bad == 1:
+                    print(f"image {i}: board {got[:12]} != golden {pg.expected_beats(ref.scores[i])[:12]}")
+    finally:
+        import os
+
+        os.close(fd)
+    print(f"{args.port}: {len(x) - bad}/{len(x)} {what} images identical to the golden model")
+    return 1 if bad else 0
+
+
 # --------------------------------------------------------------------------- parser
 
 def build_parser() -> argparse.ArgumentParser:
@@ -353,7 +380,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("file")
     r.add_argument("-o", "--output", required=True, help="folder to write")
     r.add_argument("--rows", type=int, default=8, help="output channels at once (default 8)")
-    r.add_argument("--cols", type=int, default=8, help="output positions at once (default 8)")
+    r.add_argument("--cols", type=int, default=4, help="output positions at once (default 4)")
     r.add_argument("--lanes", type=int, default=32, help="bits per PE per cycle (default 32)")
     r.add_argument("--clock-mhz", type=float, default=100.0, help="clock for images/s in the report")
     r.set_defaults(func=cmd_rtl)
@@ -381,6 +408,16 @@ def build_parser() -> argparse.ArgumentParser:
     y.add_argument("-o", "--output", help="build folder (default <rtl_dir>/synth-<board>)")
     y.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
     y.set_defaults(func=cmd_synth)
+
+    b = sub.add_parser("board", help="talk to a board running the UART bridge bitstream")
+    bsub = b.add_subparsers(dest="board_command", metavar="ACTION", parser_class=_Parser, required=True)
+    br = bsub.add_parser("run", help="send test images over the UART, compare the results with the golden model")
+    br.add_argument("--port", required=True, help="serial port, e.g. /dev/ttyUSB0")
+    br.add_argument("--rtl-dir", default="build/rtl", help="the hwbin rtl folder the bitstream was built from")
+    br.add_argument("--vectors", type=int, default=20)
+    br.add_argument("--dataset", choices=list(DATASETS))
+    br.add_argument("--data-path")
+    br.set_defaults(func=cmd_board_run)
     return p
 
 

@@ -52,7 +52,7 @@ class ConfigError(HwbinError):
 @dataclass(frozen=True)
 class ArrayConfig:
     rows: int = 8        # R: output channels computed at once
-    cols: int = 8        # C: output positions computed at once
+    cols: int = 4        # C: output positions computed at once
     lanes: int = 32      # L: bits of one XNOR-popcount per PE per cycle
     clock_mhz: float = 100.0
 

@@ -8,21 +8,14 @@ S is unsigned; the drain turns it into an accumulator: acc = sum(b) * n - 2 * S.
 """
 from __future__ import annotations
 
-from amaranth.hdl import Array, Const, Module, Mux, Signal, unsigned
+from amaranth.hdl import Module, Mux, Signal, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 
 def popcount(m: Module, v, name: str):
-    """Bits set in ``v``: 4-bit groups counted by a 16-entry table (one LUT4 per output bit,
-    no carry chain), then a balanced adder tree over the group counts."""
-    table = Array([Const(bin(i).count("1"), 3) for i in range(16)])
-    terms = []
-    for g in range(0, len(v), 4):
-        group = v[g:g + 4]
-        cnt = Signal(3, name=f"{name}_g{g // 4}")
-        m.d.comb += cnt.eq(table[group] if len(group) == 4 else sum(group[i] for i in range(len(group))))
-        terms.append(cnt)
+    """A balanced adder tree over the bits of ``v`` (Amaranth has no popcount operator)."""
+    terms = [v[i] for i in range(len(v))]
     while len(terms) > 1:
         terms = [terms[i] + terms[i + 1] if i + 1 < len(terms) else terms[i] for i in range(0, len(terms), 2)]
     out = Signal(range(len(v) + 1), name=name)

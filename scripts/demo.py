@@ -48,7 +48,7 @@ def main() -> int:
     res = golden.run(loaded, data.x_test)
     golden_acc = float((res.pred == data.y_test).mean())
     weight_bytes = sum((la.weight_bits() + 7) // 8 for la in loaded.layers)
-    print("== gateware: hwbin rtl build/digits.hwbin -o build/rtl (array 8x8x32)")
+    print("== gateware: hwbin rtl build/digits.hwbin -o build/rtl (array 8x4x32)")
     rtl_ok = cli.main(["rtl", str(build / "digits.hwbin"), "-o", str(build / "rtl")]) == 0
     rtl_report = json.loads((build / "rtl" / "report.json").read_text())
     print(f"== cocotb on Verilator: {SIM_VECTORS} test images, bit- and cycle-exact against the golden model")
@@ -79,7 +79,7 @@ def main() -> int:
         ["binary weights", f"{weight_bytes} bytes"],
         ["Verilog = golden (Verilator, cocotb)", f"{sim['vectors'] - sim['mismatches']}/{sim['vectors']} bit-exact, "
                                                   f"{sim['vectors'] - sim['cycle_mismatches']}/{sim['vectors']} cycle-exact"],
-        ["cycles per image (array 8x8x32)", f"{cycles} (PE utilization {rtl_report['utilization'] * 100:.1f}%)"],
+        ["cycles per image (array 8x4x32)", f"{cycles} (PE utilization {rtl_report['utilization'] * 100:.1f}%)"],
         [f"{BOARD} LUTs / FFs / BRAMs", f"{syn['luts']['used']}/{syn['luts']['available']} / {syn['ffs']['used']} / "
                                        f"{syn['brams']['used']}"],
         [f"{BOARD} Fmax (nextpnr)", f"{fmax} MHz"],

@@ -136,3 +136,37 @@ def test_uart_board_top_end_to_end(tmp_path):
                log_file=tmp_path / "sim.log")
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary == {"images": 2, "exact": 2}, (tmp_path / "sim.log").read_text()[-3000:]
+
+
+def test_board_run_host_driver_over_a_pty(tmp_path):
+    """``hwbin board run`` against a pseudo-terminal answered by the golden model (the protocol
+    the simulated UART top passes above)."""
+    import os
+    import pty
+    import threading
+
+    from hwbin import golden
+    from hwbin.cli import main
+
+    m, data = zoo_ir("digits-tiny")
+    ir.save(m, tmp_path / "m.hwbin")
+    generate_rtl(tmp_path / "m.hwbin", tmp_path / "rtl", CFG)
+    master, slave = pty.openpty()
+    import tty
+
+    tty.setraw(master)
+    n_in = int(np.prod(m.input_shape))
+
+    def board():
+        for _ in range(3):
+            got = b""
+            while len(got) < n_in:
+                got += os.read(master, n_in - len(got))
+            image = np.frombuffer(got, np.uint8).reshape(m.input_shape[1] * m.input_shape[2], -1).T
+            beats = pg.expected_beats(golden.run(m, image.reshape(m.input_shape)).scores[0])
+            os.write(master, b"".join(v.to_bytes(4, "little", signed=True) for v in beats))
+
+    t = threading.Thread(target=board, daemon=True)
+    t.start()
+    rc = main(["board", "run", "--port", os.ttyname(slave), "--rtl-dir", str(tmp_path / "rtl"), "--vectors", "3"])
+    assert rc == 0
