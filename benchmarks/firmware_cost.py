@@ -12,7 +12,6 @@ same network, side by side in one run.
 from __future__ import annotations
 
 import argparse
-import re
 import subprocess
 import sys
 import tempfile

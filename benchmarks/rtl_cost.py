@@ -11,7 +11,6 @@ cycle per LUT. FINN's published MNIST figure is placed beside it, scaled by work
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 from pathlib import Path

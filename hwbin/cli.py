@@ -238,7 +238,7 @@ def _array_config(args):
 def cmd_rtl(args) -> int:
     from .rtl.emit import generate_rtl
 
-    report = generate_rtl(args.file, args.output, _array_config(args))
+    generate_rtl(args.file, args.output, _array_config(args))
     print((Path(args.output) / "report.md").read_text().split("\n", 2)[2].rstrip())
     print(f"wrote {args.output}/: hwbin_top.v, report.json, report.md, manifest.json, model.hwbin, verilator.vlt")
     return 0

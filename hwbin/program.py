@@ -193,7 +193,7 @@ def compile_program(model: Model, cfg: ArrayConfig | None = None) -> Program:
     """Compile an IR into the tables the gateware runs; ConfigError if it cannot run."""
     cfg = cfg or ArrayConfig()
     cfg.check()
-    R, C, L = cfg.rows, cfg.cols, cfg.lanes
+    R = cfg.rows
     ops = _ops(model, cfg)
     # Geometry of the memories.
     cin, h0, w0 = model.input_shape

@@ -41,7 +41,7 @@ def report_markdown(model: ir.Model, report: dict) -> str:
     mem = report["memory_bits"]
     w = report["widths"]
     return "\n".join([
-        f"# hwbin gateware report", "",
+        "# hwbin gateware report", "",
         f"model `{model.hash[:16]}`, array {cfg['rows']} rows x {cfg['cols']} columns x {cfg['lanes']} lanes, "
         f"clock {cfg['clock_mhz']:g} MHz (from the cycle model; no simulation needed)", "",
         "```", format_table(["layer", "kind", "tiles", "cycles", "ideal", "utilization"], rows), "```", "",

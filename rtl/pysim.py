@@ -5,7 +5,6 @@ model assumes, and returns every output beat with its cycle (cycle 0 = first inp
 """
 from __future__ import annotations
 
-import numpy as np
 from amaranth.sim import Simulator
 
 from hwbin import program as pg

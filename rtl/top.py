@@ -238,7 +238,6 @@ class Top(wiring.Component):
                        for k in range(8)])[p_c]
 
         # ---------------------------------------------------------- s+1: memory addresses
-        v1 = _delay(m, issue, 1, "v")
         for c in range(C):
             a = gather_rp.data[c * self.gw:c * self.gw + p.addr_bits]
             m.d.comb += [in_rps[c].addr.eq(a), act_rps[c].addr.eq(a)]

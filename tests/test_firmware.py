@@ -9,13 +9,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from hwbin import ir
-from hwbin.data import load_dataset
-from hwbin.export import export_model
 from hwbin.firmware import FirmwareOptions, generate_firmware, toolchain
-from hwbin.models import MODELS, build_model
+from hwbin.models import MODELS
 
 from .conftest import run_cli
-from .helpers import random_ir, random_models, randomize, zoo_ir
+from .helpers import random_ir, random_models, zoo_ir
 
 
 def build_and_run(m, x, out, target="host", sanitize=True, **opts):

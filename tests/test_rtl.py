@@ -1,7 +1,5 @@
 """The gateware in Amaranth's own simulator against numpy and the golden model, the array
 program's checks, and the Verilog's determinism and lint."""
-import os
-import random
 import subprocess
 
 import numpy as np
@@ -13,7 +11,7 @@ from hypothesis import strategies as st
 from hwbin import golden, ir
 from hwbin import program as pg
 from hwbin.rtl.array import PEArray
-from hwbin.rtl.emit import generate_rtl, to_verilog
+from hwbin.rtl.emit import generate_rtl
 from hwbin.rtl.pysim import run_images
 
 from .conftest import run_cli
