@@ -312,6 +312,14 @@ def cmd_board_run(args) -> int:
 
 # --------------------------------------------------------------------------- parser
 
+def _data_args(p) -> None:
+    """Where the test images come from (default: the data set the model was trained on)."""
+    from .data import DATASETS
+
+    p.add_argument("--dataset", choices=list(DATASETS))
+    p.add_argument("--data-path", help="local MNIST: a folder of IDX files or an .npz")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .data import DATASETS
     from .models import MODELS
@@ -344,8 +352,7 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("export", help="fold a trained checkpoint into an IR file")
     e.add_argument("checkpoint")
     e.add_argument("-o", "--output", required=True)
-    e.add_argument("--dataset", choices=list(DATASETS))
-    e.add_argument("--data-path")
+    _data_args(e)
     e.set_defaults(func=cmd_export)
 
     i = sub.add_parser("inspect", help="per-layer table of an IR file")
@@ -354,8 +361,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     g = sub.add_parser("golden", help="run the golden model on a data set")
     g.add_argument("file")
-    g.add_argument("--dataset", choices=list(DATASETS))
-    g.add_argument("--data-path")
+    _data_args(g)
     g.add_argument("--dump-layers", metavar="DIR", help="write every layer's integer output")
     g.add_argument("--indices", default="0", help="test images to dump, e.g. 0,3,5-9 (default 0)")
     g.set_defaults(func=cmd_golden)
@@ -372,8 +378,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                   "(default: 16, or the whole test set with --run)")
     f.add_argument("--sanitize", action="store_true", help="host: build and run under ASan and UBSan")
     f.add_argument("--caller-arena", action="store_true", help="no static arena: the caller passes one")
-    f.add_argument("--dataset", choices=list(DATASETS))
-    f.add_argument("--data-path")
+    _data_args(f)
     f.set_defaults(func=cmd_firmware)
 
     r = sub.add_parser("rtl", help="generate Verilog for the XNOR-popcount array, with a cost report")
@@ -395,8 +400,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="probability of an idle input or output cycle (backpressure; cycles then unchecked)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--waves", action="store_true", help="write waves-<simulator>.fst/.vcd into the folder")
-    s.add_argument("--dataset", choices=list(DATASETS))
-    s.add_argument("--data-path")
+    _data_args(s)
     s.set_defaults(func=cmd_sim)
 
     from .rtl.synth import TARGETS
@@ -415,8 +419,7 @@ def build_parser() -> argparse.ArgumentParser:
     br.add_argument("--port", required=True, help="serial port, e.g. /dev/ttyUSB0")
     br.add_argument("--rtl-dir", default="build/rtl", help="the hwbin rtl folder the bitstream was built from")
     br.add_argument("--vectors", type=int, default=20)
-    br.add_argument("--dataset", choices=list(DATASETS))
-    br.add_argument("--data-path")
+    _data_args(br)
     br.set_defaults(func=cmd_board_run)
     return p
 
