@@ -30,7 +30,7 @@ from .golden import gather_plan
 from .ir import Layer, Model
 
 #: Cycles from a compute step's issue to the capture of its tile's accumulators.
-COMPUTE_LATENCY = 5
+COMPUTE_LATENCY = 6
 #: Cycles from a pass step's issue to its memory write.
 PASS_LATENCY = 2
 #: Cycles from an output request to its beat being valid.

@@ -3,7 +3,8 @@
 Each cycle every PE (r, c) takes column c's L-bit activation slice and row r's L-bit weight
 slice, counts their disagreements (popcount of XOR: the contract's dot product is
 n - 2 * disagreements), and adds ``m * 2^e`` times that count to its sum S, the plane's base.
-Two register stages (popcount, then accumulate) keep the adder tree off the memory path.
+Three register stages (popcount, then the base's shift-and-add, then accumulate) keep each
+adder chain short.
 S is unsigned; the drain turns it into an accumulator: acc = sum(b) * n - 2 * S.
 """
 from __future__ import annotations
@@ -31,7 +32,7 @@ def times_mantissa(pop, mant):
 class PEArray(wiring.Component):
     """``valid``/``first`` qualify one step; ``acts`` is C slices, ``weights`` R slices.
 
-    ``sums[r*C + c]`` is PE (r, c)'s S, two cycles after its last step entered."""
+    ``sums[r*C + c]`` is PE (r, c)'s S, three cycles after its last step entered."""
 
     def __init__(self, rows: int, cols: int, lanes: int, s_bits: int):
         self.rows, self.cols, self.lanes = rows, cols, lanes
@@ -49,6 +50,8 @@ class PEArray(wiring.Component):
         v1, first1 = Signal(), Signal()
         mant1, shift1 = Signal(4), Signal(3)
         m.d.sync += [v1.eq(self.valid), first1.eq(self.first), mant1.eq(self.mant), shift1.eq(self.shift)]
+        v2, first2 = Signal(), Signal()
+        m.d.sync += [v2.eq(v1), first2.eq(first1)]
         sums = []
         for r in range(R):
             w = self.weights[r * L:(r + 1) * L]
@@ -57,9 +60,11 @@ class PEArray(wiring.Component):
                 pop = popcount(m, a ^ w, f"pop_{r}_{c}")
                 pop1 = Signal.like(pop, name=f"pop1_{r}_{c}")
                 m.d.sync += pop1.eq(pop)
+                prod = Signal(self.s_bits, name=f"prod_{r}_{c}")
+                m.d.sync += prod.eq(times_mantissa(pop1, mant1) << shift1)
                 s = Signal(self.s_bits, name=f"s_{r}_{c}")
-                with m.If(v1):
-                    m.d.sync += s.eq(Mux(first1, 0, s) + (times_mantissa(pop1, mant1) << shift1))
+                with m.If(v2):
+                    m.d.sync += s.eq(Mux(first2, 0, s) + prod)
                 sums.append(s)
         for i, s in enumerate(sums):
             m.d.comb += self.sums[i * self.s_bits:(i + 1) * self.s_bits].eq(s)

@@ -4,8 +4,8 @@ Everything model-specific arrives as tables from ``hwbin.program.Program``; the 
 below is what ``program.cycle_model`` replays, stage by stage (s = the cycle a step issues):
 
     compute   s: tile/gather/weight ROM addresses   s+1: activation memory addresses
-              s+2: slice, lane mask, pad             s+3: XOR + popcount   s+4: S += m*pop << e
-              s+5: capture S of a tile's last step   s+6 ..: drain, one column per cycle
+              s+2: slice, lane mask, pad   s+3: XOR + popcount   s+4: m*pop << e   s+5: S += it
+              s+6: capture S of a tile's last step   s+7 ..: drain, one column per cycle
     pass      s: gather ROM   s+1: memory address   s+2: max / permute, write
     output    request: score address   +1: select, multiply   +2: add   +3: beat valid
 
@@ -255,13 +255,13 @@ class Top(wiring.Component):
             m.d.comb += word.eq(Mux(src2, in_rps[c].data, act_rps[c].data))
             m.d.sync += a3[c * L:(c + 1) * L].eq(Mux(pads2[c], 0, word.bit_select(off2, L) & mask2))
         w3 = _delay(m, w2, 1, "w")
-        # ---------------------------------------------------------- s+3, s+4: the array
+        # ---------------------------------------------------------- s+3 .. s+5: the array
         m.submodules.array = arr = PEArray(R, C, L, p.s_bits)
         m.d.comb += [arr.valid.eq(_delay(m, issue, 3, "v")), arr.first.eq(_delay(m, issue & first_step, 3, "first")),
                      arr.mant.eq(_delay(m, mant, 3, "mant")), arr.shift.eq(_delay(m, shift, 3, "shift")),
                      arr.acts.eq(a3), arr.weights.eq(w3)]
 
-        # ---------------------------------------------------------- s+5: capture, drain
+        # ---------------------------------------------------------- s+6: capture, drain
         lat = pg.COMPUTE_LATENCY
         capture = _delay(m, issue & last_compute, lat, "cap")
         shadow = Signal(R * C * p.s_bits)
