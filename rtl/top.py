@@ -5,7 +5,8 @@ below is what ``program.cycle_model`` replays, stage by stage (s = the cycle a s
 
     compute   s: tile/gather/weight ROM addresses   s+1: activation memory addresses
               s+2: slice, lane mask, pad   s+3: XOR + popcount   s+4: m*pop << e   s+5: S += it
-              s+6: capture S of a tile's last step   s+7 ..: drain, one column per cycle
+              s+6: capture S of a tile's last step   s+7 ..: drain, one column per cycle,
+              each column's levels written one cycle after it is computed
     pass      s: gather ROM   s+1: memory address   s+2: max / permute, write
     output    request: score address   +1: select, multiply   +2: add   +3: beat valid
 
@@ -178,7 +179,7 @@ class Top(wiring.Component):
         wpass = Signal(range(max(2, max([op.window for op in ops]) + 1)))
         opass = Signal(range(max(2, max([op.npos for op in ops]) + 1)))
         drain_cd = Signal(range(cfg.cols + 2))
-        flush_cd = Signal(range(cfg.cols + pg.COMPUTE_LATENCY + pg.PASS_LATENCY + 2))
+        flush_cd = Signal(range(cfg.cols + pg.COMPUTE_LATENCY + pg.DRAIN_WRITE_LATENCY + pg.PASS_LATENCY + 2))
         with m.If(drain_cd != 0):
             m.d.sync += drain_cd.eq(drain_cd - 1)
         with m.If(flush_cd != 0):
@@ -209,7 +210,7 @@ class Top(wiring.Component):
                     m.d.sync += [j_c.eq(0), t_c.eq(t_c + 1)]
             with m.If(last_compute):
                 m.d.sync += [t_c.eq(0), wstep.eq(0), drain_cd.eq(tile.nvalid - 1),
-                             flush_cd.eq(tile.nvalid + pg.COMPUTE_LATENCY - 1)]
+                             flush_cd.eq(tile.nvalid + pg.COMPUTE_LATENCY + pg.DRAIN_WRITE_LATENCY - 1)]
         with m.If(pissue):
             m.d.sync += [wpass.eq(wpass + 1), t_c.eq(t_c + 1)]
             with m.If(wpass == window - 1):
@@ -336,15 +337,21 @@ class Top(wiring.Component):
         pass_write = pv2 & (w_pass2 == window2 - 1)
 
         # ---------------------------------------------------------- activation and score writes
-        drain_write = dactive & ~is_score
+        # the drain's results are registered and written one cycle later (DRAIN_WRITE_LATENCY):
+        # the path from the tile ROM through the thresholds is long enough on its own
+        d_addr = Signal(p.addr_bits)
+        d_data = Signal(p.region_width)
+        d_en = Signal(p.region_width // p.gran)
+        m.d.sync += [d_addr.eq(dst_base + out_pos), d_data.eq(level_word),
+                     d_en.eq(Mux(dactive & ~is_score, dtile.wen, 0))]
         all_granules = (1 << (p.region_width // p.gran)) - 1
         for wp in act_wps:
-            m.d.comb += [wp.addr.eq(Mux(pass_write, pdst2 + o_pass2, dst_base + out_pos)),
-                         wp.data.eq(Mux(pass_write, combined, level_word)),
-                         wp.en.eq(Mux(pass_write, all_granules, Mux(drain_write, dtile.wen, 0)))]
+            m.d.comb += [wp.addr.eq(Mux(pass_write, pdst2 + o_pass2, d_addr)),
+                         wp.data.eq(Mux(pass_write, combined, d_data)),
+                         wp.en.eq(Mux(pass_write, all_granules, d_en))]
         m.d.comb += [self.trace_addr.eq(act_wps[0].addr), self.trace_data.eq(act_wps[0].data),
                      self.trace_en.eq(act_wps[0].en)]
-        m.d.comb += [score_wp.addr.eq(out_pos * p.score_rows + dtile.rt),
+        m.d.sync += [score_wp.addr.eq(out_pos * p.score_rows + dtile.rt),
                      score_wp.data.eq(Cat(a[:ab] for a in accs)),
                      score_wp.en.eq(dactive & is_score)]
 

@@ -97,9 +97,9 @@ def test_cycle_model_counts_tiles_and_steps():
     conv_steps = 9 * 1 * 8                     # 9 taps, 1 chunk, 8 pixel planes
     dense_steps = 36 * 1 * 2                   # 36 positions as taps, 4 channels in 1 chunk, order 2
     conv_last = load + conv_steps - 1
-    dense_start = conv_last + pg.COMPUTE_LATENCY + 36
+    dense_start = conv_last + pg.COMPUTE_LATENCY + 36 + pg.DRAIN_WRITE_LATENCY
     dense_last = dense_start + dense_steps - 1
-    first_request = dense_last + pg.COMPUTE_LATENCY + 1 + 1
+    first_request = dense_last + pg.COMPUTE_LATENCY + 1 + pg.DRAIN_WRITE_LATENCY + 1
     assert rep.beat_cycles[0] == first_request + pg.OUTPUT_LATENCY
     assert rep.total == first_request + pg.OUTPUT_LATENCY + 4
 
