@@ -86,7 +86,7 @@ class Op:
     cin_g: int = 0
     bases_m: tuple = ()
     bases_e: tuple = ()
-    k_out: int = 0
+    k_out: int = 0            # planes of the activation this op writes (0: scores)
     rows_per_tile: int = 0
     # pass constants
     npos: int = 0
@@ -179,9 +179,11 @@ def _ops(model: Model, cfg: ArrayConfig) -> list[Op]:
                 raise ConfigError(f"layer '{layer.name}': the last layer must not be grouped "
                                   f"(groups {g}); the output unit reads whole rows of classes")
         elif kind == "pool":
+            op.k_out = ops[-1].k_out          # a pass keeps the planes of the layer before it
             op.npos = layer.out_shape[1] * layer.out_shape[2]
             op.window = layer.kernel[0] * layer.kernel[1]
         else:
+            op.k_out = ops[-1].k_out
             op.npos = layer.in_shape[1] * layer.in_shape[2]
             op.window = 1
             op.perm = tuple(int(p) for p in layer.arrays["perm"])

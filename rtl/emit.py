@@ -95,3 +95,10 @@ def load_rtl_dir(path) -> tuple[dict, ir.Model]:
     if not (p / f"{TOP_NAME}.v").is_file():
         raise HwbinError(f"{path}: {TOP_NAME}.v missing (run 'hwbin rtl' again)")
     return man, model
+
+
+def load_program(path) -> tuple[dict, ir.Model, pg.Program]:
+    """The manifest, model and array program of a ``hwbin rtl`` folder (the config it was built with)."""
+    man, model = load_rtl_dir(path)
+    c = man["config"]
+    return man, model, pg.compile_program(model, pg.ArrayConfig(c["rows"], c["cols"], c["lanes"], c["clock_mhz"]))

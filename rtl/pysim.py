@@ -11,8 +11,6 @@ from hwbin import program as pg
 
 from .top import Top
 
-input_beats = pg.input_beats
-
 
 def run_images(prog: pg.Program, images, max_cycles: int = 200_000, vcd: str | None = None):
     """[(beat values, beat cycles, reported cycles)] per image."""
@@ -23,7 +21,7 @@ def run_images(prog: pg.Program, images, max_cycles: int = 200_000, vcd: str | N
 
     async def bench(ctx):
         for image in images:
-            beats = input_beats(image)
+            beats = pg.input_beats(image)
             values, cycles = [], []
             cycle, t0, sent = 0, None, 0
             ctx.set(top.o_result.ready, 1)

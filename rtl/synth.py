@@ -23,7 +23,7 @@ from hwbin.errors import HwbinError
 from hwbin.util import atomic_write_json
 
 from .board import UARTBridge
-from .emit import TOP_NAME, load_rtl_dir
+from .emit import TOP_NAME, load_program
 
 BOARDS = {
     "ulx3s": ("amaranth_boards.ulx3s", "ULX3S_25F_Platform", "ecp5"),
@@ -54,12 +54,6 @@ def _yowasp_env() -> None:
     # is programmed (do_program=False); hwbin only builds, so any executable will do there
     for var in ("OPENFPGALOADER", "ICEPROG"):
         os.environ.setdefault(var, shutil.which("true") or "/bin/true")
-
-
-def _program(rtl_dir) -> pg.Program:
-    man, model = load_rtl_dir(rtl_dir)
-    c = man["config"]
-    return pg.compile_program(model, pg.ArrayConfig(c["rows"], c["cols"], c["lanes"], c["clock_mhz"]))
 
 
 class _BoardTop(Elaboratable):
@@ -127,7 +121,7 @@ def synth_board(rtl_dir, board: str, out_dir, seed: int = 1) -> dict:
     _yowasp_env()
     platform = getattr(importlib.import_module(module), cls)()
     out = Path(out_dir)
-    platform.build(_BoardTop(_program(rtl_dir)), name="hwbin_board", build_dir=str(out), do_program=False,
+    platform.build(_BoardTop(load_program(rtl_dir)[2]), name="hwbin_board", build_dir=str(out), do_program=False,
                    nextpnr_opts=f"--report nextpnr-report.json --seed {seed} --timing-allow-fail")
     s = summarize(out / "nextpnr-report.json", family)
     s["bitstream"] = str(next(out.glob("hwbin_board.bi*")))

@@ -117,6 +117,11 @@ class Top(wiring.Component):
         R, C, L = cfg.rows, cfg.cols, cfg.lanes
         ops = p.ops
         tile_rom, gather_rom, weight_rom, thr_rom, score_mem = self._memories(m)
+
+        def by_op(value, index, width=None):
+            """A per-layer constant, indexed by a tile's layer (the END entry reads 0)."""
+            return _table([value(op) for op in ops] + [0], index, width)
+
         tile_rp = tile_rom.read_port()
         tile_rp2 = tile_rom.read_port()
         gather_rp = gather_rom.read_port()
@@ -185,10 +190,10 @@ class Top(wiring.Component):
         with m.If(flush_cd != 0):
             m.d.sync += flush_cd.eq(flush_cd - 1)
 
-        J = _table([op.J for op in ops] + [0], tile.layer)
-        K = _table([op.K for op in ops] + [0], tile.layer)
-        npos = _table([op.npos for op in ops] + [0], tile.layer)
-        window = _table([op.window for op in ops] + [0], tile.layer)
+        J = by_op(lambda op: op.J, tile.layer)
+        K = by_op(lambda op: op.K, tile.layer)
+        npos = by_op(lambda op: op.npos, tile.layer)
+        window = by_op(lambda op: op.window, tile.layer)
         running = state == RUN
         is_compute = running & (tile.kind == pg.KIND_COMPUTE)
         is_pass = running & (tile.kind == pg.KIND_PASS)
@@ -226,16 +231,16 @@ class Top(wiring.Component):
         m.d.comb += [gather_rp.addr.eq(tile.gbase + t_c), weight_rp.addr.eq(tile.wbase + wstep)]
 
         # per-step values, computed at s and carried down the pipeline
-        src_input = _table([int(op.src_input) for op in ops] + [0], tile.layer)
+        src_input = by_op(lambda op: int(op.src_input), tile.layer)
         stride = Mux(src_input, cin, p.cpad)
         offset = Signal(range(max(8 * cin, p.kmax * p.cpad) + L + 1))
         m.d.comb += offset.eq(p_c * stride + tile.cbase + j_c * L)
         last_lanes = [op.cin_g - (op.J - 1) * L if op.kind == "compute" else L for op in ops] + [L]
         full = (1 << L) - 1
         mask = Mux(j_c == J - 1, _table([(1 << n) - 1 for n in last_lanes], tile.layer, L), full)
-        mant = Array([_table([op.bases_m[k] if k < len(op.bases_m) else 0 for op in ops] + [0], tile.layer, 4)
+        mant = Array([by_op(lambda op: op.bases_m[k] if k < len(op.bases_m) else 0, tile.layer, 4)
                       for k in range(8)])[p_c]
-        shift = Array([_table([op.bases_e[k] if k < len(op.bases_e) else 0 for op in ops] + [0], tile.layer, 3)
+        shift = Array([by_op(lambda op: op.bases_e[k] if k < len(op.bases_e) else 0, tile.layer, 3)
                        for k in range(8)])[p_c]
 
         # ---------------------------------------------------------- s+1: memory addresses
@@ -273,21 +278,19 @@ class Top(wiring.Component):
         m.d.comb += [tile_rp2.en.eq(capture), gather_rp2.en.eq(capture), thr_rp.en.eq(capture)]
         dactive = Signal()
         dcol = Signal(range(max(2, C)))
+        dtile = data.View(self.tile_layout, tile_rp2.data)
         with m.If(capture):
             m.d.sync += [shadow.eq(arr.sums), dactive.eq(1), dcol.eq(0)]
         with m.Elif(dactive):
-            dtile_pre = data.View(self.tile_layout, tile_rp2.data)
             m.d.sync += dcol.eq(dcol + 1)
-            with m.If(dcol == dtile_pre.nvalid - 1):
+            with m.If(dcol == dtile.nvalid - 1):
                 m.d.sync += dactive.eq(0)
-        dtile = data.View(self.tile_layout, tile_rp2.data)
         sb, ab = p.s_bits, p.acc_bits
         col_sums = Array([Cat(shadow[(r * C + c) * sb:(r * C + c + 1) * sb] for r in range(R)) for c in range(C)])[dcol]
         out_pos = Array([gather_rp2.data[c * self.gw:c * self.gw + p.addr_bits] for c in range(C)])[dcol]
-        is_score = _table([int(op.is_score) for op in ops] + [0], dtile.layer)
-        dst_base = _table([op.dst_base for op in ops] + [0], dtile.layer)
-        kshift = _table([p.kmax - op.k_out if op.kind == "compute" and not op.is_score else 0 for op in ops] + [0],
-                        dtile.layer)
+        is_score = by_op(lambda op: int(op.is_score), dtile.layer)
+        dst_base = by_op(lambda op: op.dst_base, dtile.layer)
+        kshift = by_op(lambda op: p.kmax - op.k_out if op.kind == "compute" and not op.is_score else 0, dtile.layer)
         tb = p.thr_bits
         accs, plane_rows = [], [[] for _ in range(p.kmax)]
         for r in range(R):
@@ -309,10 +312,10 @@ class Top(wiring.Component):
         w_pass2 = _delay(m, wpass, 2, "wpass")
         o_pass2 = _delay(m, opass, 2, "opass")
         layer2 = _delay(m, tile.layer, 2, "player")
-        window2 = _table([op.window for op in ops] + [0], layer2)
-        pdst2 = _table([op.dst_base for op in ops] + [0], layer2)
-        mode2 = _table([int(op.kind == "shuffle") for op in ops] + [0], layer2)
-        sid2 = _table([op.shuffle_id for op in ops] + [0], layer2)
+        window2 = by_op(lambda op: op.window, layer2)
+        pdst2 = by_op(lambda op: op.dst_base, layer2)
+        mode2 = by_op(lambda op: int(op.kind == "shuffle"), layer2)
+        sid2 = by_op(lambda op: op.shuffle_id, layer2)
         rdata = act_rps[0].data
         run = Signal(p.region_width)
         combined = Signal(p.region_width)

@@ -21,8 +21,9 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, ReadOnly
 
-from hwbin import golden, ir
+from hwbin import golden
 from hwbin import program as pg
+from hwbin.rtl.emit import load_program
 
 
 def _job() -> dict:
@@ -99,7 +100,7 @@ def first_layer_divergence(prog: pg.Program, taps: dict, image_index: int, write
         if op_i >= len(producers):
             break
         op = producers[op_i]
-        k = op.k_out if op.kind == "compute" else _order_of(prog, op)
+        k = op.k_out
         pos = addr - op.dst_base
         ref = taps[op.layer.name][image_index].reshape(op.layer.out_shape[0], -1)
         for c in range(op.layer.out_shape[0]):
@@ -114,22 +115,10 @@ def first_layer_divergence(prog: pg.Program, taps: dict, image_index: int, write
     return None
 
 
-def _order_of(prog: pg.Program, op: pg.Op) -> int:
-    """Planes of a pass's activation: those of the nearest compute layer before it."""
-    for prev in reversed(prog.ops[:op.index]):
-        if prev.kind == "compute":
-            return prev.k_out
-    return 1
-
-
 class Bench:
     def __init__(self, dut, job: dict):
         self.dut, self.job = dut, job
-        rtl = Path(job["rtl_dir"])
-        self.model = ir.load(rtl / "model.hwbin")
-        man = json.loads((rtl / "manifest.json").read_text())
-        c = man["config"]
-        self.prog = pg.compile_program(self.model, pg.ArrayConfig(c["rows"], c["cols"], c["lanes"], c["clock_mhz"]))
+        _, self.model, self.prog = load_program(job["rtl_dir"])
         self.predicted = pg.cycle_model(self.prog)
         self.x = np.load(job["vectors"])
         self.ref = golden.run(self.model, self.x, taps=bool(job.get("trace")))
