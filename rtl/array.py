@@ -9,14 +9,22 @@ S is unsigned; the drain turns it into an accumulator: acc = sum(b) * n - 2 * S.
 """
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal, unsigned
+from amaranth.hdl import Array, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 
 def popcount(m: Module, v, name: str):
-    """A balanced adder tree over the bits of ``v`` (Amaranth has no popcount operator)."""
-    terms = [v[i] for i in range(len(v))]
+    """A balanced adder tree over the bits of ``v`` (Amaranth has no popcount operator).
+
+    ``v`` is first held in a signal of its own: slicing an expression repeats the whole
+    expression once per bit in the Verilog, which synthesis merges again but an
+    event-driven simulator (Icarus) evaluates 32 times over."""
+    bits = Signal(len(v), name=f"{name}_in")
+    m.d.comb += bits.eq(v)
+    table = Array([Const(bin(i).count("1"), 3) for i in range(16)])
+    terms = [table[bits[i:i + 4]] if i + 4 <= len(v) else sum(bits[j] for j in range(i, len(v)))
+             for i in range(0, len(v), 4)]
     while len(terms) > 1:
         terms = [terms[i] + terms[i + 1] if i + 1 < len(terms) else terms[i] for i in range(0, len(terms), 2)]
     out = Signal(range(len(v) + 1), name=name)
