@@ -13,7 +13,10 @@ cycle, each a C-wide read of the activation memories and an R-wide weight word. 
 accumulators are captured ``COMPUTE_LATENCY`` cycles after its last step and drained one
 column per cycle (thresholds -> levels -> memory); the last step of a tile waits until the
 drain of the previous tile is done. Max pooling and channel shuffle are passes: one read per
-cycle, one write per output position. The first tile of every layer waits until the previous
+cycle, one write per output position. A first layer with few input channels (one, for a grey
+image) would use a lane or three of every lane chunk; an im2col pass first gathers each output
+position's T taps x channels into lane chunks of a column memory (T reads, then J x K writes per
+column tile), and the layer then runs as if it had one tap of T x channels inputs. The first tile of every layer waits until the previous
 layer's writes are done. Then the output unit streams, per output position, one score per class
 and then the class, one beat per cycle.
 """
@@ -44,7 +47,8 @@ MAX_BASE_MANTISSA = 15
 MAX_BASE_SHIFT = 7
 
 KIND_COMPUTE, KIND_PASS, KIND_END = 0, 1, 2
-PASS_POOL, PASS_SHUFFLE = 0, 1
+PASS_POOL, PASS_SHUFFLE, PASS_IM2COL = 0, 1, 2
+SRC_INPUT, SRC_REGION, SRC_COL = 0, 1, 2
 
 
 class ConfigError(HwbinError):
@@ -72,11 +76,13 @@ class ArrayConfig:
 
 @dataclass
 class Op:
-    """One layer as the sequencer sees it (compute, pool or shuffle), with its constants."""
+    """One step of the sequencer's program (a layer, or the im2col pass before the first), with
+    its constants. ``index`` is the op's place in ``Program.ops``; an im2col pass shares its
+    layer with the compute op after it."""
     index: int
     layer: Layer
-    kind: str                 # "compute", "pool", "shuffle"
-    src_input: bool = False   # reads the input memory rather than an activation region
+    kind: str                 # "compute", "pool", "shuffle", "im2col"
+    src: int = SRC_REGION     # SRC_INPUT, SRC_REGION or SRC_COL (the im2col column memory)
     src_base: int = 0
     dst_base: int = 0         # region base (levels) or 0 (scores)
     is_score: bool = False
@@ -84,11 +90,13 @@ class Op:
     J: int = 0
     K: int = 0
     cin_g: int = 0
+    lanes_in: int = 0         # inputs of one tap's lane chunks: cin_g, or T x cin_g after im2col
     bases_m: tuple = ()
     bases_e: tuple = ()
     k_out: int = 0            # planes of the activation this op writes (0: scores)
     rows_per_tile: int = 0
-    # pass constants
+    # pass constants (an im2col pass: npos column tiles of window T + J x K steps)
+    taps: int = 0
     npos: int = 0
     window: int = 0
     perm: tuple = ()
@@ -122,6 +130,7 @@ class Program:
     acc_bits: int             # signed accumulator after the fix-up
     thr_bits: int
     nthr: int
+    col_depth: int = 0        # words of each column's im2col memory (0: no im2col pass)
 
     @property
     def region_width(self) -> int:
@@ -129,7 +138,7 @@ class Program:
 
     @property
     def addr_bits(self) -> int:
-        return max(1, (max(2 * self.region_depth, self.in_positions,
+        return max(1, (max(2 * self.region_depth, self.in_positions, self.col_depth,
                            self.out_positions * self.score_rows) - 1).bit_length())
 
     @property
@@ -140,6 +149,7 @@ class Program:
         c = self.cfg.cols
         return {"weight_rom": len(self.weights) * self.cfg.rows * self.cfg.lanes,
                 "input_buffer": c * self.in_positions * self.in_width,
+                "im2col_buffer": c * self.col_depth * self.cfg.lanes,
                 "activation_buffers": c * 2 * self.region_depth * self.region_width,
                 "score_buffer": self.out_positions * self.score_rows * self.cfg.rows * self.acc_bits}
 
@@ -158,31 +168,55 @@ def split_base(b: int, where: str) -> tuple[int, int]:
     return b, e
 
 
+def _im2col_taps(layer: Layer, cfg: ArrayConfig) -> int:
+    """Taps of a first layer worth an im2col pass (fewer lane chunks per output), else 0.
+    Transposed and grouped convolutions keep the tap-by-tap schedule."""
+    if layer.kind not in ("conv", "dense") or (layer.kind == "conv" and layer.groups != 1):
+        return 0
+    T = len(gather_plan(layer)[0].taps)
+    cin = layer.in_shape[0]
+    return T if T > 1 and math.ceil(T * cin / cfg.lanes) < T * math.ceil(cin / cfg.lanes) else 0
+
+
+def _compute_op(index: int, layer: Layer, cfg: ArrayConfig, im2col_taps: int) -> Op:
+    op = Op(index, layer, "compute")
+    g = 1 if layer.kind == "dense" else layer.groups
+    op.cin_g = layer.in_shape[0] // g
+    op.lanes_in = op.cin_g * max(1, im2col_taps)
+    op.J = math.ceil(op.lanes_in / cfg.lanes)
+    op.K = layer.in_order
+    splits = [split_base(b, f"layer '{layer.name}' field 'in_bases'") for b in layer.in_bases]
+    op.bases_m = tuple(m for m, _ in splits)
+    op.bases_e = tuple(e for _, e in splits)
+    op.is_score = layer.output == "scores"
+    op.k_out = 0 if op.is_score else layer.out_order
+    op.rows_per_tile = min(cfg.rows, layer.out_shape[0] // g)
+    if op.is_score and g != 1:
+        raise ConfigError(f"layer '{layer.name}': the last layer must not be grouped "
+                          f"(groups {g}); the output unit reads whole rows of classes")
+    return op
+
+
 def _ops(model: Model, cfg: ArrayConfig) -> list[Op]:
     ops = []
     shuffles = 0
     for i, layer in enumerate(model.layers):
         kind = {"maxpool": "pool", "shuffle": "shuffle"}.get(layer.kind, "compute")
-        op = Op(i, layer, kind)
         if kind == "compute":
-            g = 1 if layer.kind == "dense" else layer.groups
-            op.cin_g = layer.in_shape[0] // g
-            op.J = math.ceil(op.cin_g / cfg.lanes)
-            op.K = layer.in_order
-            splits = [split_base(b, f"layer '{layer.name}' field 'in_bases'") for b in layer.in_bases]
-            op.bases_m = tuple(m for m, _ in splits)
-            op.bases_e = tuple(e for _, e in splits)
-            op.is_score = layer.output == "scores"
-            op.k_out = 0 if op.is_score else layer.out_order
-            op.rows_per_tile = min(cfg.rows, layer.out_shape[0] // g)
-            if op.is_score and g != 1:
-                raise ConfigError(f"layer '{layer.name}': the last layer must not be grouped "
-                                  f"(groups {g}); the output unit reads whole rows of classes")
+            taps = _im2col_taps(layer, cfg) if i == 0 else 0
+            op = _compute_op(len(ops) + bool(taps), layer, cfg, taps)
+            if taps:
+                ops.append(Op(len(ops), layer, "im2col", src=SRC_INPUT, J=op.J, K=op.K, taps=taps,
+                              npos=math.ceil(layer.out_shape[1] * layer.out_shape[2] / cfg.cols),
+                              window=taps + op.J * op.K))
+                op.src = SRC_COL
         elif kind == "pool":
+            op = Op(len(ops), layer, kind)
             op.k_out = ops[-1].k_out          # a pass keeps the planes of the layer before it
             op.npos = layer.out_shape[1] * layer.out_shape[2]
             op.window = layer.kernel[0] * layer.kernel[1]
         else:
+            op = Op(len(ops), layer, kind)
             op.k_out = ops[-1].k_out
             op.npos = layer.in_shape[1] * layer.in_shape[2]
             op.window = 1
@@ -214,17 +248,22 @@ def compile_program(model: Model, cfg: ArrayConfig | None = None) -> Program:
     out_positions = last.out_shape[1] * last.out_shape[2]
     num_classes = last.out_shape[0]
     score_rows = math.ceil(num_classes / R)
-    # Sources and destinations: input memory, then regions 0 and 1 alternately.
-    region = 0
-    for i, op in enumerate(ops):
-        op.src_input = i == 0
-        op.src_base = 0 if i == 0 else (1 - region) * region_depth
+    # Sources and destinations: input memory (or the im2col memory), then regions 0 and 1
+    # alternately; the im2col pass writes only its own memory.
+    region, src = 0, SRC_INPUT
+    for op in ops:
+        if op.kind == "im2col":
+            src = SRC_COL
+            continue
+        op.src = src
+        op.src_base = (1 - region) * region_depth if src == SRC_REGION else 0
         op.dst_base = region * region_depth
-        region = 1 - region
+        region, src = 1 - region, SRC_REGION
+    col_depth = sum(op.npos * op.J * op.K for op in ops if op.kind == "im2col")
     prog = Program(model, cfg, ops, [], [], [], [], [], [], in_channels=cin, in_positions=h0 * w0,
                    in_width=8 * cin, cpad=cpad, kmax=kmax, region_depth=region_depth, gran=gran,
                    out_positions=out_positions, num_classes=num_classes, score_rows=score_rows,
-                   s_bits=1, acc_bits=2, thr_bits=2, nthr=1)
+                   s_bits=1, acc_bits=2, thr_bits=2, nthr=1, col_depth=col_depth)
     bound_max = 1
     for op in ops:
         if op.kind == "compute":
@@ -259,6 +298,8 @@ def _weight_block(op: Op, phase, g: int, rt: int, R: int, L: int) -> list[int]:
         taps = [w[:, :, t] for t in range(w.shape[2])]
     else:
         taps = [w[:, :, ky, kx] for ky, kx in phase.taps]   # (cout, cin_g) per tap
+    if op.src == SRC_COL:
+        taps = [np.concatenate(taps, axis=1)]               # one tap: lane t * cin + ch
     words = []
     for tap in taps:
         for j in range(op.J):
@@ -267,7 +308,7 @@ def _weight_block(op: Op, phase, g: int, rt: int, R: int, L: int) -> list[int]:
                 o_in = rt * R + r
                 if o_in >= og:
                     continue
-                lanes = tap[g * og + o_in, j * L:min((j + 1) * L, op.cin_g)]
+                lanes = tap[g * og + o_in, j * L:min((j + 1) * L, op.lanes_in)]
                 word |= bits_to_int(lanes) << (r * L)
             words.append(word)
     return words
@@ -297,22 +338,18 @@ def _compile_compute(prog: Program, op: Op) -> int:
         for c0 in range(0, len(phase.out_pos), C):
             cols = phase.out_pos[c0:c0 + C]
             gbase = len(prog.gather)
-            for t in range(T):
-                word = []
-                for c in range(C):
-                    if c < len(cols):
-                        pos = int(phase.in_pos[c0 + c, t])
-                        pad = pos == h * w
-                        word.append((0 if pad else op.src_base + pos, int(pad)))
-                    else:
-                        word.append((0, 1))
-                prog.gather.append(word)
+            if op.src == SRC_COL:       # one word: this column tile's lane chunks
+                ct = c0 // C
+                prog.gather.append([(ct * op.J * op.K, int(c >= len(cols))) for c in range(C)])
+            else:
+                prog.gather.extend(_tap_word(phase, c0, t, C, h * w, op.src_base) for t in range(T))
             # the out word: destination address per column (levels) or position (scores)
             prog.gather.append([(int(cols[c]) if c < len(cols) else 0, 0) for c in range(C)])
             for g in range(groups):
                 for rt in range(rts):
                     o0 = g * og + rt * R
-                    tile = {"kind": KIND_COMPUTE, "layer": op.index, "wait": int(first), "T": T,
+                    tile = {"kind": KIND_COMPUTE, "layer": op.index, "wait": int(first),
+                            "T": 1 if op.src == SRC_COL else T,
                             "gbase": gbase, "wbase": wblocks[g, rt], "cbase": g * op.cin_g,
                             "o0": o0, "rt": rt, "thr": 0, "nfix": bsum * n, "nvalid": len(cols),
                             "wen": _write_enables(prog, op, o0, min(R, og - rt * R))}
@@ -320,6 +357,15 @@ def _compile_compute(prog: Program, op: Op) -> int:
                     op.tiles.append(len(prog.tiles))
                     prog.tiles.append(tile)
     return bound
+
+
+def _tap_word(phase, c0: int, t: int, C: int, pad_pos: int, base: int) -> list[tuple[int, int]]:
+    """The gather word of tap t for the column tile at output c0: (address, pad) per column."""
+    word = []
+    for c in range(C):
+        pos = int(phase.in_pos[c0 + c, t]) if c0 + c < len(phase.out_pos) else pad_pos
+        word.append((0, 1) if pos == pad_pos else (base + pos, 0))
+    return word
 
 
 def _write_enables(prog: Program, op: Op, o0: int, rows: int) -> int:
@@ -349,6 +395,14 @@ def _compile_pass(prog: Program, op: Op) -> None:
                     for dx in range(kw):
                         pos = (oy * sh + dy) * w + ox * sw + dx
                         prog.gather.append([(op.src_base + pos, 0)] + [(0, 1)] * (C - 1))
+    elif op.kind == "im2col":
+        # per column tile: T tap reads of the input memory, then J x K writes of the column
+        # memory, whose addresses the gather words carry
+        phase = gather_plan(layer)[0]
+        for ct, c0 in enumerate(range(0, len(phase.out_pos), C)):
+            prog.gather.extend(_tap_word(phase, c0, t, C, h * w, 0) for t in range(op.taps))
+            for s in range(op.J * op.K):
+                prog.gather.append([(ct * op.J * op.K + s, 0)] * C)
     else:
         for pos in range(h * w):
             prog.gather.append([(op.src_base + pos, 0)] + [(0, 1)] * (C - 1))
@@ -433,13 +487,21 @@ def layer_report(prog: Program, cycles: CycleReport | None = None) -> dict:
     cfg = prog.cfg
     peak = cfg.rows * cfg.cols * cfg.lanes
     layers = []
+    im2col = None              # (first cycle, cycles) of an im2col pass, counted with its layer
     for op, (a, b) in zip(prog.ops, cycles.layer_spans):
+        if op.kind == "im2col":
+            im2col = (a, b - a)
+            continue
+        if im2col:
+            a = im2col[0]
         macs = op.layer.binary_macs()
         ideal = macs / peak
         n = b - a
         layers.append({"name": op.layer.name, "kind": op.layer.kind, "tiles": len(op.tiles) if op.kind == "compute" else 0,
                        "cycles": n, "ideal_cycles": round(ideal, 1), "binary_macs": macs,
-                       "utilization": round(ideal / n, 4) if macs else None})
+                       "utilization": round(ideal / n, 4) if macs else None,
+                       "im2col_cycles": im2col[1] if im2col else 0})
+        im2col = None
     total = cycles.total
     macs = sum(op.layer.binary_macs() for op in prog.ops)
     return {

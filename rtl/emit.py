@@ -45,6 +45,8 @@ def report_markdown(model: ir.Model, report: dict) -> str:
         f"model `{model.hash[:16]}`, array {cfg['rows']} rows x {cfg['cols']} columns x {cfg['lanes']} lanes, "
         f"clock {cfg['clock_mhz']:g} MHz (from the cycle model; no simulation needed)", "",
         "```", format_table(["layer", "kind", "tiles", "cycles", "ideal", "utilization"], rows), "```", "",
+        *[f"- {lay['name']} reads its input through an im2col pass: {lay['im2col_cycles']} of its "
+          f"{lay['cycles']} cycles (docs/hardware.md)" for lay in report["layers"] if lay.get("im2col_cycles")],
         f"- latency: {report['latency_cycles']} cycles per image, from the first input beat to the last "
         f"output beat ({report['load_cycles']} of them loading the image, {report['output_beats']} output beats)",
         f"- throughput: {report['images_per_s']:,.0f} images/s at {cfg['clock_mhz']:g} MHz",

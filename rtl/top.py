@@ -8,6 +8,8 @@ below is what ``program.cycle_model`` replays, stage by stage (s = the cycle a s
               s+6: capture S of a tile's last step   s+7 ..: drain, one column per cycle,
               each column's levels written one cycle after it is computed
     pass      s: gather ROM   s+1: memory address   s+2: max / permute, write
+    im2col    like a pass: s+2 shifts a tap into the column's assembly register, or writes one
+              lane chunk of one plane of it to the column's im2col memory
     output    request: score address   +1: select, multiply   +2: add   +3: beat valid
 
 Ports: ``i_pixel`` (uint8 stream, position-major, channel fastest), ``o_result`` (signed
@@ -49,6 +51,13 @@ def _table(values, index, width=None):
     return Array([Const(int(v), width) for v in values])[index]
 
 
+def _memory(shape, depth: int, init) -> memory.Memory:
+    """A memory of at least two words: a one-word memory has a zero-width address, which
+    Amaranth emits as a ``[-1:0]`` wire that Verilator's lint rejects (a model whose only layer
+    is the last one has one threshold word; a classifier with R or fewer classes one score word)."""
+    return memory.Memory(shape=shape, depth=max(2, depth), init=init)
+
+
 def _delay(m: Module, sig, n: int, name: str):
     for i in range(n):
         nxt = Signal.like(sig, name=f"{name}_d{i + 1}")
@@ -78,14 +87,14 @@ class Top(wiring.Component):
         cfg = p.cfg
         R, C, L = cfg.rows, cfg.cols, cfg.lanes
         self.tile_layout = _layout(p.tiles, TILE_FIELDS)
-        m.submodules.tile_rom = tile_rom = memory.Memory(
+        m.submodules.tile_rom = tile_rom = _memory(
             shape=unsigned(self.tile_layout.size), depth=len(p.tiles),
             init=[_pack(self.tile_layout, t) for t in p.tiles])
         ab = p.addr_bits
         self.gw = ab + 1
         gwords = [sum(((a | (f << ab)) << (c * self.gw)) for c, (a, f) in enumerate(word)) for word in p.gather]
-        m.submodules.gather_rom = gather_rom = memory.Memory(shape=unsigned(C * self.gw), depth=len(gwords), init=gwords)
-        m.submodules.weight_rom = weight_rom = memory.Memory(shape=unsigned(R * L), depth=max(1, len(p.weights)),
+        m.submodules.gather_rom = gather_rom = _memory(shape=unsigned(C * self.gw), depth=len(gwords), init=gwords)
+        m.submodules.weight_rom = weight_rom = _memory(shape=unsigned(R * L), depth=len(p.weights),
                                                              init=p.weights or [0])
         tb = p.thr_bits
         self.rw = p.nthr * tb + 1
@@ -96,18 +105,40 @@ class Top(wiring.Component):
                 row = sum((t & ((1 << tb) - 1)) << (j * tb) for j, t in enumerate(thr)) | (neg << (p.nthr * tb))
                 word |= row << (r * self.rw)
             twords.append(word)
-        m.submodules.thr_rom = thr_rom = memory.Memory(shape=unsigned(R * self.rw), depth=len(twords), init=twords)
-        self.in_mems, self.act_mems = [], []
+        m.submodules.thr_rom = thr_rom = _memory(shape=unsigned(R * self.rw), depth=len(twords), init=twords)
+        self.in_mems, self.act_mems, self.col_mems = [], [], []
         for c in range(C):
-            im = memory.Memory(shape=unsigned(p.in_width), depth=p.in_positions, init=[])
-            am = memory.Memory(shape=unsigned(p.region_width), depth=2 * p.region_depth, init=[])
+            if p.col_depth:
+                self.col_mems.append(_memory(shape=unsigned(L), depth=p.col_depth, init=[]))
+                m.submodules[f"col_mem{c}"] = self.col_mems[-1]
+            im = _memory(shape=unsigned(p.in_width), depth=p.in_positions, init=[])
+            am = _memory(shape=unsigned(p.region_width), depth=2 * p.region_depth, init=[])
             m.submodules[f"in_mem{c}"] = im
             m.submodules[f"act_mem{c}"] = am
             self.in_mems.append(im)
             self.act_mems.append(am)
-        m.submodules.score_mem = score_mem = memory.Memory(
+        m.submodules.score_mem = score_mem = _memory(
             shape=unsigned(R * p.acc_bits), depth=p.out_positions * p.score_rows, init=[])
         return tile_rom, gather_rom, weight_rom, thr_rom, score_mem
+
+    # ------------------------------------------------------------------ im2col
+    def _im2col(self, m: Module, op: pg.Op, valid, step, pads, in_rps, col_wps, waddr) -> None:
+        """At s+2 of an im2col pass: steps 0..T-1 shift a tap's channels (all K planes) into
+        each column's assembly register, so tap t ends at lanes t*cin..; steps T.. write lane
+        chunk j of plane k, j * K + k steps after the last tap, at the address the gather word
+        carried."""
+        cin, L, T = self.prog.in_channels, self.prog.cfg.lanes, op.taps
+        width = op.J * L
+        sel = Signal(range(max(2, op.J * op.K)), name="im2col_sel")
+        m.d.comb += sel.eq(step - T)
+        for c, (rp, wp) in enumerate(zip(in_rps, col_wps)):
+            planes = [Signal(width, name=f"asm{c}_p{k}") for k in range(op.K)]
+            with m.If(valid & (step < T)):
+                for k, reg in enumerate(planes):
+                    tap = Mux(pads[c], 0, rp.data[k * cin:(k + 1) * cin])
+                    m.d.sync += reg.eq(Cat(reg[cin:T * cin], tap))
+            chunks = Array([planes[k][j * L:(j + 1) * L] for j in range(op.J) for k in range(op.K)])
+            m.d.comb += [wp.addr.eq(waddr), wp.data.eq(chunks[sel]), wp.en.eq(valid & (step >= T))]
 
     # ------------------------------------------------------------------ elaborate
     def elaborate(self, platform):
@@ -132,6 +163,8 @@ class Top(wiring.Component):
         in_rps = [mem.read_port() for mem in self.in_mems]
         act_wps = [mem.write_port(granularity=p.gran) for mem in self.act_mems]
         act_rps = [mem.read_port() for mem in self.act_mems]
+        col_wps = [mem.write_port() for mem in self.col_mems]
+        col_rps = [mem.read_port() for mem in self.col_mems]
         score_wp = score_mem.write_port()
         score_rp = score_mem.read_port()
         tile = data.View(self.tile_layout, tile_rp.data)
@@ -231,11 +264,14 @@ class Top(wiring.Component):
         m.d.comb += [gather_rp.addr.eq(tile.gbase + t_c), weight_rp.addr.eq(tile.wbase + wstep)]
 
         # per-step values, computed at s and carried down the pipeline
-        src_input = by_op(lambda op: int(op.src_input), tile.layer)
-        stride = Mux(src_input, cin, p.cpad)
+        src = by_op(lambda op: op.src, tile.layer)
+        stride = Mux(src == pg.SRC_INPUT, cin, p.cpad)
         offset = Signal(range(max(8 * cin, p.kmax * p.cpad) + L + 1))
-        m.d.comb += offset.eq(p_c * stride + tile.cbase + j_c * L)
-        last_lanes = [op.cin_g - (op.J - 1) * L if op.kind == "compute" else L for op in ops] + [L]
+        # an im2col memory word is one lane chunk of one plane: the step picks the address instead
+        m.d.comb += offset.eq(Mux(src == pg.SRC_COL, 0, p_c * stride + tile.cbase + j_c * L))
+        im2col = next((op for op in ops if op.kind == "im2col"), None)
+        col_step = j_c * im2col.K + p_c if im2col else 0
+        last_lanes = [op.lanes_in - (op.J - 1) * L if op.kind == "compute" else L for op in ops] + [L]
         full = (1 << L) - 1
         mask = Mux(j_c == J - 1, _table([(1 << n) - 1 for n in last_lanes], tile.layer, L), full)
         mant = Array([by_op(lambda op: op.bases_m[k] if k < len(op.bases_m) else 0, tile.layer, 4)
@@ -247,18 +283,21 @@ class Top(wiring.Component):
         for c in range(C):
             a = gather_rp.data[c * self.gw:c * self.gw + p.addr_bits]
             m.d.comb += [in_rps[c].addr.eq(a), act_rps[c].addr.eq(a)]
+            if im2col:
+                m.d.comb += col_rps[c].addr.eq(a + _delay(m, col_step, 1, f"colstep{c}"))
         pads1 = Signal(C)
         m.d.comb += pads1.eq(Cat(gather_rp.data[c * self.gw + p.addr_bits] for c in range(C)))
         # ---------------------------------------------------------- s+2: slice
         pads2 = _delay(m, pads1, 1, "pads")
-        src2 = _delay(m, src_input, 2, "src")
+        src2 = _delay(m, src, 2, "src")
         off2 = _delay(m, offset, 2, "off")
         mask2 = _delay(m, mask, 2, "mask")
         w2 = _delay(m, weight_rp.data, 1, "w")
         a3 = Signal(C * L)
         for c in range(C):
-            word = Signal(max(p.in_width, p.region_width) + L, name=f"word{c}")
-            m.d.comb += word.eq(Mux(src2, in_rps[c].data, act_rps[c].data))
+            word = Signal(max(p.in_width, p.region_width, L) + L, name=f"word{c}")
+            m.d.comb += word.eq(Mux(src2 == pg.SRC_INPUT, in_rps[c].data,
+                                    Mux(src2 == pg.SRC_COL, col_rps[c].data if im2col else 0, act_rps[c].data)))
             m.d.sync += a3[c * L:(c + 1) * L].eq(Mux(pads2[c], 0, word.bit_select(off2, L) & mask2))
         w3 = _delay(m, w2, 1, "w")
         # ---------------------------------------------------------- s+3 .. s+5: the array
@@ -314,7 +353,8 @@ class Top(wiring.Component):
         layer2 = _delay(m, tile.layer, 2, "player")
         window2 = by_op(lambda op: op.window, layer2)
         pdst2 = by_op(lambda op: op.dst_base, layer2)
-        mode2 = by_op(lambda op: int(op.kind == "shuffle"), layer2)
+        mode2 = by_op(lambda op: {"shuffle": pg.PASS_SHUFFLE, "im2col": pg.PASS_IM2COL}.get(op.kind, pg.PASS_POOL),
+                      layer2)
         sid2 = by_op(lambda op: op.shuffle_id, layer2)
         rdata = act_rps[0].data
         run = Signal(p.region_width)
@@ -334,10 +374,13 @@ class Top(wiring.Component):
             shuffled = Array(perms)[sid2]
         else:
             shuffled = rdata
-        m.d.comb += combined.eq(Mux(mode2, shuffled, pooled))
+        m.d.comb += combined.eq(Mux(mode2 == pg.PASS_SHUFFLE, shuffled, pooled))
         with m.If(pv2):
             m.d.sync += run.eq(combined)
-        pass_write = pv2 & (w_pass2 == window2 - 1)
+        pass_write = pv2 & (w_pass2 == window2 - 1) & (mode2 != pg.PASS_IM2COL)
+        if im2col:
+            self._im2col(m, im2col, pv2 & (mode2 == pg.PASS_IM2COL), w_pass2, pads2, in_rps, col_wps,
+                         _delay(m, gather_rp.data[:p.addr_bits], 1, "colw"))
 
         # ---------------------------------------------------------- activation and score writes
         # the drain's results are registered and written one cycle later (DRAIN_WRITE_LATENCY):

@@ -96,7 +96,7 @@ class Tracer:
 def first_layer_divergence(prog: pg.Program, taps: dict, image_index: int, writes) -> dict | None:
     """Replay the traced writes layer by layer against the golden model's activations."""
     per_plane = prog.cpad // prog.gran
-    producers = [op for op in prog.ops if not op.is_score]
+    producers = [op for op in prog.ops if op.kind != "im2col" and not op.is_score]
     op_i, last_region = -1, None
     for cycle, addr, word, en in writes:
         region = addr // prog.region_depth

@@ -84,16 +84,18 @@ def random_models(draw):
 
 
 def random_ir(params, n_images: int = 6):
-    """(IR model, uint8 images) for drawn params, or (None, None) for an impossible stack."""
-    size, spec, task, order, seed = params
+    """(IR model, uint8 images) for drawn params (size, layers, task, order, seed[, input
+    channels]), or (None, None) for an impossible stack."""
+    size, spec, task, order, seed = params[:5]
+    cin = params[5] if len(params) > 5 else 1       # input channels (hand-written examples)
     torch.manual_seed(seed)
     try:
-        model = BinaryNet(spec, (1, size, size), 3, order=order, task=task)
+        model = BinaryNet(spec, (cin, size, size), 3, order=order, task=task)
     except HwbinError:  # an impossible random stack (groups vs channels) is skipped
         return None, None
     randomize(model, seed)
     m = ir.from_bytes(ir.to_bytes(export_model(model)))
-    x = np.random.default_rng(seed).integers(0, 256, (n_images, 1, size, size), dtype=np.uint8)
+    x = np.random.default_rng(seed).integers(0, 256, (n_images, cin, size, size), dtype=np.uint8)
     return m, x
 
 
