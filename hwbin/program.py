@@ -33,11 +33,11 @@ from .golden import gather_plan
 from .ir import Layer, Model
 
 #: Cycles from a compute step's issue to the capture of its tile's accumulators.
-COMPUTE_LATENCY = 6
+COMPUTE_LATENCY = 7
 #: Cycles from the drain computing a column to writing it.
-DRAIN_WRITE_LATENCY = 1
+DRAIN_WRITE_LATENCY = 2
 #: Cycles from a pass step's issue to its memory write.
-PASS_LATENCY = 2
+PASS_LATENCY = 3
 #: Cycles from an output request to its beat being valid.
 OUTPUT_LATENCY = 3
 #: Bits of an output beat (a signed score or a class index).
@@ -270,7 +270,7 @@ def compile_program(model: Model, cfg: ArrayConfig | None = None) -> Program:
             bound_max = max(bound_max, _compile_compute(prog, op))
         else:
             _compile_pass(prog, op)
-    prog.tiles.append({"kind": KIND_END, "layer": len(ops), "wait": 1})
+    prog.tiles.append({"kind": KIND_END, "layer": len(ops), "wait": 1, "last": 0})
     prog.s_bits = max(1, bound_max.bit_length())
     prog.acc_bits = arith.signed_width(bound_max)
     prog.thr_bits = arith.signed_width(bound_max + 1)
@@ -338,6 +338,7 @@ def _compile_compute(prog: Program, op: Op) -> int:
         for c0 in range(0, len(phase.out_pos), C):
             cols = phase.out_pos[c0:c0 + C]
             gbase = len(prog.gather)
+            taps = 1 if op.src == SRC_COL else T       # steps' taps: one after im2col
             if op.src == SRC_COL:       # one word: this column tile's lane chunks
                 ct = c0 // C
                 prog.gather.append([(ct * op.J * op.K, int(c >= len(cols))) for c in range(C)])
@@ -349,7 +350,7 @@ def _compile_compute(prog: Program, op: Op) -> int:
                 for rt in range(rts):
                     o0 = g * og + rt * R
                     tile = {"kind": KIND_COMPUTE, "layer": op.index, "wait": int(first),
-                            "T": 1 if op.src == SRC_COL else T,
+                            "T": taps, "last": taps * op.J * op.K - 1,
                             "gbase": gbase, "wbase": wblocks[g, rt], "cbase": g * op.cin_g,
                             "o0": o0, "rt": rt, "thr": 0, "nfix": bsum * n, "nvalid": len(cols),
                             "wen": _write_enables(prog, op, o0, min(R, og - rt * R))}
@@ -407,7 +408,8 @@ def _compile_pass(prog: Program, op: Op) -> None:
         for pos in range(h * w):
             prog.gather.append([(op.src_base + pos, 0)] + [(0, 1)] * (C - 1))
     op.tiles.append(len(prog.tiles))
-    prog.tiles.append({"kind": KIND_PASS, "layer": op.index, "wait": 1, "gbase": gbase})
+    prog.tiles.append({"kind": KIND_PASS, "layer": op.index, "wait": 1, "gbase": gbase,
+                       "last": op.npos * op.window - 1})
 
 
 def _compile_thresholds(prog: Program, bound: int) -> None:

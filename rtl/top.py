@@ -4,12 +4,15 @@ Everything model-specific arrives as tables from ``hwbin.program.Program``; the 
 below is what ``program.cycle_model`` replays, stage by stage (s = the cycle a step issues):
 
     compute   s: tile/gather/weight ROM addresses   s+1: activation memory addresses
-              s+2: slice, lane mask, pad   s+3: XOR + popcount   s+4: m*pop << e   s+5: S += it
-              s+6: capture S of a tile's last step   s+7 ..: drain, one column per cycle,
-              each column's levels written one cycle after it is computed
-    pass      s: gather ROM   s+1: memory address   s+2: max / permute, write
-    im2col    like a pass: s+2 shifts a tap into the column's assembly register, or writes one
-              lane chunk of one plane of it to the column's im2col memory
+              s+2: register the word   s+3: slice, lane mask, pad   s+4: XOR + popcount
+              s+5: m*pop << e   s+6: S += it   s+7: capture S of a tile's last step
+              s+8 ..: drain, one column per cycle: accumulators, then thresholds, then the
+              write (DRAIN_WRITE_LATENCY = 2)
+    pass      s: gather ROM   s+1: memory address   s+2: register the word   s+3: max /
+              permute, write
+    im2col    s: gather ROM   s+1: input memory address   s+2: shift a tap into the column's
+              assembly register, or write one lane chunk of one plane of it to the column's
+              im2col memory (its layer waits PASS_LATENCY like after any pass)
     output    request: score address   +1: select, multiply   +2: add   +3: beat valid
 
 Ports: ``i_pixel`` (uint8 stream, position-major, channel fastest), ``o_result`` (signed
@@ -66,7 +69,7 @@ def _delay(m: Module, sig, n: int, name: str):
     return sig
 
 
-TILE_FIELDS = ["kind", "layer", "wait", "T", "gbase", "wbase", "cbase", "o0", "rt", "thr", "nfix", "nvalid", "wen"]
+TILE_FIELDS = ["kind", "layer", "wait", "last", "T", "gbase", "wbase", "cbase", "o0", "rt", "thr", "nfix", "nvalid", "wen"]
 
 
 class Top(wiring.Component):
@@ -87,9 +90,10 @@ class Top(wiring.Component):
         cfg = p.cfg
         R, C, L = cfg.rows, cfg.cols, cfg.lanes
         self.tile_layout = _layout(p.tiles, TILE_FIELDS)
+        # one more END entry: the sequencer reads a tile ahead of the one it runs
         m.submodules.tile_rom = tile_rom = _memory(
-            shape=unsigned(self.tile_layout.size), depth=len(p.tiles),
-            init=[_pack(self.tile_layout, t) for t in p.tiles])
+            shape=unsigned(self.tile_layout.size), depth=len(p.tiles) + 1,
+            init=[_pack(self.tile_layout, t) for t in p.tiles + p.tiles[-1:]])
         ab = p.addr_bits
         self.gw = ab + 1
         gwords = [sum(((a | (f << ab)) << (c * self.gw)) for c, (a, f) in enumerate(word)) for word in p.gather]
@@ -167,7 +171,12 @@ class Top(wiring.Component):
         col_rps = [mem.read_port() for mem in self.col_mems]
         score_wp = score_mem.write_port()
         score_rp = score_mem.read_port()
-        tile = data.View(self.tile_layout, tile_rp.data)
+        # the running tile is a register; the tile ROM's port holds the next one, so the
+        # sequencer's decisions start from flip-flops, not from a block RAM's slow output
+        tile0 = p.tiles[0]
+        tile_reg = Signal(self.tile_layout.size, init=_pack(self.tile_layout, tile0))
+        tile = data.View(self.tile_layout, tile_reg)
+        nxt = data.View(self.tile_layout, tile_rp.data)
 
         # ---------------------------------------------------------- state, loader, counter
         state = Signal(2)          # 0 idle, 1 load, 2 run, 3 output
@@ -225,21 +234,27 @@ class Top(wiring.Component):
 
         J = by_op(lambda op: op.J, tile.layer)
         K = by_op(lambda op: op.K, tile.layer)
-        npos = by_op(lambda op: op.npos, tile.layer)
         window = by_op(lambda op: op.window, tile.layer)
         running = state == RUN
         is_compute = running & (tile.kind == pg.KIND_COMPUTE)
         is_pass = running & (tile.kind == pg.KIND_PASS)
-        first_step = (t_c == 0) & (j_c == 0) & (p_c == 0) & (wpass == 0) & (opass == 0)
-        last_compute = (t_c == tile.T - 1) & (j_c == J - 1) & (p_c == K - 1)
-        last_pass = (opass == npos - 1) & (wpass == window - 1)
+        # steps left in the tile after this one, and whether this is the tile's first step
+        left = Signal(range(max(t["last"] for t in p.tiles) + 1), init=tile0["last"])
+        first_step = Signal(init=1)
+        last_compute = last_pass = left == 0
         flush_ok = ~(tile.wait & first_step) | (flush_cd == 0)
         issue = Signal()
         pissue = Signal()
         m.d.comb += [issue.eq(is_compute & flush_ok & (~last_compute | (drain_cd == 0))),
                      pissue.eq(is_pass & flush_ok)]
         advance = (issue & last_compute) | (pissue & last_pass)
-        m.d.comb += [tile_rp.addr.eq(Mux(running, idx + 1, 0)), tile_rp.en.eq(~running | advance)]
+        m.d.comb += [tile_rp.addr.eq(Mux(running, idx + 2, 1)), tile_rp.en.eq(~running | advance)]
+        with m.If(~running):
+            m.d.sync += [tile_reg.eq(tile_reg.init), left.eq(left.init), first_step.eq(1)]
+        with m.Elif(issue | pissue):
+            m.d.sync += [left.eq(Mux(advance, nxt.last, left - 1)), first_step.eq(advance)]
+        with m.If(advance):
+            m.d.sync += tile_reg.eq(tile_rp.data)
         with m.If(issue):
             m.d.sync += p_c.eq(p_c + 1)
             with m.If(p_c == K - 1):
@@ -287,83 +302,112 @@ class Top(wiring.Component):
                 m.d.comb += col_rps[c].addr.eq(a + _delay(m, col_step, 1, f"colstep{c}"))
         pads1 = Signal(C)
         m.d.comb += pads1.eq(Cat(gather_rp.data[c * self.gw + p.addr_bits] for c in range(C)))
-        # ---------------------------------------------------------- s+2: slice
+        # ---------------------------------------------------------- s+2: register the word read
+        # (a block RAM's output is slow: nothing but the source select follows it)
         pads2 = _delay(m, pads1, 1, "pads")
         src2 = _delay(m, src, 2, "src")
-        off2 = _delay(m, offset, 2, "off")
-        mask2 = _delay(m, mask, 2, "mask")
-        w2 = _delay(m, weight_rp.data, 1, "w")
-        a3 = Signal(C * L)
+        words = []
         for c in range(C):
             word = Signal(max(p.in_width, p.region_width, L) + L, name=f"word{c}")
-            m.d.comb += word.eq(Mux(src2 == pg.SRC_INPUT, in_rps[c].data,
+            m.d.sync += word.eq(Mux(src2 == pg.SRC_INPUT, in_rps[c].data,
                                     Mux(src2 == pg.SRC_COL, col_rps[c].data if im2col else 0, act_rps[c].data)))
-            m.d.sync += a3[c * L:(c + 1) * L].eq(Mux(pads2[c], 0, word.bit_select(off2, L) & mask2))
-        w3 = _delay(m, w2, 1, "w")
-        # ---------------------------------------------------------- s+3 .. s+5: the array
+            words.append(word)
+        # ---------------------------------------------------------- s+3: slice, lane mask, pad
+        pads3 = _delay(m, pads2, 1, "pads")
+        off3 = _delay(m, offset, 3, "off")
+        mask3 = _delay(m, mask, 3, "mask")
+        acts = Signal(C * L)
+        for c, word in enumerate(words):
+            m.d.sync += acts[c * L:(c + 1) * L].eq(Mux(pads3[c], 0, word.bit_select(off3, L) & mask3))
+        weights = _delay(m, weight_rp.data, 3, "w")
+        # ---------------------------------------------------------- s+4 .. s+6: the array
         m.submodules.array = arr = PEArray(R, C, L, p.s_bits)
-        m.d.comb += [arr.valid.eq(_delay(m, issue, 3, "v")), arr.first.eq(_delay(m, issue & first_step, 3, "first")),
-                     arr.mant.eq(_delay(m, mant, 3, "mant")), arr.shift.eq(_delay(m, shift, 3, "shift")),
-                     arr.acts.eq(a3), arr.weights.eq(w3)]
+        m.d.comb += [arr.valid.eq(_delay(m, issue, 4, "v")), arr.first.eq(_delay(m, issue & first_step, 4, "first")),
+                     arr.mant.eq(_delay(m, mant, 4, "mant")), arr.shift.eq(_delay(m, shift, 4, "shift")),
+                     arr.acts.eq(acts), arr.weights.eq(weights)]
 
         # ---------------------------------------------------------- s+6: capture, drain
         lat = pg.COMPUTE_LATENCY
-        capture = _delay(m, issue & last_compute, lat, "cap")
+        early = _delay(m, issue & last_compute, lat - 1, "cap")
+        capture = _delay(m, early, 1, "cap")
         shadow = Signal(R * C * p.s_bits)
-        m.d.comb += [tile_rp2.addr.eq(_delay(m, idx, lat, "tidx")),
-                     gather_rp2.addr.eq(_delay(m, tile.gbase + tile.T, lat, "gout")),
-                     thr_rp.addr.eq(_delay(m, tile.thr, lat, "thr"))]
-        # the drain's context is read once, at capture, and held while the next tile runs
-        m.d.comb += [tile_rp2.en.eq(capture), gather_rp2.en.eq(capture), thr_rp.en.eq(capture)]
+        m.d.comb += [tile_rp2.addr.eq(_delay(m, idx, lat - 1, "tidx")),
+                     gather_rp2.addr.eq(_delay(m, tile.gbase + tile.T, lat - 1, "gout")),
+                     thr_rp.addr.eq(_delay(m, tile.thr, lat - 1, "thr"))]
+        # the drain's context (tile, out word, thresholds) is read the cycle before capture and
+        # registered at capture, held while the next tile runs: no block RAM output in the drain
+        m.d.comb += [tile_rp2.en.eq(early), gather_rp2.en.eq(early), thr_rp.en.eq(early)]
+        dtile_reg = Signal(self.tile_layout.size)
+        out_word = Signal.like(gather_rp2.data)
+        thr_word = Signal.like(thr_rp.data)
         dactive = Signal()
         dcol = Signal(range(max(2, C)))
-        dtile = data.View(self.tile_layout, tile_rp2.data)
+        dtile = data.View(self.tile_layout, dtile_reg)
         with m.If(capture):
-            m.d.sync += [shadow.eq(arr.sums), dactive.eq(1), dcol.eq(0)]
+            m.d.sync += [shadow.eq(arr.sums), dactive.eq(1), dcol.eq(0), dtile_reg.eq(tile_rp2.data),
+                         out_word.eq(gather_rp2.data), thr_word.eq(thr_rp.data)]
         with m.Elif(dactive):
             m.d.sync += dcol.eq(dcol + 1)
             with m.If(dcol == dtile.nvalid - 1):
                 m.d.sync += dactive.eq(0)
         sb, ab = p.s_bits, p.acc_bits
         col_sums = Array([Cat(shadow[(r * C + c) * sb:(r * C + c + 1) * sb] for r in range(R)) for c in range(C)])[dcol]
-        out_pos = Array([gather_rp2.data[c * self.gw:c * self.gw + p.addr_bits] for c in range(C)])[dcol]
+        out_pos = Array([out_word[c * self.gw:c * self.gw + p.addr_bits] for c in range(C)])[dcol]
         is_score = by_op(lambda op: int(op.is_score), dtile.layer)
         dst_base = by_op(lambda op: op.dst_base, dtile.layer)
         kshift = by_op(lambda op: p.kmax - op.k_out if op.kind == "compute" and not op.is_score else 0, dtile.layer)
         tb = p.thr_bits
-        accs, plane_rows = [], [[] for _ in range(p.kmax)]
+        # drain stage 1: the column's accumulators (acc for scores, d * acc for thresholds),
+        # registered with everything stage 2 needs: the next tile's capture may replace the
+        # drain's context while this tile's last column is in stage 2
+        accs, daccs = [], []
         for r in range(R):
-            acc = Signal(signed(ab + 1), name=f"acc{r}")
-            m.d.comb += acc.eq(dtile.nfix - (col_sums[r * sb:(r + 1) * sb] << 1))
+            two_s = col_sums[r * sb:(r + 1) * sb] << 1
+            acc, dacc = Signal(signed(ab + 1), name=f"acc{r}"), Signal(signed(ab + 1), name=f"dacc{r}")
+            neg = thr_word[r * self.rw + p.nthr * tb]
+            m.d.sync += [acc.eq(dtile.nfix - two_s), dacc.eq(Mux(neg, two_s - dtile.nfix, dtile.nfix - two_s))]
             accs.append(acc)
-            row = thr_rp.data[r * self.rw:(r + 1) * self.rw]
-            dacc = Mux(row[p.nthr * tb], -acc, acc)
+            daccs.append(dacc)
+        thr2 = Signal.like(thr_word)
+        kshift2, o0_2 = Signal.like(kshift), Signal.like(dtile.o0)
+        lv_addr, lv_en = Signal(p.addr_bits), Signal(p.region_width // p.gran)
+        sc_addr, sc_en = Signal.like(score_wp.addr), Signal()
+        m.d.sync += [thr2.eq(thr_word), kshift2.eq(kshift), o0_2.eq(dtile.o0),
+                     lv_addr.eq(dst_base + out_pos), lv_en.eq(Mux(dactive & ~is_score, dtile.wen, 0)),
+                     sc_addr.eq(out_pos * p.score_rows + dtile.rt), sc_en.eq(dactive & is_score)]
+        # drain stage 2: thresholds -> levels -> the activation word
+        plane_rows = [[] for _ in range(p.kmax)]
+        for r, dacc in enumerate(daccs):
+            row = thr2[r * self.rw:(r + 1) * self.rw]
             level = Signal(range(p.nthr + 1), name=f"level{r}")
             m.d.comb += level.eq(sum((dacc >= row[j * tb:(j + 1) * tb].as_signed()) for j in range(p.nthr)))
             lv = Signal(p.kmax, name=f"lv{r}")
-            m.d.comb += lv.eq(level << kshift)
+            m.d.comb += lv.eq(level << kshift2)
             for pl in range(p.kmax):
                 plane_rows[pl].append(lv[p.kmax - 1 - pl])
-        level_word = Cat((Cat(*plane_rows[pl]).as_unsigned() << dtile.o0)[:p.cpad] for pl in range(p.kmax))
+        level_word = Cat((Cat(*plane_rows[pl]).as_unsigned() << o0_2)[:p.cpad] for pl in range(p.kmax))
 
-        # ---------------------------------------------------------- passes (s+2: write)
+        # ---------------------------------------------------------- passes (s+3: write)
+        # pool and shuffle: the word read is registered at s+2, combined and written at s+3
         pv2 = _delay(m, pissue, 2, "pv")
         w_pass2 = _delay(m, wpass, 2, "wpass")
-        o_pass2 = _delay(m, opass, 2, "opass")
         layer2 = _delay(m, tile.layer, 2, "player")
-        window2 = by_op(lambda op: op.window, layer2)
-        pdst2 = by_op(lambda op: op.dst_base, layer2)
-        mode2 = by_op(lambda op: {"shuffle": pg.PASS_SHUFFLE, "im2col": pg.PASS_IM2COL}.get(op.kind, pg.PASS_POOL),
-                      layer2)
-        sid2 = by_op(lambda op: op.shuffle_id, layer2)
-        rdata = act_rps[0].data
+        pv3, w_pass3 = _delay(m, pv2, 1, "pv"), _delay(m, w_pass2, 1, "wpass")
+        o_pass3 = _delay(m, opass, 3, "opass")
+        layer3 = _delay(m, layer2, 1, "player")
+        window3 = by_op(lambda op: op.window, layer3)
+        pdst3 = by_op(lambda op: op.dst_base, layer3)
+        mode3 = by_op(lambda op: {"shuffle": pg.PASS_SHUFFLE, "im2col": pg.PASS_IM2COL}.get(op.kind, pg.PASS_POOL),
+                      layer3)
+        sid3 = by_op(lambda op: op.shuffle_id, layer3)
+        rdata = _delay(m, act_rps[0].data, 1, "prd")
         run = Signal(p.region_width)
         combined = Signal(p.region_width)
         cmax = [Signal(p.kmax, name=f"cmax{c}") for c in range(p.cpad)]
         for c in range(p.cpad):
             lv_new = Cat(rdata[pl * p.cpad + c] for pl in reversed(range(p.kmax)))
             lv_run = Cat(run[pl * p.cpad + c] for pl in reversed(range(p.kmax)))
-            m.d.comb += cmax[c].eq(Mux((w_pass2 == 0) | (lv_new > lv_run), lv_new, lv_run))
+            m.d.comb += cmax[c].eq(Mux((w_pass3 == 0) | (lv_new > lv_run), lv_new, lv_run))
         pooled = Cat(Cat(cmax[c][p.kmax - 1 - pl] for c in range(p.cpad)) for pl in range(p.kmax))
         shuffles = [op for op in ops if op.kind == "shuffle"]
         if shuffles:
@@ -371,35 +415,33 @@ class Top(wiring.Component):
             for op in shuffles:
                 perm = list(op.perm) + list(range(len(op.perm), p.cpad))
                 perms.append(Cat(Cat(rdata[pl * p.cpad + perm[c]] for c in range(p.cpad)) for pl in range(p.kmax)))
-            shuffled = Array(perms)[sid2]
+            shuffled = Array(perms)[sid3]
         else:
             shuffled = rdata
-        m.d.comb += combined.eq(Mux(mode2 == pg.PASS_SHUFFLE, shuffled, pooled))
-        with m.If(pv2):
+        m.d.comb += combined.eq(Mux(mode3 == pg.PASS_SHUFFLE, shuffled, pooled))
+        with m.If(pv3):
             m.d.sync += run.eq(combined)
-        pass_write = pv2 & (w_pass2 == window2 - 1) & (mode2 != pg.PASS_IM2COL)
+        pass_write = pv3 & (w_pass3 == window3 - 1) & (mode3 != pg.PASS_IM2COL)
         if im2col:
-            self._im2col(m, im2col, pv2 & (mode2 == pg.PASS_IM2COL), w_pass2, pads2, in_rps, col_wps,
+            self._im2col(m, im2col, pv2 & (layer2 == im2col.index), w_pass2, pads2, in_rps, col_wps,
                          _delay(m, gather_rp.data[:p.addr_bits], 1, "colw"))
 
         # ---------------------------------------------------------- activation and score writes
-        # the drain's results are registered and written one cycle later (DRAIN_WRITE_LATENCY):
-        # the path from the tile ROM through the thresholds is long enough on its own
+        # a drained column is written DRAIN_WRITE_LATENCY = 2 cycles after it is selected: two
+        # register stages (above), then the memory's write
         d_addr = Signal(p.addr_bits)
         d_data = Signal(p.region_width)
         d_en = Signal(p.region_width // p.gran)
-        m.d.sync += [d_addr.eq(dst_base + out_pos), d_data.eq(level_word),
-                     d_en.eq(Mux(dactive & ~is_score, dtile.wen, 0))]
+        m.d.sync += [d_addr.eq(lv_addr), d_data.eq(level_word), d_en.eq(lv_en)]
         all_granules = (1 << (p.region_width // p.gran)) - 1
         for wp in act_wps:
-            m.d.comb += [wp.addr.eq(Mux(pass_write, pdst2 + o_pass2, d_addr)),
+            m.d.comb += [wp.addr.eq(Mux(pass_write, pdst3 + o_pass3, d_addr)),
                          wp.data.eq(Mux(pass_write, combined, d_data)),
                          wp.en.eq(Mux(pass_write, all_granules, d_en))]
         m.d.comb += [self.trace_addr.eq(act_wps[0].addr), self.trace_data.eq(act_wps[0].data),
                      self.trace_en.eq(act_wps[0].en)]
-        m.d.sync += [score_wp.addr.eq(out_pos * p.score_rows + dtile.rt),
-                     score_wp.data.eq(Cat(a[:ab] for a in accs)),
-                     score_wp.en.eq(dactive & is_score)]
+        m.d.sync += [score_wp.addr.eq(sc_addr), score_wp.data.eq(Cat(a[:ab] for a in accs)),
+                     score_wp.en.eq(sc_en)]
 
         # ---------------------------------------------------------- output unit
         o = self.o_result
