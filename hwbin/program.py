@@ -33,13 +33,13 @@ from .golden import gather_plan
 from .ir import Layer, Model
 
 #: Cycles from a compute step's issue to the capture of its tile's accumulators.
-COMPUTE_LATENCY = 7
+COMPUTE_LATENCY = 8
 #: Cycles from the drain computing a column to writing it.
 DRAIN_WRITE_LATENCY = 2
 #: Cycles from a pass step's issue to its memory write.
 PASS_LATENCY = 3
 #: Cycles from an output request to its beat being valid.
-OUTPUT_LATENCY = 3
+OUTPUT_LATENCY = 4
 #: Bits of an output beat (a signed score or a class index).
 OUT_BITS = 32
 #: Largest mantissa of a plane base b = m * 2^e (the PE multiplies a popcount by m, shifts by e).
@@ -339,9 +339,9 @@ def _compile_compute(prog: Program, op: Op) -> int:
             cols = phase.out_pos[c0:c0 + C]
             gbase = len(prog.gather)
             taps = 1 if op.src == SRC_COL else T       # steps' taps: one after im2col
-            if op.src == SRC_COL:       # one word: this column tile's lane chunks
-                ct = c0 // C
-                prog.gather.append([(ct * op.J * op.K, int(c >= len(cols))) for c in range(C)])
+            colbase = c0 // C * op.J * op.K if op.src == SRC_COL else 0   # im2col words of this tile
+            if op.src == SRC_COL:       # one word: which columns are pads
+                prog.gather.append([(colbase, int(c >= len(cols))) for c in range(C)])
             else:
                 prog.gather.extend(_tap_word(phase, c0, t, C, h * w, op.src_base) for t in range(T))
             # the out word: destination address per column (levels) or position (scores)
@@ -351,7 +351,7 @@ def _compile_compute(prog: Program, op: Op) -> int:
                     o0 = g * og + rt * R
                     tile = {"kind": KIND_COMPUTE, "layer": op.index, "wait": int(first),
                             "T": taps, "last": taps * op.J * op.K - 1,
-                            "gbase": gbase, "wbase": wblocks[g, rt], "cbase": g * op.cin_g,
+                            "gbase": gbase, "wbase": wblocks[g, rt], "cbase": g * op.cin_g, "colbase": colbase,
                             "o0": o0, "rt": rt, "thr": 0, "nfix": bsum * n, "nvalid": len(cols),
                             "wen": _write_enables(prog, op, o0, min(R, og - rt * R))}
                     first = False

@@ -3,8 +3,8 @@
 Each cycle every PE (r, c) takes column c's L-bit activation slice and row r's L-bit weight
 slice, counts their disagreements (popcount of XOR: the contract's dot product is
 n - 2 * disagreements), and adds ``m * 2^e`` times that count to its sum S, the plane's base.
-Three register stages (popcount, then the base's shift-and-add, then accumulate) keep each
-adder chain short.
+Four register stages (byte counts, popcount, then the base's shift-and-add, then accumulate)
+keep each adder chain short.
 S is unsigned; the drain turns it into an accumulator: acc = sum(b) * n - 2 * S.
 """
 from __future__ import annotations
@@ -14,19 +14,30 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 
-def popcount(m: Module, v, name: str):
+def popcount(m: Module, v, name: str, register_bytes: bool = False):
     """A balanced adder tree over the bits of ``v`` (Amaranth has no popcount operator).
 
     ``v`` is first held in a signal of its own: slicing an expression repeats the whole
     expression once per bit in the Verilog, which synthesis merges again but an
-    event-driven simulator (Icarus) evaluates 32 times over."""
+    event-driven simulator (Icarus) evaluates 32 times over. Nibbles are counted by table.
+    With ``register_bytes`` the per-byte counts are registered (one cycle of latency): the
+    operands fan out to a whole row or column of PEs, and their routing leaves no time for
+    the full tree in the same cycle."""
     bits = Signal(len(v), name=f"{name}_in")
     m.d.comb += bits.eq(v)
     table = Array([Const(bin(i).count("1"), 3) for i in range(16)])
     terms = [table[bits[i:i + 4]] if i + 4 <= len(v) else sum(bits[j] for j in range(i, len(v)))
              for i in range(0, len(v), 4)]
+    def pairs(terms):
+        return [terms[i] + terms[i + 1] if i + 1 < len(terms) else terms[i] for i in range(0, len(terms), 2)]
+
+    if register_bytes:
+        terms = pairs(terms) if len(terms) > 1 else terms
+        regs = [Signal.like(t, name=f"{name}_b{i}") for i, t in enumerate(terms)]
+        m.d.sync += [r.eq(t) for r, t in zip(regs, terms)]
+        terms = regs
     while len(terms) > 1:
-        terms = [terms[i] + terms[i + 1] if i + 1 < len(terms) else terms[i] for i in range(0, len(terms), 2)]
+        terms = pairs(terms)
     out = Signal(range(len(v) + 1), name=name)
     m.d.comb += out.eq(terms[0] if terms else 0)
     return out
@@ -40,7 +51,10 @@ def times_mantissa(pop, mant):
 class PEArray(wiring.Component):
     """``valid``/``first`` qualify one step; ``acts`` is C slices, ``weights`` R slices.
 
-    ``sums[r*C + c]`` is PE (r, c)'s S, three cycles after its last step entered."""
+    ``sums[r*C + c]`` is PE (r, c)'s S, ``LATENCY`` cycles after its last step entered."""
+
+    #: register stages: byte counts, popcount, the base's shift-and-add, accumulate
+    LATENCY = 4
 
     def __init__(self, rows: int, cols: int, lanes: int, s_bits: int):
         self.rows, self.cols, self.lanes = rows, cols, lanes
@@ -55,9 +69,12 @@ class PEArray(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         R, C, L = self.rows, self.cols, self.lanes
+        v0, first0 = Signal(), Signal()
+        mant0, shift0 = Signal(4), Signal(3)
+        m.d.sync += [v0.eq(self.valid), first0.eq(self.first), mant0.eq(self.mant), shift0.eq(self.shift)]
         v1, first1 = Signal(), Signal()
         mant1, shift1 = Signal(4), Signal(3)
-        m.d.sync += [v1.eq(self.valid), first1.eq(self.first), mant1.eq(self.mant), shift1.eq(self.shift)]
+        m.d.sync += [v1.eq(v0), first1.eq(first0), mant1.eq(mant0), shift1.eq(shift0)]
         v2, first2 = Signal(), Signal()
         m.d.sync += [v2.eq(v1), first2.eq(first1)]
         sums = []
@@ -65,7 +82,7 @@ class PEArray(wiring.Component):
             w = self.weights[r * L:(r + 1) * L]
             for c in range(C):
                 a = self.acts[c * L:(c + 1) * L]
-                pop = popcount(m, a ^ w, f"pop_{r}_{c}")
+                pop = popcount(m, a ^ w, f"pop_{r}_{c}", register_bytes=True)
                 pop1 = Signal.like(pop, name=f"pop1_{r}_{c}")
                 m.d.sync += pop1.eq(pop)
                 prod = Signal(self.s_bits, name=f"prod_{r}_{c}")

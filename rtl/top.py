@@ -4,16 +4,17 @@ Everything model-specific arrives as tables from ``hwbin.program.Program``; the 
 below is what ``program.cycle_model`` replays, stage by stage (s = the cycle a step issues):
 
     compute   s: tile/gather/weight ROM addresses   s+1: activation memory addresses
-              s+2: register the word   s+3: slice, lane mask, pad   s+4: XOR + popcount
-              s+5: m*pop << e   s+6: S += it   s+7: capture S of a tile's last step
-              s+8 ..: drain, one column per cycle: accumulators, then thresholds, then the
+              s+2: register the word   s+3: slice, lane mask, pad   s+4: XOR + byte counts
+              s+5: popcount   s+6: m*pop << e   s+7: S += it   s+8: capture S of a tile's
+              last step   s+9 ..: drain, one column per cycle: accumulators, then thresholds, then the
               write (DRAIN_WRITE_LATENCY = 2)
     pass      s: gather ROM   s+1: memory address   s+2: register the word   s+3: max /
               permute, write
     im2col    s: gather ROM   s+1: input memory address   s+2: shift a tap into the column's
               assembly register, or write one lane chunk of one plane of it to the column's
               im2col memory (its layer waits PASS_LATENCY like after any pass)
-    output    request: score address   +1: select, multiply   +2: add   +3: beat valid
+    output    request: score address   +1: select row and constant   +2: multiply   +3: add
+              +4: beat valid
 
 Ports: ``i_pixel`` (uint8 stream, position-major, channel fastest), ``o_result`` (signed
 32-bit stream: per output position, one score per class and then the class), ``busy``,
@@ -69,7 +70,7 @@ def _delay(m: Module, sig, n: int, name: str):
     return sig
 
 
-TILE_FIELDS = ["kind", "layer", "wait", "last", "T", "gbase", "wbase", "cbase", "o0", "rt", "thr", "nfix", "nvalid", "wen"]
+TILE_FIELDS = ["kind", "layer", "wait", "last", "T", "gbase", "wbase", "cbase", "colbase", "o0", "rt", "thr", "nfix", "nvalid", "wen"]
 
 
 class Top(wiring.Component):
@@ -285,7 +286,8 @@ class Top(wiring.Component):
         # an im2col memory word is one lane chunk of one plane: the step picks the address instead
         m.d.comb += offset.eq(Mux(src == pg.SRC_COL, 0, p_c * stride + tile.cbase + j_c * L))
         im2col = next((op for op in ops if op.kind == "im2col"), None)
-        col_step = j_c * im2col.K + p_c if im2col else 0
+        # an im2col tile's word address comes from the tile and the step counters, all registers
+        col_addr = _delay(m, tile.colbase + j_c * im2col.K + p_c, 1, "coladdr") if im2col else 0
         last_lanes = [op.lanes_in - (op.J - 1) * L if op.kind == "compute" else L for op in ops] + [L]
         full = (1 << L) - 1
         mask = Mux(j_c == J - 1, _table([(1 << n) - 1 for n in last_lanes], tile.layer, L), full)
@@ -299,7 +301,7 @@ class Top(wiring.Component):
             a = gather_rp.data[c * self.gw:c * self.gw + p.addr_bits]
             m.d.comb += [in_rps[c].addr.eq(a), act_rps[c].addr.eq(a)]
             if im2col:
-                m.d.comb += col_rps[c].addr.eq(a + _delay(m, col_step, 1, f"colstep{c}"))
+                m.d.comb += col_rps[c].addr.eq(col_addr)
         pads1 = Signal(C)
         m.d.comb += pads1.eq(Cat(gather_rp.data[c * self.gw + p.addr_bits] for c in range(C)))
         # ---------------------------------------------------------- s+2: register the word read
@@ -320,13 +322,14 @@ class Top(wiring.Component):
         for c, word in enumerate(words):
             m.d.sync += acts[c * L:(c + 1) * L].eq(Mux(pads3[c], 0, word.bit_select(off3, L) & mask3))
         weights = _delay(m, weight_rp.data, 3, "w")
-        # ---------------------------------------------------------- s+4 .. s+6: the array
+        # ---------------------------------------------------------- s+4 .. s+7: the array
         m.submodules.array = arr = PEArray(R, C, L, p.s_bits)
+        assert pg.COMPUTE_LATENCY == 4 + PEArray.LATENCY, "program.COMPUTE_LATENCY must follow the pipeline"
         m.d.comb += [arr.valid.eq(_delay(m, issue, 4, "v")), arr.first.eq(_delay(m, issue & first_step, 4, "first")),
                      arr.mant.eq(_delay(m, mant, 4, "mant")), arr.shift.eq(_delay(m, shift, 4, "shift")),
                      arr.acts.eq(acts), arr.weights.eq(weights)]
 
-        # ---------------------------------------------------------- s+6: capture, drain
+        # ---------------------------------------------------------- s+8: capture, drain
         lat = pg.COMPUTE_LATENCY
         early = _delay(m, issue & last_compute, lat - 1, "cap")
         capture = _delay(m, early, 1, "cap")
@@ -467,7 +470,9 @@ class Top(wiring.Component):
                     m.d.sync += [orr.eq(0), ort.eq(ort + 1)]
         vB, clsB, rB, classB, lastB = Signal(), Signal.like(ocls), Signal.like(orr), Signal(), Signal()
         vC, clsC, classC, lastC = Signal(), Signal.like(ocls), Signal(), Signal()
-        prodC = Signal(signed(ab + 32))
+        vD, clsD, classD, lastD = Signal(), Signal.like(ocls), Signal(), Signal()
+        accC, mulC = Signal(signed(ab)), Signal(signed(32))
+        prodD = Signal(signed(ab + 32))
         mul = Array([Const(v, signed(32)) for v in p.score_mul] or [Const(0, signed(32))])
         add = Array([Const(v, signed(32)) for v in p.score_add] or [Const(0, signed(32))])
         accB = Array([score_rp.data[r * ab:(r + 1) * ab].as_signed() for r in range(R)])[rB]
@@ -476,12 +481,14 @@ class Top(wiring.Component):
         with m.If(adv):
             m.d.sync += [vB.eq(vA), clsB.eq(ocls), rB.eq(orr), classB.eq(is_class_a), lastB.eq(last_a),
                          vC.eq(vB), clsC.eq(clsB), classC.eq(classB), lastC.eq(lastB),
-                         prodC.eq(accB * mul[clsB]), o.valid.eq(vC), olast.eq(lastC)]
+                         accC.eq(accB), mulC.eq(mul[clsB]),
+                         vD.eq(vC), clsD.eq(clsC), classD.eq(classC), lastD.eq(lastC),
+                         prodD.eq(accC * mulC), o.valid.eq(vD), olast.eq(lastD)]
             score = Signal(signed(pg.OUT_BITS))
-            m.d.comb += score.eq(prodC + add[clsC])
-            m.d.sync += o.payload.eq(Mux(classC, best_idx, score))
-            with m.If(vC & ~classC & ((clsC == 0) | (score > best))):
-                m.d.sync += [best.eq(score), best_idx.eq(clsC)]
+            m.d.comb += score.eq(prodD + add[clsD])
+            m.d.sync += o.payload.eq(Mux(classD, best_idx, score))
+            with m.If(vD & ~classD & ((clsD == 0) | (score > best))):
+                m.d.sync += [best.eq(score), best_idx.eq(clsD)]
         with m.If(o.valid & o.ready & olast):
             m.d.sync += [done.eq(1), self.cycles.eq(cyc + 1), state.eq(IDLE), req_done.eq(0)]
         return m

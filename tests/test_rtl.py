@@ -47,7 +47,7 @@ def test_pe_array_matches_numpy_weighted_popcounts():
             ctx.set(dut.weights, word(wts[s]))
             await ctx.tick()
         ctx.set(dut.valid, 0)
-        await ctx.tick().repeat(2)
+        await ctx.tick().repeat(PEArray.LATENCY - 1)
         sums = ctx.get(dut.sums)
         got["s"] = [[(sums >> ((r * C + c) * 16)) & 0xFFFF for c in range(C)] for r in range(R)]
 
