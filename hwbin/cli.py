@@ -277,7 +277,8 @@ def cmd_synth(args) -> int:
           flush=True)
     s = synth(args.rtl_dir, args.board, args.output, seed=args.seed)
     parts = [f"{k} {v['used']}/{v['available']}" for k, v in s.items() if isinstance(v, dict)]
-    print(f"{args.board}: " + ", ".join(parts) + f", Fmax {s['fmax_mhz']} MHz ({s['wall_s']} s)")
+    fmax = f"Fmax {s['fmax_mhz']} MHz" if s["fmax_mhz"] else s.get("note", "no Fmax")
+    print(f"{args.board}: " + ", ".join(parts) + f", {fmax} ({s['wall_s']} s)")
     if "bitstream" in s:
         print(f"bitstream: {s['bitstream']}")
     return 0
