@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,6 +33,24 @@ def run_cell(rtl: Path, simulator: str, ir_path: str, vectors: int) -> dict:
     m = ir.load(ir_path)
     x = load_dataset(m.source.get("dataset", "digits")).x_test[:vectors]
     return runner.run(rtl, simulator, x)
+
+
+def cell_row(cell, s: dict, vectors: int):
+    """One cell's table row, its JSON record, and whether it is exact."""
+    name, label, sim, _, _, predicted = cell
+    ok = s["mismatches"] == 0 and s["cycle_mismatches"] == 0 and s["vectors"] == vectors
+    measured = sorted(set(s["measured_cycles"]))
+    row = [name, label, sim, s["vectors"], s["mismatches"], s["cycle_mismatches"], predicted,
+           ",".join(map(str, measured)), f"{s['wall_s']:.0f}", f"{s['sim_cycles'] / s['wall_s']:,.0f}",
+           "yes" if ok else "NO"]
+    record = {"model": name, "config": label, "simulator": sim, "predicted_cycles": predicted,
+              **{k: s[k] for k in ("vectors", "mismatches", "cycle_mismatches", "measured_cycles",
+                                   "sim_cycles", "wall_s", "first_divergence")}}
+    return row, record, ok
+
+
+def save(records: list[dict], total: int) -> None:
+    atomic_write_json(ROOT / "benchmarks" / "out" / "sim_matrix.json", {"cells_total": total, "cells": records})
 
 
 def main() -> int:
@@ -56,23 +74,25 @@ def main() -> int:
                     cells.append((name, label, sim, rtl, path, rep["latency_cycles"]))
         # the slowest cells (Icarus, most cycles) first, so the workers finish together
         order = sorted(range(len(cells)), key=lambda i: (cells[i][2] != "icarus", -cells[i][5]))
+        results: dict[int, dict] = {}
         with ProcessPoolExecutor(args.jobs) as pool:
-            futures = {i: pool.submit(run_cell, *[cells[i][k] for k in (3, 2, 4)], args.vectors) for i in order}
-            results = [futures[i].result() for i in range(len(cells))]
+            futures = {pool.submit(run_cell, *[cells[i][k] for k in (3, 2, 4)], args.vectors): i for i in order}
+            for future in as_completed(futures):
+                i = futures[future]
+                results[i] = future.result()
+                # each cell as it finishes, and the JSON so far: a long run that is cut off keeps its cells
+                row = cell_row(cells[i], results[i], args.vectors)[0]
+                print(f"[{len(results)}/{len(cells)}] " + "  ".join(map(str, row)), flush=True)
+                save([cell_row(cells[j], results[j], args.vectors)[1] for j in sorted(results)], len(cells))
     rows, records, exact = [], [], True
-    for (name, label, sim, _, _, predicted), s in zip(cells, results):
-        ok = s["mismatches"] == 0 and s["cycle_mismatches"] == 0 and s["vectors"] == args.vectors
+    for i in range(len(cells)):
+        row, record, ok = cell_row(cells[i], results[i], args.vectors)
+        rows.append(row)
+        records.append(record)
         exact &= ok
-        measured = sorted(set(s["measured_cycles"]))
-        rows.append([name, label, sim, s["vectors"], s["mismatches"], s["cycle_mismatches"], predicted,
-                     ",".join(map(str, measured)), f"{s['wall_s']:.0f}", f"{s['sim_cycles'] / s['wall_s']:,.0f}",
-                     "yes" if ok else "NO"])
-        records.append({"model": name, "config": label, "simulator": sim, "predicted_cycles": predicted,
-                        **{k: s[k] for k in ("vectors", "mismatches", "cycle_mismatches", "measured_cycles",
-                                             "sim_cycles", "wall_s", "first_divergence")}})
     print(format_table(["model", "array", "simulator", "vectors", "mismatches", "cycle mism.", "predicted",
                         "measured", "wall s", "cycles/s", "exact"], rows))
-    atomic_write_json(ROOT / "benchmarks" / "out" / "sim_matrix.json", {"cells": records})
+    save(records, len(cells))
     return 0 if exact else 1
 
 
