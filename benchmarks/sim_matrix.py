@@ -32,7 +32,7 @@ def run_cell(rtl: Path, simulator: str, ir_path: str, vectors: int) -> dict:
     """One simulator on one generated design; the testbench's summary."""
     m = ir.load(ir_path)
     x = load_dataset(m.source.get("dataset", "digits")).x_test[:vectors]
-    return runner.run(rtl, simulator, x)
+    return runner.run(rtl, simulator, x, bar=False)  # cells run side by side: their bars would interleave
 
 
 def cell_row(cell, s: dict, vectors: int):

@@ -11,11 +11,13 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 from pathlib import Path
 
 import numpy as np
 
 from hwbin.errors import HwbinError
+from hwbin.util import progress
 
 SIMULATORS = ("verilator", "icarus")
 TOP = "hwbin_top"
@@ -119,21 +121,48 @@ def _quiet(quiet: bool, sink):
         yield
 
 
+@contextlib.contextmanager
+def _progress_bar(count_file: Path, total: int, simulator: str, show: bool):
+    """A bar of images done while the simulator runs in its own process: the bench writes
+    its count to ``count_file`` after every image and a thread here polls it (an Icarus run of
+    200 images can take a quarter of an hour). Off when stderr is not a terminal or ``show``
+    is false."""
+    bar = progress(total=total, desc=simulator, unit="img", **({} if show else {"disable": True}))
+    stop = threading.Event()
+
+    def poll():
+        while not stop.wait(0.5):
+            with contextlib.suppress(OSError, ValueError):
+                bar.update(int(count_file.read_text()) - bar.n)
+
+    thread = threading.Thread(target=poll, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+        bar.close()
+
+
 def run(rtl_dir, simulator: str, images: np.ndarray, scenario: str = "vectors", gap: float = 0.0,
-        seed: int = 0, waves: bool = False, trace: bool = False, quiet: bool = True, reset_after=None) -> dict:
-    """Simulate ``images`` (N, C, H, W) uint8 under ``scenario`` ("vectors" or "reset")."""
+        seed: int = 0, waves: bool = False, trace: bool = False, quiet: bool = True, reset_after=None,
+        bar: bool = True) -> dict:
+    """Simulate ``images`` (N, C, H, W) uint8 under ``scenario`` ("vectors" or "reset"), with a
+    progress bar of images unless ``bar`` is false."""
     rtl = Path(rtl_dir).resolve()
     runner = build(rtl, simulator, waves=waves, quiet=quiet)
     work = Path(tempfile.mkdtemp(prefix="hwbin-sim-"))
     try:
         np.save(work / "vectors.npy", np.ascontiguousarray(images, dtype=np.uint8))
         job = {"rtl_dir": str(rtl), "vectors": str(work / "vectors.npy"), "summary": str(work / "summary.json"),
-               "gap": gap, "seed": seed, "trace": trace}
+               "progress": str(work / "progress"), "gap": gap, "seed": seed, "trace": trace}
         if reset_after is not None:
             job["reset_after"] = int(reset_after)
         (work / "job.json").write_text(json.dumps(job))
         log = work / "sim.log"
-        with _quiet(quiet, io.StringIO()), contextlib.suppress(SystemExit):
+        with _quiet(quiet, io.StringIO()), contextlib.suppress(SystemExit), \
+                _progress_bar(work / "progress", len(images), simulator, bar):
             # a failing cocotb test makes the runner exit; the summary says what failed
             runner.test(test_module="hwbin.sim.tb", hdl_toplevel=TOP, test_filter=rf"\.{scenario}$",
                         build_dir=rtl / "sim_build" / simulator, test_dir=work, waves=waves,
