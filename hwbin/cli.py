@@ -252,8 +252,7 @@ def cmd_sim(args) -> int:
     x, what = _test_images(m, args, args.vectors)
     print(f"{args.simulator}: {len(x)} {what} vectors on {args.rtl_dir}/hwbin_top.v "
           f"(array {man['config']['rows']}x{man['config']['cols']}x{man['config']['lanes']})", flush=True)
-    s = runner.run(args.rtl_dir, args.simulator, x, gap=args.gap, seed=args.seed, waves=args.waves,
-                   trace=True)
+    s = runner.run_and_locate(args.rtl_dir, args.simulator, x, gap=args.gap, seed=args.seed, waves=args.waves)
     measured = sorted(set(s["measured_cycles"]))
     rate = s["sim_cycles"] / s["wall_s"] if s["wall_s"] else 0
     print(f"vectors {s['vectors']}, mismatches {s['mismatches']}, cycle mismatches {s['cycle_mismatches']}"

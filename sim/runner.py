@@ -182,3 +182,17 @@ def run(rtl_dir, simulator: str, images: np.ndarray, scenario: str = "vectors", 
         return summary
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def run_and_locate(rtl_dir, simulator: str, images: np.ndarray, gap: float = 0.0, seed: int = 0,
+                   waves: bool = False) -> dict:
+    """``run`` without the memory-write trace (5x faster on Verilator); on a mismatch, run the
+    images up to the first failing one again with the trace, so that the first divergence
+    names the layer, channel and position where the design first went wrong, not just the
+    output beat. The same images and seed replay the same input and ready gaps."""
+    s = run(rtl_dir, simulator, images, gap=gap, seed=seed, waves=waves)
+    first = s["first_divergence"]
+    if first:
+        traced = run(rtl_dir, simulator, images[: first["vector"] + 1], gap=gap, seed=seed, trace=True, bar=False)
+        s["first_divergence"] = traced["first_divergence"] or first
+    return s

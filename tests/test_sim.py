@@ -66,7 +66,7 @@ def test_flipped_weight_bit_is_caught_with_first_divergence(tiny_rtl, tmp_path):
     # conv0 has one phase, one lane chunk, one group: row tile o // R holds taps t at word rt * 9 + t
     prog.weights[(o // CFG.rows) * 9 + ky * 3 + kx] ^= 1 << ((o % CFG.rows) * CFG.lanes)
     (broken / "hwbin_top.v").write_text(to_verilog(prog))
-    s = runner.run(broken, "verilator", x[:4], trace=True)
+    s = runner.run_and_locate(broken, "verilator", x[:4])
     assert s["mismatches"] > 0
     d = s["first_divergence"]
     assert d["layer"] == "conv0" and d["channel"] == o, d
