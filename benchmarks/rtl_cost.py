@@ -75,7 +75,7 @@ def main() -> int:
                      e.get("brams", {}).get("used", "-"), e.get("dsps", {}).get("used", "-"),
                      fmax or "-", f"{fmax * 1e6 / res['cycles']:,.0f}" if fmax else "-",
                      f"{res['macs_per_cycle'] / luts:.3f}" if luts else "-",
-                     ("fits" if ice.get("fits") else "no") if ice.get("luts") else ("no" if ice else "-")])
+                     ("fits" if ice.get("fits") else "no") if ice else "-"])
     print(f"model {m.hash[:16]} ({sum(la.binary_macs() for la in m.layers):,} binary MACs per image)")
     print(format_table(["array", "cycles", "util", "conv util", "LUTs", "FFs", "BRAM", "DSP", "Fmax MHz",
                         "images/s", "MAC/cyc/LUT", "UP5K"], rows))

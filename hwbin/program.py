@@ -340,7 +340,7 @@ def _compile_compute(prog: Program, op: Op) -> int:
             gbase = len(prog.gather)
             taps = 1 if op.src == SRC_COL else T       # steps' taps: one after im2col
             colbase = c0 // C * op.J * op.K if op.src == SRC_COL else 0   # im2col words of this tile
-            if op.src == SRC_COL:       # one word: which columns are pads
+            if op.src == SRC_COL:       # one word, for its pad bits (the top reads colbase from the tile)
                 prog.gather.append([(colbase, int(c >= len(cols))) for c in range(C)])
             else:
                 prog.gather.extend(_tap_word(phase, c0, t, C, h * w, op.src_base) for t in range(T))

@@ -14,6 +14,11 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 
+def _add_pairs(terms: list) -> list:
+    """One level of an adder tree: neighbours summed, an odd last term passed through."""
+    return [terms[i] + terms[i + 1] if i + 1 < len(terms) else terms[i] for i in range(0, len(terms), 2)]
+
+
 def popcount(m: Module, v, name: str, register_bytes: bool = False):
     """A balanced adder tree over the bits of ``v`` (Amaranth has no popcount operator).
 
@@ -28,16 +33,13 @@ def popcount(m: Module, v, name: str, register_bytes: bool = False):
     table = Array([Const(bin(i).count("1"), 3) for i in range(16)])
     terms = [table[bits[i:i + 4]] if i + 4 <= len(v) else sum(bits[j] for j in range(i, len(v)))
              for i in range(0, len(v), 4)]
-    def pairs(terms):
-        return [terms[i] + terms[i + 1] if i + 1 < len(terms) else terms[i] for i in range(0, len(terms), 2)]
-
     if register_bytes:
-        terms = pairs(terms) if len(terms) > 1 else terms
+        terms = _add_pairs(terms)
         regs = [Signal.like(t, name=f"{name}_b{i}") for i, t in enumerate(terms)]
         m.d.sync += [r.eq(t) for r, t in zip(regs, terms)]
         terms = regs
     while len(terms) > 1:
-        terms = pairs(terms)
+        terms = _add_pairs(terms)
     out = Signal(range(len(v) + 1), name=name)
     m.d.comb += out.eq(terms[0] if terms else 0)
     return out
