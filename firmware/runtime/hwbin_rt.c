@@ -258,6 +258,20 @@ static void run_shuffle(const hwbin_layer_t *l, uint8_t *arena)
 
 /* ---------------------------------------------------------------- the model */
 
+#ifdef HWBIN_PROFILE
+/* Profile builds only (-DHWBIN_PROFILE, `hwbin firmware --profile`): called before layer i
+ * runs and with i = n_layers before the final argmax, so an instruction-set emulator can
+ * attribute every instruction to a layer. Not inlined, so its address is in the symbol table. */
+void hwbin_profile_layer(uint32_t i);
+__attribute__((noinline)) void hwbin_profile_layer(uint32_t i)
+{
+    __asm__ volatile("" : : "r"(i) : "memory");
+}
+#define PROFILE_LAYER(i) hwbin_profile_layer(i)
+#else
+#define PROFILE_LAYER(i) ((void)0)
+#endif
+
 int32_t hwbin_run(const hwbin_model_t *model, const uint8_t *input, int32_t *scores, uint8_t *classes,
                   void *arena, uint32_t arena_bytes)
 {
@@ -281,6 +295,7 @@ int32_t hwbin_run(const hwbin_model_t *model, const uint8_t *input, int32_t *sco
     load_input(model, input, planes_at(mem, model->layers[0].in_offset));
     for (i = 0; i < model->n_layers; i++) {
         const hwbin_layer_t *l = &model->layers[i];
+        PROFILE_LAYER(i);
         if (l->kind == HWBIN_MAXPOOL) {
             run_maxpool(l, mem);
         } else if (l->kind == HWBIN_SHUFFLE) {
@@ -289,6 +304,7 @@ int32_t hwbin_run(const hwbin_model_t *model, const uint8_t *input, int32_t *sco
             run_compute(l, mem, planes_at(mem, model->scratch_offset));
         }
     }
+    PROFILE_LAYER(model->n_layers);
     last = &model->layers[model->n_layers - 1u];
     out = (const int32_t *)(const void *)(mem + last->out_offset);
     npos = (uint32_t)last->out_h * last->out_w;
