@@ -112,10 +112,20 @@ def pack_weights(layer: Layer) -> np.ndarray:
     return np.concatenate(parts)
 
 
-def scratch_words(layer: Layer) -> int:
-    """The im2col row: in_order bit planes of the longest phase's K vector."""
+def scratch_bytes(layer: Layer, first: bool) -> int:
+    """The gathered row of one output position: for the first layer, one int16 value
+    2x - 255 per pixel of the longest phase's K vector; otherwise its in_order bit planes."""
+    if not layer.is_compute:
+        return 0
     n = max(layer.taps_per_output())
-    return layer.in_order * ((n + WORD_BITS - 1) // WORD_BITS)
+    if first:
+        return 4 * ((2 * n + 3) // 4)
+    return 4 * layer.in_order * ((n + WORD_BITS - 1) // WORD_BITS)
+
+
+def reads_pixels(model: Model) -> bool:
+    """The runtime runs a compute first layer on the uint8 pixels directly (no input planes)."""
+    return model.layers[0].is_compute
 
 
 def plan_firmware(model: Model, options: FirmwareOptions | None = None) -> FirmwarePlan:
@@ -124,7 +134,7 @@ def plan_firmware(model: Model, options: FirmwareOptions | None = None) -> Firmw
     options = options or FirmwareOptions()
     check_prefix(options.prefix)
     order = 8
-    tensors = [plane_bytes(order, model.input_shape)]  # tensor i+1 is layer i's output
+    tensors = [0 if reads_pixels(model) else plane_bytes(order, model.input_shape)]  # tensor i+1: layer i's output
     orders = []
     for la in model.layers:
         out_order = output_order(la, order)
@@ -134,13 +144,13 @@ def plan_firmware(model: Model, options: FirmwareOptions | None = None) -> Firmw
         order = out_order
     regions = (max(tensors[0::2]), max(tensors[1::2]))
     offsets = [0 if i % 2 == 0 else regions[0] for i in range(len(tensors))]
-    scratch = max(4 * scratch_words(la) for la in model.layers if la.is_compute)
+    scratch = max(scratch_bytes(la, i == 0) for i, la in enumerate(model.layers))
     plans = []
     for i, la in enumerate(model.layers):
         plans.append(LayerPlan(
             index=i, layer=la, in_order=orders[i][0], out_order=orders[i][1],
             in_offset=offsets[i], out_offset=offsets[i + 1], in_bytes=tensors[i], out_bytes=tensors[i + 1],
-            scratch_bytes=4 * scratch_words(la) if la.is_compute else 0,
+            scratch_bytes=scratch_bytes(la, i == 0),
             weight_words=pack_weights(la) if la.is_compute else None))
     return FirmwarePlan(model=model, options=options, layers=plans, input_bytes=tensors[0],
                         arena_size=sum(regions) + scratch, scratch_offset=sum(regions), regions=regions)

@@ -15,6 +15,7 @@ golden model's, or the profile is refused.
 """
 from __future__ import annotations
 
+import bisect
 import struct
 import subprocess
 from dataclasses import dataclass, field
@@ -26,7 +27,6 @@ from hwbin.errors import HwbinError
 
 from . import toolchain
 
-PROFILE_CPUS = ("cortex-m0plus", "cortex-m3", "cortex-m4", "cortex-m7")
 FLASH_BASE, RAM_BASE, REGION = 0x0000_0000, 0x2000_0000, 4 << 20   # the mps2_an385.ld map
 IO_BASE = RAM_BASE + 3 * (1 << 20)        # input, scores and classes buffers (above .bss)
 STACK_TOP = RAM_BASE + REGION - 64
@@ -143,6 +143,8 @@ class Profile:
     cpu: str
     table: str
     rows: list[dict] = field(default_factory=list)   # name, instructions, cycles, classes
+    functions: dict[str, list[int]] = field(default_factory=dict)  # symbol -> [instructions, cycles]
+    hot_blocks: list[tuple[int, int, int, int]] = field(default_factory=list)  # address, size, instr, cycles
     total_instructions: int = 0
     total_cycles: int = 0
     binary_macs: int = 0
@@ -168,12 +170,13 @@ def _elf_segments(path: Path) -> list[tuple[int, bytes, int]]:
 
 
 def _symbols(path: Path) -> dict[str, int]:
+    """Name -> address of every symbol (functions: the Thumb bit cleared)."""
     r = subprocess.run([toolchain.require("arm-none-eabi-nm"), str(path)], capture_output=True, text=True, check=True)
     syms = {}
     for line in r.stdout.splitlines():
         parts = line.split()
-        if len(parts) == 3:
-            syms[parts[2]] = int(parts[0], 16)
+        if len(parts) == 3 and parts[1] in "tTwW":
+            syms[parts[2]] = int(parts[0], 16) & ~1
     return syms
 
 
@@ -285,9 +288,13 @@ def profile_elf(elf: Path, cpu: str, model, image: np.ndarray, prefix: str) -> t
 
     names = ["entry"] + [la.name for la in model.layers] + ["argmax"]
     counts = [[0, 0, {}] for _ in names]
-    mark = syms["hwbin_profile_layer"] & ~1
+    mark = syms["hwbin_profile_layer"]
     state = {"row": 0, "prev": None}
     r0 = emu.arm.UC_ARM_REG_R0
+    starts = sorted((a, n) for n, a in syms.items())
+    func_of = {}   # block address -> the symbol it lies in
+    functions = {}
+    hot = {}   # block address -> [instructions, cycles, size]
 
     def on_block(addr, size):
         prev = state["prev"]
@@ -296,6 +303,15 @@ def profile_elf(elf: Path, cpu: str, model, image: np.ndarray, prefix: str) -> t
         if addr == mark:
             state["row"] = int(emu.uc.reg_read(r0)) + 1
         b = coster.block(addr, size)
+        if addr not in func_of:
+            i = bisect.bisect_right(starts, (addr, "\uffff")) - 1
+            func_of[addr] = starts[i][1] if i >= 0 else "?"
+        h = hot.setdefault(addr, [0, 0, size])
+        h[0] += b.instructions
+        h[1] += b.cycles
+        f = functions.setdefault(func_of[addr], [0, 0])
+        f[0] += b.instructions
+        f[1] += b.cycles
         row = counts[state["row"]]
         row[0] += b.instructions
         row[1] += b.cycles
@@ -309,7 +325,8 @@ def profile_elf(elf: Path, cpu: str, model, image: np.ndarray, prefix: str) -> t
     got = np.frombuffer(bytes(emu.uc.mem_read(scores, 4 * n_out)), "<i4").astype(np.int64)
     if ret >= 0x8000_0000:
         raise HwbinError(f"profile: {prefix}_invoke returned status {ret - (1 << 32)}")
-    prof = Profile(cpu=cpu, table=table.name)
+    prof = Profile(cpu=cpu, table=table.name, functions=dict(sorted(functions.items(), key=lambda kv: -kv[1][0])),
+                   hot_blocks=sorted(((a, h[2], h[0], h[1]) for a, h in hot.items()), key=lambda t: -t[3])[:20])
     for name, (n, c, cl) in zip(names, counts):
         la = next((la for la in model.layers if la.name == name), None)
         prof.rows.append({"name": name, "kind": la.kind if la is not None else "",
@@ -328,8 +345,8 @@ def profile_firmware(fw_dir, plan, cpu: str, image: np.ndarray, cflags: str | No
     fw_dir = Path(fw_dir)
     prefix = plan.options.prefix
     toolchain.require("arm-none-eabi-gcc")
-    targets = [f"profile-{cpu}"] + ([f"PROFILE_CFLAGS={cflags}"] if cflags else [])
-    toolchain.make(fw_dir, "-B" if cflags else "--no-print-directory", *targets)
+    # -B: a profile build with other flags must not reuse the last one's objects
+    toolchain.make(fw_dir, "-B", f"profile-{cpu}", *([f"PROFILE_CFLAGS={cflags}"] if cflags else []))
     elf = fw_dir / "build" / f"profile-{cpu}" / f"{prefix}_profile.elf"
     prof, scores = profile_elf(elf, cpu, plan.model, image, prefix)
     ref = golden.run(plan.model, image[None]).scores[0].ravel()
@@ -357,3 +374,11 @@ def profile_table(prof: Profile) -> str:
                  f"{prof.binary_macs / max(prof.total_cycles, 1):.2f}"])
     return format_table(["layer", "kind", "instructions", "est. cycles", "share", "loads/stores", "branches",
                          "binary MACs/cycle"], rows)
+
+
+def profile_summary(prof: Profile) -> dict:
+    """What profile.json holds: totals, the cost model, and every row."""
+    return {"cpu": prof.cpu, "cycle_table": prof.table, "instructions": prof.total_instructions,
+            "cycles": prof.total_cycles, "binary_macs": prof.binary_macs, "flash_bytes": prof.flash_bytes,
+            "ram_bytes": prof.ram_bytes, "layers": prof.rows,
+            "functions": {k: {"instructions": v[0], "cycles": v[1]} for k, v in prof.functions.items()}}

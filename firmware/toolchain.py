@@ -17,6 +17,7 @@ from hwbin.util import atomic_write_json, atomic_write_text, format_table
 from .generate import FirmwarePlan
 
 QEMU_MACHINES = {"cortex-m3": "mps2-an385"}
+PROFILE_TARGETS = ("cortex-m0plus", "cortex-m3", "cortex-m4", "cortex-m7")  # firmware/profile.py
 SUMMARY = re.compile(r"^hwbin: (\d+) vectors, (\d+) mismatches$", re.M)
 MISMATCH = re.compile(r"^mismatch: vector (\d+) status (-?\d+) scores((?: -?\d+)*)$", re.M)
 DEB_PACKAGE = {"gcc": "gcc", "make": "make", "arm-none-eabi-gcc": "gcc-arm-none-eabi",

@@ -196,6 +196,11 @@ def cmd_firmware(args) -> int:
     from . import ir
     from .firmware import FirmwareOptions, generate_firmware, toolchain
 
+    if args.profile and args.target not in toolchain.PROFILE_TARGETS:
+        raise HwbinError(f"--profile: needs a Cortex-M --target ({', '.join(toolchain.PROFILE_TARGETS)}), "
+                         f"found {args.target!r}")
+    if args.profile_cflags and not args.profile:
+        raise HwbinError("--profile-cflags: only with --profile")
     m = ir.load(args.file)
     x, what = _test_images(m, args, args.vectors if args.vectors is not None else (None if args.run else 16))
     if args.vectors is not None and len(x) < args.vectors:
@@ -212,6 +217,8 @@ def cmd_firmware(args) -> int:
     print(table)
     print(f"{args.target}: flash {fp['flash_bytes']} B, RAM {fp['ram_bytes']} B "
           f"(wrote footprint.md, footprint.json)")
+    if args.profile:
+        _profile_firmware(args, plan, x)
     if not args.run:
         return 0
     res = toolchain.run(args.output, args.target, sanitize=args.sanitize)
@@ -225,6 +232,25 @@ def cmd_firmware(args) -> int:
         return 1
     print(f"{where}: {res.vectors}/{res.vectors} vectors bit-exact with the golden model (scores and classes)")
     return 0
+
+
+def _profile_firmware(args, plan, x) -> None:
+    """One inference in the instruction-set emulator: instructions and estimated cycles per layer."""
+    from .firmware import profile
+    from .util import atomic_write_json, atomic_write_text
+
+    if not len(x):
+        raise HwbinError("--profile: needs at least one test image (--vectors 0 given)")
+    prof = profile.profile_firmware(args.output, plan, args.target, x[0], cflags=args.profile_cflags)
+    table = profile.profile_table(prof)
+    print(f"profile ({prof.table}, {args.profile_cflags or 'PROFILE_CFLAGS -O2'}), one inference, "
+          f"checked against the golden model:")
+    print(table)
+    print(f"{args.target}: {prof.total_instructions:,} instructions, {prof.total_cycles:,} estimated cycles, "
+          f"{prof.binary_macs / max(prof.total_cycles, 1):.2f} binary MACs per cycle (wrote profile.md, profile.json)")
+    atomic_write_text(f"{args.output}/profile.md", f"# Profile ({args.target})\n\nCycle table: {prof.table}. "
+                      f"See docs/firmware.md for the cost model.\n\n```\n{table}\n```\n")
+    atomic_write_json(f"{args.output}/profile.json", profile.profile_summary(prof))
 
 
 # --------------------------------------------------------------------------- gateware
@@ -378,6 +404,10 @@ def build_parser() -> argparse.ArgumentParser:
                                                   "(default: 16, or the whole test set with --run)")
     f.add_argument("--sanitize", action="store_true", help="host: build and run under ASan and UBSan")
     f.add_argument("--caller-arena", action="store_true", help="no static arena: the caller passes one")
+    f.add_argument("--profile", action="store_true", help="Cortex-M targets: run one inference in an "
+                   "instruction-set emulator (unicorn) and report instructions and estimated cycles per layer")
+    f.add_argument("--profile-cflags", metavar="FLAGS", help="compiler flags of the profile build "
+                   "(default: the Makefile's PROFILE_CFLAGS, -O2)")
     _data_args(f)
     f.set_defaults(func=cmd_firmware)
 

@@ -1,21 +1,233 @@
 /* hwbin runtime: layer kernels. See hwbin_rt.h and docs/arithmetic.md. */
 #include "hwbin_rt.h"
 
-/* ---------------------------------------------------------------- popcount per target
- * x86 with POPCNT (-mpopcnt, -march=x86-64-v2 or newer): the builtin is one instruction.
- * Everywhere else a SWAR reduction: on Cortex-M a plain __builtin_popcount becomes a call
- * to libgcc's __popcountsi2 (a table walk), which is slower than these few ALU ops. */
-static inline uint32_t popcount32(uint32_t x)
-{
-#if defined(__POPCNT__) && defined(__GNUC__)
-    return (uint32_t)__builtin_popcount(x);
+/* ---------------------------------------------------------------- XOR-popcount per target
+ *
+ * The hot loop of every binary layer: popcount(A_i ^ W) summed over a row of nw words, for
+ * the k bit planes A_i of one gathered input row against one output channel's weights.
+ *
+ * x86-64 with POPCNT (-mpopcnt, -march=x86-64-v2 or newer): 64-bit words, one instruction
+ * each. Everywhere else (every Cortex-M: none has a popcount instruction, and a plain
+ * __builtin_popcount becomes a libgcc table walk) a SWAR count with deferred reduction:
+ * per word only the 2- and 4-bit field sums (each nibble <= 4); three words' nibbles add
+ * up before they fold into bytes (<= 12 per nibble), thirty words' bytes before they fold
+ * into halfwords (<= 240 per byte). A word then costs about 8 instructions instead of the
+ * 12 of a full SWAR popcount, and a row of 9-18 words has only one final fold. All planes
+ * are counted two at a time, so each weight word is loaded once per pair. */
+#define HWBIN_MAX_ORDER 8u
+#define M1 0x55555555u
+#define M2 0x33333333u
+#define M4 0x0F0F0F0Fu
+#define M8 0x00FF00FFu
+
+#if defined(__POPCNT__) && defined(__GNUC__) && defined(__x86_64__)
+#define HWBIN_POPCNT64 1
+#endif
+
+/* The masks as register operands: GCC would otherwise use Thumb-2 immediates, which cost a
+ * separate shift where "and rd, rmask, rx, lsr #n" does both in one instruction. */
+#if defined(__GNUC__) && defined(__thumb2__)
+#define OPAQUE(v) __asm__("" : "+r"(v))
 #else
-    x = x - ((x >> 1) & 0x55555555u);
-    x = (x & 0x33333333u) + ((x >> 2) & 0x33333333u);
-    x = (x + (x >> 4)) & 0x0F0F0F0Fu;
-    return (x * 0x01010101u) >> 24;
+#define OPAQUE(v) ((void)0)
+#endif
+
+typedef struct {
+    uint32_t m1, m2, m4;
+} masks_t;
+
+static inline __attribute__((always_inline)) masks_t swar_masks(void)
+{
+    masks_t m = {M1, M2, M4};
+    OPAQUE(m.m1);
+    OPAQUE(m.m2);
+    OPAQUE(m.m4);
+    return m;
+}
+
+/* Per-nibble popcount of x (each nibble 0..4). */
+static inline __attribute__((always_inline)) uint32_t nibble_counts(uint32_t x, const masks_t *m)
+{
+    x -= (x >> 1) & m->m1;
+    return (x & m->m2) + ((x >> 2) & m->m2);
+}
+
+/* Byte sums (each <= 24) of three words' popcounts. */
+static inline __attribute__((always_inline)) uint32_t count3(const uint32_t *a, uint32_t w0, uint32_t w1,
+                                                             uint32_t w2, const masks_t *m)
+{
+    uint32_t n = nibble_counts(a[0] ^ w0, m) + nibble_counts(a[1] ^ w1, m) + nibble_counts(a[2] ^ w2, m);
+    return (n & m->m4) + ((n >> 4) & m->m4);
+}
+
+/* Byte sums (each <= 8) of one word's popcount. */
+static inline __attribute__((always_inline)) uint32_t count1(uint32_t x, const masks_t *m)
+{
+    uint32_t n = nibble_counts(x, m);
+    return (n & m->m4) + ((n >> 4) & m->m4);
+}
+
+/* The four byte sums of b (each <= 255) as one total. */
+static inline uint32_t sum_bytes(uint32_t b)
+{
+    b = (b & M8) + ((b >> 8) & M8);
+    return (b + (b >> 16)) & 0xFFFFu;
+}
+
+/* pc[0] = popcount(a ^ w) over nw words. */
+static void xor_popcount1(const uint32_t *a, const uint32_t *w, uint32_t nw, uint32_t *pc)
+{
+#ifdef HWBIN_POPCNT64
+    uint32_t j = 0, c = 0;
+    for (; j + 2u <= nw; j += 2u) {
+        uint64_t aa, ww;
+        memcpy(&aa, a + j, 8);
+        memcpy(&ww, w + j, 8);
+        c += (uint32_t)__builtin_popcountll(aa ^ ww);
+    }
+    if (j < nw) {
+        c += (uint32_t)__builtin_popcount(a[j] ^ w[j]);
+    }
+    *pc = c;
+#else
+    masks_t m = swar_masks();
+    uint32_t j = 0, c = 0;
+    while (j < nw) {
+        uint32_t end = nw - j > 30u ? j + 30u : nw, b = 0;
+        for (; j + 3u <= end; j += 3u) {
+            b += count3(a + j, w[j], w[j + 1u], w[j + 2u], &m);
+        }
+        for (; j < end; j++) {
+            b += count1(a[j] ^ w[j], &m);
+        }
+        c += sum_bytes(b);
+    }
+    *pc = c;
 #endif
 }
+
+#if defined(__GNUC__) && defined(__thumb2__) && !defined(HWBIN_PORTABLE_KERNELS)
+/* Thumb-2 (Cortex-M3/M4/M7): the loop of xor_popcount2 by hand, because GCC spills it.
+ * Returns the byte sums of popcount(x ^ s) (low word) and popcount(y ^ s) (high word) over
+ * n <= 30 words: per word and row 8 instructions (load, XOR, the 2- and 4-bit field sums
+ * with the masks in registers), a fold into bytes every three words. A naked function, so it
+ * needs no registers from the compiler and builds the same at -O0 and -O2. */
+__attribute__((naked, noinline)) static uint64_t byte_counts2(const uint32_t *x __attribute__((unused)),
+                                                             const uint32_t *y __attribute__((unused)),
+                                                             const uint32_t *s __attribute__((unused)),
+                                                             uint32_t n __attribute__((unused)))
+{
+    __asm__ volatile(
+        "push   {r4-r11, lr}\n\t"
+        "mov    r4, #0x55555555\n\t"
+        "mov    r5, #0x33333333\n\t"
+        "mov    r6, #0x0F0F0F0F\n\t"
+        "movs   r9, #0\n\t"
+        "movs   r10, #0\n\t"
+        "subs   r3, r3, #3\n\t"
+        "blt    2f\n"
+        "1:\n\t"
+        "ldr    r11, [r2], #4\n\t"
+        "ldr    r12, [r0], #4\n\t"
+        "eor    r12, r12, r11\n\t"
+        "and    lr, r4, r12, lsr #1\n\t"
+        "sub    r12, r12, lr\n\t"
+        "and    r7, r5, r12, lsr #2\n\t"
+        "and    r12, r12, r5\n\t"
+        "add    r7, r7, r12\n\t"
+        "ldr    r12, [r1], #4\n\t"
+        "eor    r12, r12, r11\n\t"
+        "and    lr, r4, r12, lsr #1\n\t"
+        "sub    r12, r12, lr\n\t"
+        "and    r8, r5, r12, lsr #2\n\t"
+        "and    r12, r12, r5\n\t"
+        "add    r8, r8, r12\n\t"
+        ".rept 2\n\t"
+        "ldr    r11, [r2], #4\n\t"
+        "ldr    r12, [r0], #4\n\t"
+        "eor    r12, r12, r11\n\t"
+        "and    lr, r4, r12, lsr #1\n\t"
+        "sub    r12, r12, lr\n\t"
+        "and    lr, r5, r12, lsr #2\n\t"
+        "and    r12, r12, r5\n\t"
+        "add    r7, r7, lr\n\t"
+        "add    r7, r7, r12\n\t"
+        "ldr    r12, [r1], #4\n\t"
+        "eor    r12, r12, r11\n\t"
+        "and    lr, r4, r12, lsr #1\n\t"
+        "sub    r12, r12, lr\n\t"
+        "and    lr, r5, r12, lsr #2\n\t"
+        "and    r12, r12, r5\n\t"
+        "add    r8, r8, lr\n\t"
+        "add    r8, r8, r12\n\t"
+        ".endr\n\t"
+        "and    r12, r6, r7, lsr #4\n\t"
+        "and    r7, r7, r6\n\t"
+        "add    r9, r9, r12\n\t"
+        "add    r9, r9, r7\n\t"
+        "and    r12, r6, r8, lsr #4\n\t"
+        "and    r8, r8, r6\n\t"
+        "add    r10, r10, r12\n\t"
+        "add    r10, r10, r8\n\t"
+        "subs   r3, r3, #3\n\t"
+        "bge    1b\n"
+        "2:\n\t"
+        "adds   r3, r3, #3\n\t"
+        "beq    4f\n"
+        "3:\n\t"
+        "ldr    r11, [r2], #4\n\t"
+        "ldr    r12, [r0], #4\n\t"
+        "eor    r12, r12, r11\n\t"
+        "and    lr, r4, r12, lsr #1\n\t"
+        "sub    r12, r12, lr\n\t"
+        "and    r7, r5, r12, lsr #2\n\t"
+        "and    r12, r12, r5\n\t"
+        "add    r7, r7, r12\n\t"
+        "and    r12, r6, r7, lsr #4\n\t"
+        "and    r7, r7, r6\n\t"
+        "add    r9, r9, r12\n\t"
+        "add    r9, r9, r7\n\t"
+        "ldr    r12, [r1], #4\n\t"
+        "eor    r12, r12, r11\n\t"
+        "and    lr, r4, r12, lsr #1\n\t"
+        "sub    r12, r12, lr\n\t"
+        "and    r8, r5, r12, lsr #2\n\t"
+        "and    r12, r12, r5\n\t"
+        "add    r8, r8, r12\n\t"
+        "and    r12, r6, r8, lsr #4\n\t"
+        "and    r8, r8, r6\n\t"
+        "add    r10, r10, r12\n\t"
+        "add    r10, r10, r8\n\t"
+        "subs   r3, r3, #1\n\t"
+        "bne    3b\n"
+        "4:\n\t"
+        "mov    r0, r9\n\t"
+        "mov    r1, r10\n\t"
+        "pop    {r4-r11, pc}\n\t");
+}
+
+/* pc[0] = popcount(x ^ s), pc[1] = popcount(y ^ s) over nw words: two planes against one
+ * weight row, or two weight rows against one plane, each shared word loaded once. */
+static void xor_popcount2(const uint32_t *x, const uint32_t *y, const uint32_t *s, uint32_t nw, uint32_t *pc)
+{
+    uint32_t j, c0 = 0, c1 = 0;
+    for (j = 0; j < nw; j += 30u) {
+        uint64_t b = byte_counts2(x + j, y + j, s + j, nw - j > 30u ? 30u : nw - j);
+        c0 += sum_bytes((uint32_t)b);
+        c1 += sum_bytes((uint32_t)(b >> 32));
+    }
+    pc[0] = c0;
+    pc[1] = c1;
+}
+#else
+/* pc[0] = popcount(x ^ s), pc[1] = popcount(y ^ s) over nw words: two planes against one
+ * weight row, or two weight rows against one plane. */
+static void xor_popcount2(const uint32_t *x, const uint32_t *y, const uint32_t *s, uint32_t nw, uint32_t *pc)
+{
+    xor_popcount1(x, s, nw, pc);
+    xor_popcount1(y, s, nw, pc + 1);
+}
+#endif
 
 /* ---------------------------------------------------------------- bit strings */
 
@@ -44,6 +256,10 @@ static void or_bits(uint32_t *d, uint32_t off, uint32_t v, uint32_t n)
 
 static void copy_bits(uint32_t *d, uint32_t doff, const uint32_t *s, uint32_t soff, uint32_t n)
 {
+    if (((doff | soff | n) & 31u) == 0u) { /* whole words: a tap of 32k channels */
+        memcpy(d + (doff >> 5), s + (soff >> 5), n >> 3);
+        return;
+    }
     while (n > 0u) {
         uint32_t m = n < 32u ? n : 32u;
         or_bits(d, doff, get_bits(s, soff, m), m);
@@ -93,32 +309,44 @@ static void load_input(const hwbin_model_t *m, const uint8_t *input, uint32_t *p
     }
 }
 
-/* Level index of one output: how many thresholds d*acc reaches (ties reach, rows ascending). */
-static uint32_t quantize(const hwbin_layer_t *l, uint32_t o, int32_t acc)
-{
-    uint32_t nthr = (1u << l->out_order) - 1u, level = 0;
-    const int32_t *t = l->thresholds + o * nthr;
-    int32_t x = l->directions[o] > 0 ? acc : -acc;
-    while (level < nthr && x >= t[level]) {
-        level++;
-    }
-    return level;
-}
-
-/* acc = sum_i b_i * (n - 2 popcount(A_i ^ W)) over the k planes of the gathered row. */
+/* acc = sum_i b_i * (n - 2 popcount(A_i ^ W)) over the k planes of the gathered row. The
+ * common orders get their own inlined copy of the kernel (constant k). */
 static int32_t accumulate(const hwbin_layer_t *l, const uint32_t *row, const uint32_t *w, uint32_t nw, uint32_t n)
 {
+    uint32_t pc[HWBIN_MAX_ORDER], i;
     int32_t acc = 0;
-    uint32_t i, j;
+    for (i = 0; i + 2u <= l->in_order; i += 2u) {
+        xor_popcount2(row + i * nw, row + (i + 1u) * nw, w, nw, pc + i);
+    }
+    if (i < l->in_order) {
+        xor_popcount1(row + i * nw, w, nw, pc + i);
+    }
     for (i = 0; i < l->in_order; i++) {
-        const uint32_t *a = row + i * nw;
-        uint32_t pc = 0;
-        for (j = 0; j < nw; j++) {
-            pc += popcount32(a[j] ^ w[j]);
-        }
-        acc += l->in_bases[i] * ((int32_t)n - 2 * (int32_t)pc);
+        acc += l->in_bases[i] * ((int32_t)n - 2 * (int32_t)pc[i]);
     }
     return acc;
+}
+
+/* Writes output channel o at position pos: a score, or the level its thresholds give (the
+ * count of thresholds d*acc reaches, ties reach), set bit by bit into the zeroed planes. */
+static inline void emit(const hwbin_layer_t *l, uint8_t *arena, uint32_t o, uint32_t pos, int32_t acc)
+{
+    if (l->out_order == 0u) {
+        int32_t *scores = (int32_t *)(void *)(arena + l->out_offset);
+        scores[o * l->out_h * l->out_w + pos] = l->score_mul[o] * acc + l->score_add[o];
+    } else {
+        uint32_t k = l->out_order, nthr = (1u << k) - 1u, level = 0, i, j;
+        uint32_t pw = words_for(elements(l->out_c, l->out_h, l->out_w)), idx = pos * l->out_c + o;
+        uint32_t *out = planes_at(arena, l->out_offset) + (idx >> 5);
+        const int32_t *t = l->thresholds + o * nthr;
+        int32_t x = l->directions[o] > 0 ? acc : -acc;
+        for (j = 0; j < nthr; j++) {
+            level += (uint32_t)(x >= t[j]);
+        }
+        for (i = 0; i < k; i++) {
+            out[i * pw] |= ((level >> (k - 1u - i)) & 1u) << (idx & 31u);
+        }
+    }
 }
 
 /* Input row of output (oy, ox) read by tap (ky, kx), or -1 for a padding cell (level 0). */
@@ -148,51 +376,109 @@ typedef struct {
     uint32_t ry, rx, ty, tx, n, nw;
 } phase_t;
 
-static void run_phase(const hwbin_layer_t *l, const phase_t *ph, const uint32_t *weight, uint8_t *arena,
-                      uint32_t *row)
+/* Binary layers: gathers the k input planes of output (oy, ox) of group g into the scratch row
+ * (the contract's K order, padding taps left at level 0), then one XOR-popcount per output
+ * channel of the group. */
+static void binary_position(const hwbin_layer_t *l, const phase_t *ph, const uint32_t *weight, uint8_t *arena,
+                            uint32_t *row, uint32_t g, uint32_t oy, uint32_t ox)
 {
     const uint32_t *in = planes_at(arena, l->in_offset);
     uint32_t in_pw = words_for(elements(l->in_c, l->in_h, l->in_w));
-    uint32_t out_pw = words_for(elements(l->out_c, l->out_h, l->out_w));
     uint32_t cg = l->in_c / l->groups, og = l->out_c / l->groups;
+    uint32_t kys = l->kind == HWBIN_CONV ? 1u : l->sh, kxs = l->kind == HWBIN_CONV ? 1u : l->sw;
+    uint32_t t = 0, ty, tx, i, o, pos = oy * l->out_w + ox;
+    memset(row, 0, l->in_order * ph->nw * 4u);
+    for (ty = 0; ty < ph->ty; ty++) {
+        for (tx = 0; tx < ph->tx; tx++, t++) {
+            int32_t src = tap_source(l, (int32_t)oy, (int32_t)ox, (int32_t)(ph->ry + ty * kys),
+                                     (int32_t)(ph->rx + tx * kxs));
+            if (src < 0) {
+                continue; /* padding: level 0, every plane bit 0 */
+            }
+            for (i = 0; i < l->in_order; i++) {
+                copy_bits(row + i * ph->nw, t * cg, in + i * in_pw, (uint32_t)src * l->in_c + g * cg, cg);
+            }
+        }
+    }
+    for (o = g * og; o < (g + 1u) * og; o++) {
+        if (l->in_order == 1u && o + 1u < (g + 1u) * og) { /* order 1: two output channels at once */
+            uint32_t pc[2];
+            xor_popcount2(weight + o * ph->nw, weight + (o + 1u) * ph->nw, row, ph->nw, pc);
+            emit(l, arena, o, pos, l->in_bases[0] * ((int32_t)ph->n - 2 * (int32_t)pc[0]));
+            o++;
+            emit(l, arena, o, pos, l->in_bases[0] * ((int32_t)ph->n - 2 * (int32_t)pc[1]));
+            continue;
+        }
+        emit(l, arena, o, pos, accumulate(l, row, weight + o * ph->nw, ph->nw, ph->n));
+    }
+}
+
+/* sum_j (bit j of w ? v_j : 0) over n values. */
+static int32_t sum_where_set(const int16_t *v, const uint32_t *w, uint32_t n)
+{
+    int32_t s = 0;
+    uint32_t base, j;
+    for (base = 0; base < n; base += 32u) {
+        uint32_t bits = w[base >> 5], end = n - base > 32u ? base + 32u : n;
+        for (j = base; j < end; j++) {
+            s += (int32_t)v[j] & -(int32_t)(bits & 1u);
+            bits >>= 1;
+        }
+    }
+    return s;
+}
+
+/* The first layer on uint8 pixels. The contract's order-8 input has value 2x - 255 per pixel
+ * (padding: pixel 0, value -255), so with +-1 weights
+ *   acc = sum_j w_j (2 x_j - 255) = 2 * sum_{j: w_j = +1} v_j - sum_j v_j,  v_j = 2 x_j - 255,
+ * exactly what the eight bit planes would give, at one masked add per tap. */
+static void pixel_position(const hwbin_layer_t *l, const phase_t *ph, const uint32_t *weight, uint8_t *arena,
+                           int16_t *v, const uint8_t *pixels, uint32_t g, uint32_t oy, uint32_t ox)
+{
+    uint32_t cg = l->in_c / l->groups, og = l->out_c / l->groups, plane = (uint32_t)l->in_h * l->in_w;
+    uint32_t kys = l->kind == HWBIN_CONV ? 1u : l->sh, kxs = l->kind == HWBIN_CONV ? 1u : l->sw;
+    uint32_t t = 0, ty, tx, c, o, pos = oy * l->out_w + ox;
+    int32_t total = 0;
+    for (ty = 0; ty < ph->ty; ty++) {
+        for (tx = 0; tx < ph->tx; tx++, t++) {
+            int32_t src = tap_source(l, (int32_t)oy, (int32_t)ox, (int32_t)(ph->ry + ty * kys),
+                                     (int32_t)(ph->rx + tx * kxs));
+            for (c = 0; c < cg; c++) {
+                int32_t x = src < 0 ? 0 : (int32_t)pixels[(g * cg + c) * plane + (uint32_t)src];
+                v[t * cg + c] = (int16_t)(2 * x - 255);
+                total += 2 * x - 255;
+            }
+        }
+    }
+    for (o = g * og; o < (g + 1u) * og; o++) {
+        emit(l, arena, o, pos, 2 * sum_where_set(v, weight + o * ph->nw, ph->n) - total);
+    }
+}
+
+/* One stride phase of a conv (the only phase) or a deconv: the outputs whose (o + p) mod s
+ * equals (ry, rx) sum the taps ky = ry, ry+s, ... (all taps for a conv). pixels: the uint8
+ * input when this is the first layer, else NULL. */
+static void run_phase(const hwbin_layer_t *l, const phase_t *ph, const uint32_t *weight, uint8_t *arena,
+                      void *scratch, const uint8_t *pixels)
+{
     uint32_t ystep = l->kind == HWBIN_CONV ? 1u : l->sh, xstep = l->kind == HWBIN_CONV ? 1u : l->sw;
     uint32_t y0 = l->kind == HWBIN_CONV ? 0u : (ph->ry + l->sh - (l->ph % l->sh)) % l->sh;
     uint32_t x0 = l->kind == HWBIN_CONV ? 0u : (ph->rx + l->sw - (l->pw % l->sw)) % l->sw;
-    uint32_t kys = l->kind == HWBIN_CONV ? 1u : l->sh, kxs = l->kind == HWBIN_CONV ? 1u : l->sw;
-    uint32_t g, oy, ox, ty, tx, i, o;
+    uint32_t g, oy, ox;
     for (g = 0; g < l->groups; g++) {
         for (oy = y0; oy < l->out_h; oy += ystep) {
             for (ox = x0; ox < l->out_w; ox += xstep) {
-                uint32_t t = 0, pos = oy * l->out_w + ox;
-                memset(row, 0, l->in_order * ph->nw * 4u);
-                for (ty = 0; ty < ph->ty; ty++) {
-                    for (tx = 0; tx < ph->tx; tx++, t++) {
-                        int32_t src = tap_source(l, (int32_t)oy, (int32_t)ox, (int32_t)(ph->ry + ty * kys),
-                                                 (int32_t)(ph->rx + tx * kxs));
-                        if (src < 0) {
-                            continue; /* padding: level 0, every plane bit 0 */
-                        }
-                        for (i = 0; i < l->in_order; i++) {
-                            copy_bits(row + i * ph->nw, t * cg, in + i * in_pw, (uint32_t)src * l->in_c + g * cg, cg);
-                        }
-                    }
-                }
-                for (o = g * og; o < (g + 1u) * og; o++) {
-                    int32_t acc = accumulate(l, row, weight + o * ph->nw, ph->nw, ph->n);
-                    if (l->out_order == 0u) {
-                        int32_t *scores = (int32_t *)(void *)(arena + l->out_offset);
-                        scores[o * l->out_h * l->out_w + pos] = l->score_mul[o] * acc + l->score_add[o];
-                    } else {
-                        put_level(planes_at(arena, l->out_offset), out_pw, l->out_order, pos * l->out_c + o,
-                                  quantize(l, o, acc));
-                    }
+                if (pixels != 0) {
+                    pixel_position(l, ph, weight, arena, (int16_t *)scratch, pixels, g, oy, ox);
+                } else {
+                    binary_position(l, ph, weight, arena, (uint32_t *)scratch, g, oy, ox);
                 }
             }
         }
     }
 }
 
-static void run_compute(const hwbin_layer_t *l, uint8_t *arena, uint32_t *row)
+static void run_compute(const hwbin_layer_t *l, uint8_t *arena, void *scratch, const uint8_t *pixels)
 {
     uint32_t sh = l->kind == HWBIN_CONV ? 1u : l->sh, sw = l->kind == HWBIN_CONV ? 1u : l->sw;
     uint32_t cg = l->in_c / l->groups;
@@ -210,32 +496,67 @@ static void run_compute(const hwbin_layer_t *l, uint8_t *arena, uint32_t *row)
             if (ph.n == 0u) {
                 continue;
             }
-            run_phase(l, &ph, weight, arena, row);
+            run_phase(l, &ph, weight, arena, scratch, pixels);
             weight += l->out_c * ph.nw;
         }
     }
 }
 
+/* best = max(best, cur) elementwise on 32 k-plane levels at once (bit-sliced, plane 0 the
+ * MSB): cur wins where it is greater at the first plane where the two differ. */
+static void max_levels(uint32_t *best, const uint32_t *cur, uint32_t k)
+{
+    uint32_t gt = 0, eq = ~0u, i;
+    for (i = 0; i < k; i++) {
+        gt |= eq & cur[i] & ~best[i];
+        eq &= ~(cur[i] ^ best[i]);
+    }
+    for (i = 0; i < k; i++) {
+        best[i] = (cur[i] & gt) | (best[i] & ~gt);
+    }
+}
+
+/* Max pooling on level indices. With a multiple of 32 channels a position's channels are
+ * whole words in every plane, so 32 channels pool at once; otherwise element by element. */
 static void run_maxpool(const hwbin_layer_t *l, uint8_t *arena)
 {
     const uint32_t *in = planes_at(arena, l->in_offset);
     uint32_t *out = planes_at(arena, l->out_offset);
     uint32_t in_pw = words_for(elements(l->in_c, l->in_h, l->in_w));
     uint32_t out_pw = words_for(elements(l->out_c, l->out_h, l->out_w));
-    uint32_t c, oy, ox, dy, dx;
+    uint32_t c, oy, ox, dy, dx, i, k = l->in_order;
     memset(out, 0, l->out_order * out_pw * 4u);
     for (oy = 0; oy < l->out_h; oy++) {
         for (ox = 0; ox < l->out_w; ox++) {
+            uint32_t opos = oy * l->out_w + ox;
+            if ((l->in_c & 31u) == 0u) {
+                for (c = 0; c < l->in_c; c += 32u) {
+                    uint32_t best[HWBIN_MAX_ORDER] = {0}, cur[HWBIN_MAX_ORDER];
+                    for (dy = 0; dy < l->kh; dy++) {
+                        for (dx = 0; dx < l->kw; dx++) {
+                            uint32_t w = (((oy * l->sh + dy) * l->in_w + ox * l->sw + dx) * l->in_c + c) >> 5;
+                            for (i = 0; i < k; i++) {
+                                cur[i] = in[i * in_pw + w];
+                            }
+                            max_levels(best, cur, k);
+                        }
+                    }
+                    for (i = 0; i < k; i++) {
+                        out[i * out_pw + ((opos * l->out_c + c) >> 5)] = best[i];
+                    }
+                }
+                continue;
+            }
             for (c = 0; c < l->in_c; c++) {
                 uint32_t best = 0;
                 for (dy = 0; dy < l->kh; dy++) {
                     for (dx = 0; dx < l->kw; dx++) {
                         uint32_t idx = ((oy * l->sh + dy) * l->in_w + ox * l->sw + dx) * l->in_c + c;
-                        uint32_t v = get_level(in, in_pw, l->in_order, idx);
+                        uint32_t v = get_level(in, in_pw, k, idx);
                         best = v > best ? v : best;
                     }
                 }
-                put_level(out, out_pw, l->out_order, (oy * l->out_w + ox) * l->out_c + c, best);
+                put_level(out, out_pw, l->out_order, opos * l->out_c + c, best);
             }
         }
     }
@@ -278,7 +599,7 @@ int32_t hwbin_run(const hwbin_model_t *model, const uint8_t *input, int32_t *sco
     uint8_t *mem = (uint8_t *)arena;
     const hwbin_layer_t *last;
     const int32_t *out;
-    uint32_t i, pos, npos, c;
+    uint32_t i, pos, npos, c, first_pixels;
     int32_t result = HWBIN_OK;
     if (model == 0 || input == 0 || arena == 0 || (model->segment && classes == 0)) {
         return HWBIN_ERR_NULL_ARG;
@@ -292,7 +613,10 @@ int32_t hwbin_run(const hwbin_model_t *model, const uint8_t *input, int32_t *sco
     if (((uintptr_t)arena & 3u) != 0u) {
         return HWBIN_ERR_ARENA_ALIGN;
     }
-    load_input(model, input, planes_at(mem, model->layers[0].in_offset));
+    first_pixels = model->layers[0].kind == HWBIN_CONV || model->layers[0].kind == HWBIN_DECONV;
+    if (!first_pixels) { /* a pool or shuffle first: it needs the order-8 planes */
+        load_input(model, input, planes_at(mem, model->layers[0].in_offset));
+    }
     for (i = 0; i < model->n_layers; i++) {
         const hwbin_layer_t *l = &model->layers[i];
         PROFILE_LAYER(i);
@@ -301,7 +625,7 @@ int32_t hwbin_run(const hwbin_model_t *model, const uint8_t *input, int32_t *sco
         } else if (l->kind == HWBIN_SHUFFLE) {
             run_shuffle(l, mem);
         } else {
-            run_compute(l, mem, planes_at(mem, model->scratch_offset));
+            run_compute(l, mem, mem + model->scratch_offset, i == 0u ? input : 0);
         }
     }
     PROFILE_LAYER(model->n_layers);
