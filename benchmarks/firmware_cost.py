@@ -1,6 +1,9 @@
 """Firmware cost of digits-cnn: the binary firmware against a float reference build of the
 same network, side by side in one run.
 
+  - Cortex-M4 and M0+ (-O2): instructions and estimated cycles per inference and per layer
+    (firmware/profile.py: unicorn + capstone + the TRM cycle tables), binary against the
+    float32 reference built for the same core (software floating point: no FPU modelled);
   - instructions per inference on the host (valgrind callgrind, counted inside the inference
     function only), binary (POPCNT and portable SWAR popcount) against float32;
   - weight bytes, binary (packed bits) against float32;
@@ -25,10 +28,27 @@ from benchmarks.float_reference import float_c_source  # noqa: E402
 from hwbin.data import load_dataset  # noqa: E402
 from hwbin.export import export_model  # noqa: E402
 from hwbin.firmware import FirmwareOptions, generate_firmware, toolchain  # noqa: E402
+from hwbin.firmware import profile  # noqa: E402
 from hwbin.models import load_checkpoint  # noqa: E402
 from hwbin.util import atomic_write_json, format_table  # noqa: E402
 
 SEED_CLAIMS = "staged residual (seed 000, CPU) ~5x; HORQ order 2 ~30x; XNOR-Net 58x (speed-up over full precision)"
+INT8_ANCHOR = "int8 (SMLAD kernels, same shape, issue 15's estimate by the same cost model): 3.42 M instr / 4.13 M cycles on M4"
+PROFILE_CPUS = ("cortex-m4", "cortex-m0plus")
+BOARD_LD = Path(__file__).resolve().parent.parent / "firmware" / "boards" / "mps2_an385" / "mps2_an385.ld"
+
+
+def float_on_cortex(src_dir: Path, cpu: str, image: np.ndarray, classes: int) -> tuple[int, int, int]:
+    """(instructions, estimated cycles, class) of the float reference on ``cpu`` in the emulator,
+    software floating point (newlib's, as on a part without an FPU)."""
+    elf = src_dir / f"float_{cpu}.elf"
+    subprocess.run(["arm-none-eabi-gcc", "-std=c99", "-O2", f"-mcpu={cpu}", "-mthumb", "-mfloat-abi=soft",
+                    "-nostartfiles", "--specs=nano.specs", "-Wl,--gc-sections", "-Wl,-e,float_forward",
+                    "-T", str(BOARD_LD), "-o", str(elf), str(src_dir / "float_model.c"), "-lm"], check=True)
+    img, out = profile.IO_BASE, profile.IO_BASE + 0x40000
+    n, c, raw = profile.count_call(elf, cpu, "float_forward", [img, out], {img: image.tobytes()},
+                                   (out, 4 * classes))
+    return n, c, int(np.argmax(np.frombuffer(raw, "<f4")))
 
 FLOAT_MAIN = r"""
 #include <stdio.h>
@@ -103,6 +123,12 @@ def main() -> int:
         float_agree = float((pred_c == pred_t).mean())
         ir_float = toolchain.callgrind_instructions([str(exe)], "float_forward", tmp) / len(x)
 
+        # one inference per Cortex-M core in the emulator: binary per layer, float in total
+        prof = {cpu: profile.profile_firmware(fw, plan, cpu, x[0]) for cpu in PROFILE_CPUS}
+        float_m = {cpu: float_on_cortex(tmp, cpu, x[0], classes) for cpu in PROFILE_CPUS}
+        for cpu, (_, _, cls) in float_m.items():
+            assert cls == pred_t[0], f"float reference on {cpu} gives class {cls}, torch {pred_t[0]}"
+
         # flash and RAM per Cortex-M
         cortex = {}
         for cpu in ("cortex-m0plus", "cortex-m3", "cortex-m4", "cortex-m7"):
@@ -121,11 +147,25 @@ def main() -> int:
     print()
     print(format_table(["target", "flash B", "RAM B", "runtime code B"],
                        [[k, v["flash"], v["ram"], v["runtime_text"]] for k, v in cortex.items()]))
-    print(f"\nseed claims for comparison: {SEED_CLAIMS}")
+    print()
+    print(format_table(["Cortex-M (-O2, one inference)", "binary instr", "binary est. cycles", "float instr",
+                        "float est. cycles", "speed-up", "binary MACs/cycle"],
+                       [[cpu, f"{p.total_instructions:,}", f"{p.total_cycles:,}", f"{float_m[cpu][0]:,}",
+                         f"{float_m[cpu][1]:,}", f"{float_m[cpu][1] / p.total_cycles:.1f}x",
+                         f"{p.binary_macs / p.total_cycles:.2f}"] for cpu, p in prof.items()]))
+    for cpu, p in prof.items():
+        print(f"\n{cpu} per layer ({p.table}):\n{profile.profile_table(p)}")
+    binary_macs = prof[PROFILE_CPUS[0]].binary_macs
+    print(f"\nhost: {binary_macs / ir_bin['popcnt']:.2f} binary MACs per instruction (POPCNT)")
+    print(f"anchor: {INT8_ANCHOR}")
+    print(f"seed claims for comparison: {SEED_CLAIMS}")
     atomic_write_json(args.out, {"instructions_binary_popcnt": ir_bin["popcnt"], "instructions_binary_swar": ir_bin["swar"],
                                  "instructions_float": ir_float, "weight_bytes_binary": plan.weight_bytes,
                                  "weight_bytes_float": float_weight_bytes, "float_torch_agreement": float_agree,
-                                 "cortex": cortex, "vectors": len(x)})
+                                 "cortex": cortex, "vectors": len(x),
+                                 "profile": {cpu: profile.profile_summary(p) for cpu, p in prof.items()},
+                                 "float_cortex": {cpu: {"instructions": v[0], "cycles": v[1]} for cpu, v in float_m.items()},
+                                 "host_binary_macs_per_instruction": binary_macs / ir_bin["popcnt"]})
     print(f"wrote {args.out}")
     return 0
 

@@ -144,7 +144,7 @@ class Profile:
     table: str
     rows: list[dict] = field(default_factory=list)   # name, instructions, cycles, classes
     functions: dict[str, list[int]] = field(default_factory=dict)  # symbol -> [instructions, cycles]
-    hot_blocks: list[tuple[int, int, int, int]] = field(default_factory=list)  # address, size, instr, cycles
+    hot_blocks: list[tuple[int, int, int]] = field(default_factory=list)  # address, instructions, cycles
     total_instructions: int = 0
     total_cycles: int = 0
     binary_macs: int = 0
@@ -271,64 +271,71 @@ class _BlockCoster:
         return 0
 
 
+class _Tally:
+    """Costs every executed block into the current row, by function and by block. A block's
+    final branch is costed when the next block shows whether it was taken."""
+
+    def __init__(self, emu: _Emulator, cpu: str, symbols: dict[str, int], rows: int):
+        if cpu not in CYCLE_TABLES:
+            raise HwbinError(f"--profile: expected one of {sorted(CYCLE_TABLES)}, found {cpu!r}")
+        self.coster = _BlockCoster(emu.uc, CYCLE_TABLES[cpu])
+        self.rows = [[0, 0, {}] for _ in range(rows)]   # instructions, cycles, classes
+        self.row, self.prev, self.prev_row = 0, None, 0
+        self.starts = sorted((a, n) for n, a in symbols.items())
+        self.func_of, self.functions, self.hot = {}, {}, {}
+
+    def block(self, addr: int, size: int) -> None:
+        if self.prev is not None:
+            self.rows[self.prev_row][1] += self.coster.transfer(self.prev, addr != self.prev.end)
+        b = self.coster.block(addr, size)
+        if addr not in self.func_of:
+            i = bisect.bisect_right(self.starts, (addr, "\uffff")) - 1
+            self.func_of[addr] = self.starts[i][1] if i >= 0 else "?"
+        for acc in (self.hot.setdefault(addr, [0, 0]), self.functions.setdefault(self.func_of[addr], [0, 0]),
+                    self.rows[self.row]):
+            acc[0] += b.instructions
+            acc[1] += b.cycles
+        classes = self.rows[self.row][2]
+        for k, v in b.classes.items():
+            classes[k] = classes.get(k, 0) + v
+        self.prev, self.prev_row = b, self.row
+
+    def finish(self) -> None:
+        """The final return to the caller."""
+        if self.prev is not None:
+            self.rows[self.prev_row][1] += self.coster.transfer(self.prev, True)
+
+
 def profile_elf(elf: Path, cpu: str, model, image: np.ndarray, prefix: str) -> tuple[Profile, np.ndarray]:
     """Run ``<prefix>_invoke`` once on ``image`` and return the per-layer profile and the scores."""
-    if cpu not in CYCLE_TABLES:
-        raise HwbinError(f"--profile: expected one of {sorted(CYCLE_TABLES)}, found {cpu!r}")
     syms = _symbols(elf)
     for name in (f"{prefix}_invoke", "hwbin_profile_layer"):
         if name not in syms:
             raise HwbinError(f"{elf}: symbol {name} missing: not a profile build of prefix {prefix!r}")
     emu = _Emulator(elf, cpu)
-    table = CYCLE_TABLES[cpu]
-    coster = _BlockCoster(emu.uc, table)
+    names = ["entry"] + [la.name for la in model.layers] + ["argmax"]
+    tally = _Tally(emu, cpu, syms, len(names))
     n_out = int(np.prod(model.layers[-1].out_shape))
     inp, scores, classes = IO_BASE, IO_BASE + 0x40000, IO_BASE + 0x80000
     emu.uc.mem_write(inp, np.ascontiguousarray(image, np.uint8).tobytes())
-
-    names = ["entry"] + [la.name for la in model.layers] + ["argmax"]
-    counts = [[0, 0, {}] for _ in names]
-    mark = syms["hwbin_profile_layer"]
-    state = {"row": 0, "prev": None}
-    r0 = emu.arm.UC_ARM_REG_R0
-    starts = sorted((a, n) for n, a in syms.items())
-    func_of = {}   # block address -> the symbol it lies in
-    functions = {}
-    hot = {}   # block address -> [instructions, cycles, size]
+    mark, r0 = syms["hwbin_profile_layer"], emu.arm.UC_ARM_REG_R0
 
     def on_block(addr, size):
-        prev = state["prev"]
-        if prev is not None:
-            counts[state["prow"]][1] += coster.transfer(prev, addr != prev.end)
-        if addr == mark:
-            state["row"] = int(emu.uc.reg_read(r0)) + 1
-        b = coster.block(addr, size)
-        if addr not in func_of:
-            i = bisect.bisect_right(starts, (addr, "\uffff")) - 1
-            func_of[addr] = starts[i][1] if i >= 0 else "?"
-        h = hot.setdefault(addr, [0, 0, size])
-        h[0] += b.instructions
-        h[1] += b.cycles
-        f = functions.setdefault(func_of[addr], [0, 0])
-        f[0] += b.instructions
-        f[1] += b.cycles
-        row = counts[state["row"]]
-        row[0] += b.instructions
-        row[1] += b.cycles
-        for k, v in b.classes.items():
-            row[2][k] = row[2].get(k, 0) + v
-        state["prev"], state["prow"] = b, state["row"]
+        if addr == mark:   # hwbin_profile_layer(i): layer i starts (n_layers: the argmax)
+            tally.row = int(emu.uc.reg_read(r0)) + 1
+        tally.block(addr, size)
 
     ret = emu.call(syms[f"{prefix}_invoke"], [inp, scores, classes, 0, 0], on_block)
-    if state["prev"] is not None:   # the final return to the caller
-        counts[state["prow"]][1] += coster.transfer(state["prev"], True)
+    tally.finish()
     got = np.frombuffer(bytes(emu.uc.mem_read(scores, 4 * n_out)), "<i4").astype(np.int64)
     if ret >= 0x8000_0000:
         raise HwbinError(f"profile: {prefix}_invoke returned status {ret - (1 << 32)}")
-    prof = Profile(cpu=cpu, table=table.name, functions=dict(sorted(functions.items(), key=lambda kv: -kv[1][0])),
-                   hot_blocks=sorted(((a, h[2], h[0], h[1]) for a, h in hot.items()), key=lambda t: -t[3])[:20])
-    for name, (n, c, cl) in zip(names, counts):
-        la = next((la for la in model.layers if la.name == name), None)
+    prof = Profile(cpu=cpu, table=tally.coster.table.name,
+                   functions=dict(sorted(tally.functions.items(), key=lambda kv: -kv[1][0])),
+                   hot_blocks=sorted(((a, h[0], h[1]) for a, h in tally.hot.items()), key=lambda t: -t[2])[:20])
+    by_name = {la.name: la for la in model.layers}
+    for name, (n, c, cl) in zip(names, tally.rows):
+        la = by_name.get(name)
         prof.rows.append({"name": name, "kind": la.kind if la is not None else "",
                           "instructions": n, "cycles": c, "classes": dict(sorted(cl.items())),
                           "binary_macs": la.binary_macs() if la is not None and la.is_compute else 0})
@@ -336,6 +343,24 @@ def profile_elf(elf: Path, cpu: str, model, image: np.ndarray, prefix: str) -> t
     prof.total_cycles = sum(r["cycles"] for r in prof.rows)
     prof.binary_macs = sum(r["binary_macs"] for r in prof.rows)
     return prof, got
+
+
+def count_call(elf: Path, cpu: str, function: str, args: list[int], inputs: dict[int, bytes],
+               output: tuple[int, int] = (IO_BASE, 0)) -> tuple[int, int, bytes]:
+    """(instructions, estimated cycles, output bytes) of one call of any function of a bare
+    ELF (for reference builds such as the float model in benchmarks/firmware_cost.py).
+    ``inputs``: bytes to write at RAM addresses first (IO_BASE and above is free); ``output``:
+    (address, size) to read back afterwards."""
+    syms = _symbols(elf)
+    if function not in syms:
+        raise HwbinError(f"{elf}: symbol {function} missing")
+    emu = _Emulator(elf, cpu)
+    for addr, blob in inputs.items():
+        emu.uc.mem_write(addr, blob)
+    tally = _Tally(emu, cpu, syms, 1)
+    emu.call(syms[function], args, tally.block)
+    tally.finish()
+    return tally.rows[0][0], tally.rows[0][1], bytes(emu.uc.mem_read(*output))
 
 
 def profile_firmware(fw_dir, plan, cpu: str, image: np.ndarray, cflags: str | None = None) -> Profile:

@@ -327,24 +327,55 @@ static int32_t accumulate(const hwbin_layer_t *l, const uint32_t *row, const uin
     return acc;
 }
 
+/* Where and how a compute layer writes its outputs, worked out once per layer: the kernels
+ * call out of line, after which the compiler would reload (and recompute) every layer field. */
+typedef struct {
+    uint32_t *planes;          /* output planes (levels), or NULL */
+    int32_t *scores;           /* output scores, or NULL */
+    uint32_t k, nthr, pw, out_c, npos;
+    const int32_t *thresholds, *mul, *add;
+    const int8_t *directions;
+} writer_t;
+
+static writer_t writer_for(const hwbin_layer_t *l, uint8_t *arena)
+{
+    writer_t w;
+    w.k = l->out_order;
+    w.nthr = (1u << w.k) - 1u;
+    w.out_c = l->out_c;
+    w.npos = (uint32_t)l->out_h * l->out_w;
+    w.pw = words_for(w.out_c * w.npos);
+    w.planes = w.k != 0u ? planes_at(arena, l->out_offset) : 0;
+    w.scores = w.k == 0u ? (int32_t *)(void *)(arena + l->out_offset) : 0;
+    w.thresholds = l->thresholds;
+    w.directions = l->directions;
+    w.mul = l->score_mul;
+    w.add = l->score_add;
+    return w;
+}
+
 /* Writes output channel o at position pos: a score, or the level its thresholds give (the
  * count of thresholds d*acc reaches, ties reach), set bit by bit into the zeroed planes. */
-static inline void emit(const hwbin_layer_t *l, uint8_t *arena, uint32_t o, uint32_t pos, int32_t acc)
+static inline void emit(const writer_t *w, uint32_t o, uint32_t pos, int32_t acc)
 {
-    if (l->out_order == 0u) {
-        int32_t *scores = (int32_t *)(void *)(arena + l->out_offset);
-        scores[o * l->out_h * l->out_w + pos] = l->score_mul[o] * acc + l->score_add[o];
+    if (w->scores != 0) {
+        w->scores[o * w->npos + pos] = w->mul[o] * acc + w->add[o];
     } else {
-        uint32_t k = l->out_order, nthr = (1u << k) - 1u, level = 0, i, j;
-        uint32_t pw = words_for(elements(l->out_c, l->out_h, l->out_w)), idx = pos * l->out_c + o;
-        uint32_t *out = planes_at(arena, l->out_offset) + (idx >> 5);
-        const int32_t *t = l->thresholds + o * nthr;
-        int32_t x = l->directions[o] > 0 ? acc : -acc;
-        for (j = 0; j < nthr; j++) {
+        uint32_t level = 0, i, j, idx = pos * w->out_c + o, bit = idx & 31u;
+        uint32_t *out = w->planes + (idx >> 5);
+        const int32_t *t = w->thresholds + o * w->nthr;
+        int32_t x = w->directions[o] > 0 ? acc : -acc;
+        if (w->k == 2u) { /* the common order, unrolled: three thresholds, two planes */
+            level = (uint32_t)(x >= t[0]) + (uint32_t)(x >= t[1]) + (uint32_t)(x >= t[2]);
+            out[0] |= (level >> 1) << bit;
+            out[w->pw] |= (level & 1u) << bit;
+            return;
+        }
+        for (j = 0; j < w->nthr; j++) {
             level += (uint32_t)(x >= t[j]);
         }
-        for (i = 0; i < k; i++) {
-            out[i * pw] |= ((level >> (k - 1u - i)) & 1u) << (idx & 31u);
+        for (i = 0; i < w->k; i++) {
+            out[i * w->pw] |= ((level >> (w->k - 1u - i)) & 1u) << bit;
         }
     }
 }
@@ -387,6 +418,7 @@ static void binary_position(const hwbin_layer_t *l, const phase_t *ph, const uin
     uint32_t cg = l->in_c / l->groups, og = l->out_c / l->groups;
     uint32_t kys = l->kind == HWBIN_CONV ? 1u : l->sh, kxs = l->kind == HWBIN_CONV ? 1u : l->sw;
     uint32_t t = 0, ty, tx, i, o, pos = oy * l->out_w + ox;
+    writer_t wr = writer_for(l, arena);
     memset(row, 0, l->in_order * ph->nw * 4u);
     for (ty = 0; ty < ph->ty; ty++) {
         for (tx = 0; tx < ph->tx; tx++, t++) {
@@ -404,12 +436,12 @@ static void binary_position(const hwbin_layer_t *l, const phase_t *ph, const uin
         if (l->in_order == 1u && o + 1u < (g + 1u) * og) { /* order 1: two output channels at once */
             uint32_t pc[2];
             xor_popcount2(weight + o * ph->nw, weight + (o + 1u) * ph->nw, row, ph->nw, pc);
-            emit(l, arena, o, pos, l->in_bases[0] * ((int32_t)ph->n - 2 * (int32_t)pc[0]));
+            emit(&wr, o, pos, l->in_bases[0] * ((int32_t)ph->n - 2 * (int32_t)pc[0]));
             o++;
-            emit(l, arena, o, pos, l->in_bases[0] * ((int32_t)ph->n - 2 * (int32_t)pc[1]));
+            emit(&wr, o, pos, l->in_bases[0] * ((int32_t)ph->n - 2 * (int32_t)pc[1]));
             continue;
         }
-        emit(l, arena, o, pos, accumulate(l, row, weight + o * ph->nw, ph->nw, ph->n));
+        emit(&wr, o, pos, accumulate(l, row, weight + o * ph->nw, ph->nw, ph->n));
     }
 }
 
@@ -438,6 +470,7 @@ static void pixel_position(const hwbin_layer_t *l, const phase_t *ph, const uint
     uint32_t cg = l->in_c / l->groups, og = l->out_c / l->groups, plane = (uint32_t)l->in_h * l->in_w;
     uint32_t kys = l->kind == HWBIN_CONV ? 1u : l->sh, kxs = l->kind == HWBIN_CONV ? 1u : l->sw;
     uint32_t t = 0, ty, tx, c, o, pos = oy * l->out_w + ox;
+    writer_t wr = writer_for(l, arena);
     int32_t total = 0;
     for (ty = 0; ty < ph->ty; ty++) {
         for (tx = 0; tx < ph->tx; tx++, t++) {
@@ -451,7 +484,7 @@ static void pixel_position(const hwbin_layer_t *l, const phase_t *ph, const uint
         }
     }
     for (o = g * og; o < (g + 1u) * og; o++) {
-        emit(l, arena, o, pos, 2 * sum_where_set(v, weight + o * ph->nw, ph->n) - total);
+        emit(&wr, o, pos, 2 * sum_where_set(v, weight + o * ph->nw, ph->n) - total);
     }
 }
 
