@@ -106,20 +106,29 @@ static void xor_popcount1(const uint32_t *a, const uint32_t *w, uint32_t nw, uin
 #endif
 }
 
+/* The batch kernel: for c < m, out[c] = popcount(x ^ s_c) | popcount(y ^ s_c) << 16 over n
+ * words, with s_c = s + c*n the rows that follow each other (the weight rows of a group's
+ * output channels against the two planes of an order-2 input; m = 1 for a single pair).
+ * One call per output position: the per-channel call overhead is gone. */
+#define HWBIN_BATCH_MAX_WORDS 30u /* Thumb-2 kernel: byte sums stay <= 240 */
+#define HWBIN_BATCH 16u           /* output channels per call (64 bytes of stack) */
+
 #if defined(__GNUC__) && defined(__thumb2__) && !defined(HWBIN_PORTABLE_KERNELS)
-/* Thumb-2 (Cortex-M3/M4/M7): the loop of xor_popcount2 by hand, because GCC spills it.
- * Returns the byte sums of popcount(x ^ s) (low word) and popcount(y ^ s) (high word) over
- * n <= 30 words: per word and row 8 instructions (load, XOR, the 2- and 4-bit field sums
- * with the masks in registers), a fold into bytes every three words. A naked function, so it
- * needs no registers from the compiler and builds the same at -O0 and -O2. */
-__attribute__((naked, noinline)) static uint64_t byte_counts2(const uint32_t *x __attribute__((unused)),
-                                                             const uint32_t *y __attribute__((unused)),
-                                                             const uint32_t *s __attribute__((unused)),
-                                                             uint32_t n __attribute__((unused)))
+/* Thumb-2 (Cortex-M3/M4/M7), by hand because GCC spills the loop: per word and row 8
+ * instructions (load, XOR, the 2- and 4-bit field sums with the masks in registers), a fold
+ * into bytes every three words, the total once per row. n <= 30, m >= 1. A naked function,
+ * so it needs no registers from the compiler and builds the same at -O0 and -O2. */
+__attribute__((naked, noinline)) static void xor_counts2_t2(const uint32_t *x __attribute__((unused)),
+                                                           const uint32_t *y __attribute__((unused)),
+                                                           const uint32_t *s __attribute__((unused)),
+                                                           uint32_t n __attribute__((unused)),
+                                                           uint32_t m __attribute__((unused)),
+                                                           uint32_t *out __attribute__((unused)))
 {
-    /* r0 x, r1 y, r2 s, r3 n; r4-r6 the masks; r7/r8 nibble sums and r9/r10 byte sums of x/y;
-     * r11 the shared word. nib: dst (= if first) += per-nibble popcount of (*row++ ^ r11).
-     * fold: nibble sums into byte sums. */
+    /* r0 x, r1 y, r2 s (runs on through the rows), r3 n; [sp] x, [sp+4] y, [sp+8] n, [sp+48] m,
+     * [sp+52] out; r4-r6 the masks; r7/r8 nibble sums and r9/r10 byte sums of x/y; r11 the
+     * shared word. nib: dst (= if first) += per-nibble popcount of (*row++ ^ r11). fold:
+     * nibble sums into byte sums. total: byte sums into one halfword. */
     __asm__ volatile(
         ".macro hwbin_nib row, dst, first\n\t"
         "ldr    r12, [\\row], #4\n\t"
@@ -153,10 +162,23 @@ __attribute__((naked, noinline)) static uint64_t byte_counts2(const uint32_t *x 
         "hwbin_fold r7, r9\n\t"
         "hwbin_fold r8, r10\n\t"
         ".endm\n\t"
+        ".macro hwbin_total b\n\t"
+        "lsr    r12, \\b, #8\n\t"
+        "and    r12, r12, #0x00FF00FF\n\t"
+        "and    \\b, \\b, #0x00FF00FF\n\t"
+        "add    \\b, \\b, r12\n\t"
+        "add    \\b, \\b, \\b, lsr #16\n\t"
+        "uxth   \\b, \\b\n\t"
+        ".endm\n\t"
         "push   {r4-r11, lr}\n\t"
+        "push   {r0, r1, r3}\n\t"
         "mov    r4, #0x55555555\n\t"
         "mov    r5, #0x33333333\n\t"
-        "mov    r6, #0x0F0F0F0F\n\t"
+        "mov    r6, #0x0F0F0F0F\n"
+        "5:\n\t"
+        "ldr    r0, [sp]\n\t"
+        "ldr    r1, [sp, #4]\n\t"
+        "ldr    r3, [sp, #8]\n\t"
         "movs   r9, #0\n\t"
         "movs   r10, #0\n\t"
         "subs   r3, r3, #3\n\t"
@@ -173,36 +195,65 @@ __attribute__((naked, noinline)) static uint64_t byte_counts2(const uint32_t *x 
         "subs   r3, r3, #1\n\t"
         "bne    3b\n"
         "4:\n\t"
-        "mov    r0, r9\n\t"
-        "mov    r1, r10\n\t"
+        "hwbin_total r9\n\t"
+        "hwbin_total r10\n\t"
+        "orr    r9, r9, r10, lsl #16\n\t"
+        "ldr    r12, [sp, #52]\n\t"
+        "str    r9, [r12], #4\n\t"
+        "str    r12, [sp, #52]\n\t"
+        "ldr    r12, [sp, #48]\n\t"
+        "subs   r12, r12, #1\n\t"
+        "str    r12, [sp, #48]\n\t"
+        "bne    5b\n\t"
+        "add    sp, sp, #12\n\t"
         "pop    {r4-r11, pc}\n\t"
+        ".purgem hwbin_total\n\t"
         ".purgem hwbin_words\n\t"
         ".purgem hwbin_fold\n\t"
         ".purgem hwbin_nib\n\t");
 }
 
-/* pc[0] = popcount(x ^ s), pc[1] = popcount(y ^ s) over nw words: two planes against one
- * weight row, or two weight rows against one plane, each shared word loaded once. */
-static void xor_popcount2(const uint32_t *x, const uint32_t *y, const uint32_t *s, uint32_t nw, uint32_t *pc)
+static void xor_counts2(const uint32_t *x, const uint32_t *y, const uint32_t *s, uint32_t n, uint32_t m,
+                        uint32_t *out)
 {
-    uint32_t j, c0 = 0, c1 = 0;
-    for (j = 0; j < nw; j += 30u) {
-        uint64_t b = byte_counts2(x + j, y + j, s + j, nw - j > 30u ? 30u : nw - j);
-        c0 += sum_bytes((uint32_t)b);
-        c1 += sum_bytes((uint32_t)(b >> 32));
+    uint32_t c, j;
+    if (n <= HWBIN_BATCH_MAX_WORDS) {
+        xor_counts2_t2(x, y, s, n, m, out);
+        return;
     }
-    pc[0] = c0;
-    pc[1] = c1;
+    for (c = 0; c < m; c++, s += n) { /* long rows: 30-word chunks, one row at a time */
+        uint32_t c0 = 0, c1 = 0, t;
+        for (j = 0; j < n; j += HWBIN_BATCH_MAX_WORDS) {
+            uint32_t len = n - j > HWBIN_BATCH_MAX_WORDS ? HWBIN_BATCH_MAX_WORDS : n - j;
+            xor_counts2_t2(x + j, y + j, s + j, len, 1u, &t);
+            c0 += t & 0xFFFFu;
+            c1 += t >> 16;
+        }
+        out[c] = c0 | (c1 << 16);
+    }
 }
 #else
-/* pc[0] = popcount(x ^ s), pc[1] = popcount(y ^ s) over nw words: two planes against one
- * weight row, or two weight rows against one plane. */
-static void xor_popcount2(const uint32_t *x, const uint32_t *y, const uint32_t *s, uint32_t nw, uint32_t *pc)
+static void xor_counts2(const uint32_t *x, const uint32_t *y, const uint32_t *s, uint32_t n, uint32_t m,
+                        uint32_t *out)
 {
-    xor_popcount1(x, s, nw, pc);
-    xor_popcount1(y, s, nw, pc + 1);
+    uint32_t c, pc[2];
+    for (c = 0; c < m; c++, s += n) {
+        xor_popcount1(x, s, n, pc);
+        xor_popcount1(y, s, n, pc + 1);
+        out[c] = pc[0] | (pc[1] << 16);
+    }
 }
 #endif
+
+/* pc[0] = popcount(x ^ s), pc[1] = popcount(y ^ s) over nw words. Counts fit 16 bits: a row
+ * is at most 2047 words (the IR's limit on K is far below). */
+static void xor_popcount2(const uint32_t *x, const uint32_t *y, const uint32_t *s, uint32_t nw, uint32_t *pc)
+{
+    uint32_t t;
+    xor_counts2(x, y, s, nw, 1u, &t);
+    pc[0] = t & 0xFFFFu;
+    pc[1] = t >> 16;
+}
 
 /* ---------------------------------------------------------------- bit strings */
 
@@ -406,6 +457,22 @@ static void binary_position(const hwbin_layer_t *l, const phase_t *ph, const uin
                 copy_bits(row + i * ph->nw, t * cg, in + i * in_pw, (uint32_t)src * l->in_c + g * cg, cg);
             }
         }
+    }
+    if (l->in_order == 2u) { /* the common order: all the group's channels in batches */
+        int32_t n = (int32_t)ph->n, b0 = l->in_bases[0], b1 = l->in_bases[1];
+        uint32_t batch[HWBIN_BATCH], c, m;
+        for (o = g * og; o < (g + 1u) * og; o += m) {
+            m = (g + 1u) * og - o;
+            if (m > HWBIN_BATCH) {
+                m = HWBIN_BATCH;
+            }
+            xor_counts2(row, row + ph->nw, weight + o * ph->nw, ph->nw, m, batch);
+            for (c = 0; c < m; c++) {
+                emit(&wr, o + c, pos, b0 * (n - 2 * (int32_t)(batch[c] & 0xFFFFu)) +
+                                          b1 * (n - 2 * (int32_t)(batch[c] >> 16)));
+            }
+        }
+        return;
     }
     for (o = g * og; o < (g + 1u) * og; o++) {
         if (l->in_order == 1u && o + 1u < (g + 1u) * og) { /* order 1: two output channels at once */
