@@ -487,19 +487,24 @@ static void binary_position(const hwbin_layer_t *l, const phase_t *ph, const uin
     }
 }
 
-/* sum_j (bit j of w ? v_j : 0) over n values. */
-static int32_t sum_where_set(const int16_t *v, const uint32_t *w, uint32_t n)
+/* s[r] = sum_j (bit j of row r ? v_j : 0) over n values, for two weight rows w0 and w1 (two
+ * output channels share each load of v). */
+static void sums_where_set(const int16_t *v, const uint32_t *w0, const uint32_t *w1, uint32_t n, int32_t *s)
 {
-    int32_t s = 0;
+    int32_t s0 = 0, s1 = 0;
     uint32_t base, j;
     for (base = 0; base < n; base += 32u) {
-        uint32_t bits = w[base >> 5], end = n - base > 32u ? base + 32u : n;
+        uint32_t bits0 = w0[base >> 5], bits1 = w1[base >> 5], end = n - base > 32u ? base + 32u : n;
         for (j = base; j < end; j++) {
-            s += (int32_t)v[j] & -(int32_t)(bits & 1u);
-            bits >>= 1;
+            int32_t x = v[j];
+            s0 += x & -(int32_t)(bits0 & 1u);
+            s1 += x & -(int32_t)(bits1 & 1u);
+            bits0 >>= 1;
+            bits1 >>= 1;
         }
     }
-    return s;
+    s[0] = s0;
+    s[1] = s1;
 }
 
 /* The first layer on uint8 pixels. The contract's order-8 input has value 2x - 255 per pixel
@@ -525,8 +530,14 @@ static void pixel_position(const hwbin_layer_t *l, const phase_t *ph, const uint
             }
         }
     }
-    for (o = g * og; o < (g + 1u) * og; o++) {
-        emit(&wr, o, pos, 2 * sum_where_set(v, weight + o * ph->nw, ph->n) - total);
+    for (o = g * og; o < (g + 1u) * og; o += 2u) {
+        int32_t sums[2];
+        uint32_t o1 = o + 1u < (g + 1u) * og ? o + 1u : o; /* an odd last channel pairs with itself */
+        sums_where_set(v, weight + o * ph->nw, weight + o1 * ph->nw, ph->n, sums);
+        emit(&wr, o, pos, 2 * sums[0] - total);
+        if (o1 != o) {
+            emit(&wr, o1, pos, 2 * sums[1] - total);
+        }
     }
 }
 
