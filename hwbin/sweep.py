@@ -401,6 +401,8 @@ class SweepOptions:
     cpus_per_cell: float = 1
     gpus_per_cell: float = 0
     plot: bool = True
+    print_table: bool = True         # False: a caller that prints its own
+    submit_order: Callable[[list], list] | None = None   # e.g. the slowest cells first; results keep grid order
 
 
 def _blobs(cells: list[Cell]) -> dict[str, bytes]:
@@ -475,6 +477,8 @@ def _describe(kind: Kind, rec: dict) -> str:
 def run_cells(kind: Kind, cells: list[Cell], out: Path, opts: SweepOptions, records: dict) -> dict:
     """Submit every unfinished cell as a Ray task; write each record as it comes back."""
     todo = [c for c in cells if c.key not in records]
+    if opts.submit_order:
+        todo = opts.submit_order(todo)
     ray, ctx = start_ray(opts.address, opts.num_cpus, num_gpus=None)
     try:
         engine = engine_info(ray, ctx, opts.address)
@@ -530,7 +534,7 @@ def run_sweep(kind_name: str, cells: list[Cell], out_dir, opts: SweepOptions | N
     atomic_write_json(out / "results.json", results)
     from .sweep_report import write_outputs
 
-    write_outputs(kind_name, ordered, out, plot=opts.plot)
+    write_outputs(kind_name, ordered, out, plot=opts.plot, echo=opts.print_table)
     return results
 
 

@@ -41,7 +41,7 @@ def train_table(rows: list[dict]) -> str:
         out.append([method, f"{acc.mean():.2f}", f"{acc.std():.2f}", f"{acc.min():.2f}", f"{acc.max():.2f}",
                     f"{np.mean([r['train_loss'] for r in rs]):.4f}", f"{np.mean([r['wall_s'] for r in rs]):.1f}",
                     rs[0]["source"], agree, len(rs)])
-    metric = "mIoU" if rows[0]["result"]["metric"] == "mean_iou" else "accuracy"
+    metric = "mIoU" if rows[0]["result"].get("metric") == "mean_iou" else "accuracy"
     return format_table(["method", f"test {metric} %", "std", "min", "max", "train loss", "wall s",
                          "measured by", "torch=golden", "seeds"], out)
 
@@ -54,7 +54,8 @@ def train_tables(records: list[dict]) -> str:
         rows = [r for r in ok if _train_group(r) == group]
         model, dataset, epochs = group
         seeds = len({r["params"].get("seed", 0) for r in rows})
-        parts.append(f"{model} on {dataset}, {epochs} epochs, {seeds} seed(s)\n{train_table(rows)}")
+        on = f" on {dataset}" if dataset else ""
+        parts.append(f"{model}{on}, {epochs} epochs, {seeds} seed(s)\n{train_table(rows)}")
     return "\n\n".join(parts)
 
 
@@ -169,11 +170,17 @@ def report_text(kind: str, records: list[dict]) -> str:
     return "\n\n".join(parts)
 
 
-def write_outputs(kind: str, records: list[dict], out: Path, plot: bool = True) -> str:
-    """table.md (and the same text on stdout) and, for train and rtl, plot.png."""
+def write_outputs(kind: str, records: list[dict], out: Path, plot: bool = True, echo: bool = True) -> str:
+    """table.md (and the same text on stdout unless ``echo`` is false) and, for train and rtl,
+    plot.png."""
     text = report_text(kind, records)
     atomic_write_text(out / "table.md", f"# hwbin sweep {kind}\n\n```\n{text}\n```\n")
-    print(text)
+    if echo:
+        print(text)
+    else:
+        failed = failed_table(records)
+        if failed:
+            print(failed)
     wrote = ["results.json", "table.md"]
     if plot and kind in PLOTS and PLOTS[kind](records, out / "plot.png"):
         wrote.append("plot.png")
