@@ -36,7 +36,7 @@ from typing import Callable
 
 from . import __version__
 from .errors import HwbinError
-from .util import atomic_write_json, atomic_write_text, format_table, progress, sha256_hex
+from .util import atomic_write_json, progress, sha256_hex
 
 TOOL = f"hwbin {__version__}"
 MARKER = "sweep.json"
@@ -51,8 +51,8 @@ def _train_options(params: dict):
     from .train import TrainOptions
 
     opts = dict(params)
-    if isinstance(opts.get("ratios"), list):
-        opts["ratios"] = tuple(opts["ratios"])
+    if isinstance(opts.get("ratios"), list):   # percentages or fractions, as on hwbin train's --ratios
+        opts["ratios"] = tuple(float(r) / 100 if float(r) > 1 else float(r) for r in opts["ratios"])
     return TrainOptions(**opts)
 
 
@@ -252,7 +252,17 @@ def load_grid_file(path) -> dict:
     return grid
 
 
-def _check_value(kind: Kind, field: str, value, default, where: str):
+def _axis(value, default) -> list:
+    """A grid field's values: a list is an axis, anything else one fixed value. For a parameter
+    that is itself a list (ratios), only a list of lists is an axis."""
+    if not isinstance(value, list):
+        return [value]
+    if isinstance(default, tuple):
+        return value if value and all(isinstance(v, list) for v in value) else [value]
+    return value
+
+
+def _check_value(field: str, value, default, where: str):
     """Type-check one grid value against the parameter's default (int, float, str, bool)."""
     if default is None or value is None:
         return value
@@ -293,12 +303,10 @@ def expand_grid(kind_name: str, grid: dict, where: str = "grid") -> list[dict]:
         grid["ir"] = [f"{k}={v}" for k, v in grid["ir"].items()]
     axes = {}
     for name, value in grid.items():
-        values = value if isinstance(value, list) and not isinstance(fields[name], tuple) else [value]
-        if isinstance(fields[name], tuple) and value and isinstance(value[0], list):
-            values = value   # a list of lists: an axis of tuple-valued options (e.g. ratios)
+        values = _axis(value, fields[name])
         if not values:
             raise HwbinError(f"{where}: field {name!r}: empty list")
-        axes[name] = [_check_value(kind, name, v, fields[name], where) for v in values]
+        axes[name] = [_check_value(name, v, fields[name], where) for v in values]
     for name, allowed in kind.choices().items():
         for v in axes.get(name, []):
             if v is not None and v not in allowed:
