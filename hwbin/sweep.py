@@ -477,7 +477,8 @@ def _describe(kind: Kind, rec: dict) -> str:
     if kind.name == "rtl":
         s = r.get("synth") or {}
         luts = (s.get("luts") or {}).get("used")
-        return f"{r['cycles']} cycles" + (f", {luts} LUTs, Fmax {s.get('fmax_mhz')} MHz" if s else "")
+        fmax = f"Fmax {s['fmax_mhz']} MHz" if s.get("fmax_mhz") else "no Fmax (cell counts only)"
+        return f"{r['cycles']} cycles" + (f", {luts} LUTs, {fmax}" if s else "")
     return (f"{'exact' if r['exact'] else 'NOT EXACT'}: {r['mismatches']} mismatches, "
             f"{r['cycle_mismatches']} cycle mismatches in {r['vectors']} vectors")
 
