@@ -384,7 +384,11 @@ def start_ray(address: str | None, num_cpus: int | None, num_gpus: int | None = 
     kwargs = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR,
                   configure_logging=True)
     if address:
-        ctx = ray.init(address=address, **kwargs)
+        try:
+            ctx = ray.init(address=address, **kwargs)
+        except (ConnectionError, RuntimeError) as e:
+            raise HwbinError(f"--address {address}: cannot join the Ray cluster ({_one_line(e)}); a head started by "
+                             "'ray start --head' needs RAY_AUTH_MODE=token and its ~/.ray/auth_token here") from None
     else:
         ctx = ray.init(address="local", num_cpus=num_cpus or os.cpu_count() or 1, num_gpus=num_gpus,
                        object_store_memory=LOCAL_OBJECT_STORE_BYTES, **kwargs)
