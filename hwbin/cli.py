@@ -451,6 +451,10 @@ def build_parser() -> argparse.ArgumentParser:
     br.add_argument("--vectors", type=int, default=20)
     _data_args(br)
     br.set_defaults(func=cmd_board_run)
+
+    from .sweep_cli import add_sweep_parser
+
+    add_sweep_parser(sub, _Parser)
     return p
 
 
