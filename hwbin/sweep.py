@@ -515,6 +515,9 @@ def run_cells(kind: Kind, cells: list[Cell], out: Path, opts: SweepOptions, reco
                 done += 1
                 bar.update(1)
                 _echo(bar, f"[{done}/{len(cells)}] {cell.label(kind)}: {_describe(kind, rec)}")
+        except KeyboardInterrupt:
+            print(f"\n{done} of {len(cells)} cells done, kept in {out}/cells; the same command resumes", flush=True)
+            raise
         finally:
             bar.close()
     finally:
