@@ -7,7 +7,7 @@ fp and bwn (not deployable: real-valued activations) report torch eval.
     .venv/bin/python benchmarks/train_methods.py                  # digits and shapes (about an hour on 2 cores)
     .venv/bin/python benchmarks/train_methods.py --models digits-tiny --seeds 3
     .venv/bin/python benchmarks/train_methods.py --models fmnist-cnn --seeds 2 --epochs 14 \
-        --train-images 12000 --threads 1                           # Fashion-MNIST grid (see README)
+        --train-images 3000 --test-images 2000 --threads 1         # reduced Fashion-MNIST grid (README)
 
 ``run_cell`` is one cell of the grid (model, method, seed, epochs, data set -> a result
 dict); a sweep runner (e.g. Ray) can call it directly.
