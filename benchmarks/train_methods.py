@@ -7,6 +7,8 @@ fp and bwn (not deployable: real-valued activations) report torch eval.
     .venv/bin/python benchmarks/train_methods.py                  # everything (about an hour on 2 cores)
     .venv/bin/python benchmarks/train_methods.py --models digits-tiny --seeds 3
     .venv/bin/python benchmarks/train_methods.py --address auto   # on a Ray cluster ('ray start --head')
+    .venv/bin/python benchmarks/train_methods.py --models fmnist-cnn --seeds 2 --epochs 14 \
+        --train-images 3000 --test-images 2000 --threads 1             # Fashion-MNIST grid (see README)
 
 The runs are the cells of a ``hwbin sweep train`` (Ray tasks, one CPU and one torch thread
 each by default); its folder (``--sweep-dir``) keeps every finished run, so an interrupted
@@ -29,11 +31,27 @@ from hwbin.util import atomic_write_json  # noqa: E402
 SEG_METHODS = ("fp", "xnor", "horq", "srb")
 
 
-def grid(models: list[str], methods: list[str], seeds: int, epochs: int) -> list[dict]:
-    """Models x methods x seeds; shapes-seg only with the methods worth its time."""
-    return [{"model": model, "method": method, "seed": seed, "epochs": epochs}
+def grid(models: list[str], methods: list[str], seeds: range, epochs: int, options: dict | None = None,
+         srb_options: dict | None = None) -> list[dict]:
+    """Models x methods x seeds; shapes-seg only with the methods worth its time. ``options``
+    (further hwbin train options: data set, image counts, lr) go to every cell,
+    ``srb_options`` (schedule variants) to the srb cells only."""
+    return [{"model": model, "method": method, "seed": seed, "epochs": epochs, **(options or {}),
+             **(srb_options or {} if method == "srb" else {})}
             for model in models for method in methods if model != "shapes-seg" or method in SEG_METHODS
-            for seed in range(seeds)]
+            for seed in seeds]
+
+
+def parse_options(text: str | None) -> dict:
+    """'phase_order=joint,finetune_share=0.4' -> {'phase_order': 'joint', 'finetune_share': 0.4}."""
+    out = {}
+    for item in filter(None, (text or "").split(",")):
+        key, _, value = item.partition("=")
+        try:
+            out[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip()] = value.strip()
+    return out
 
 
 def as_records(rows: list[dict]) -> list[dict]:
@@ -52,8 +70,16 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--models", default="digits-tiny,digits-cnn,shapes-seg")
     p.add_argument("--methods", default=",".join(METHODS))
-    p.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1")
+    p.add_argument("--seeds", type=int, default=3, help="seeds FIRST..FIRST+N-1")
+    p.add_argument("--first-seed", type=int, default=0)
     p.add_argument("--epochs", type=int, default=60)
+    p.add_argument("--dataset", help="override the models' own data set")
+    p.add_argument("--data-path")
+    p.add_argument("--train-images", type=int, help="only the first N training images")
+    p.add_argument("--test-images", type=int, help="only the first N test images")
+    p.add_argument("--lr", type=float, help="learning rate of every method (default: hwbin train's)")
+    p.add_argument("--srb-options", help="hwbin train options for srb cells only, e.g. "
+                   "phase_order=joint,finetune_share=0.4")
     p.add_argument("--threads", type=int, default=1, help="torch threads per run (Ray reserves as many CPUs)")
     p.add_argument("--cpus", type=int, help="CPUs of the local Ray instance (default: all)")
     p.add_argument("--address", help="a Ray cluster to run on instead of a local instance")
@@ -65,11 +91,17 @@ def main() -> int:
         for path in args.tables:
             print_saved(path)
         return 0
-    cells = make_cells("train", grid(args.models.split(","), args.methods.split(","), args.seeds, args.epochs))
+    options = {k: v for k, v in (("dataset", args.dataset), ("data_path", args.data_path),
+                                 ("train_images", args.train_images), ("test_images", args.test_images),
+                                 ("lr", args.lr)) if v is not None}
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
+    cells = make_cells("train", grid(args.models.split(","), args.methods.split(","), seeds, args.epochs,
+                                     options, parse_options(args.srb_options)))
     sweep_dir = args.sweep_dir or str(Path(args.out).with_suffix(""))
     opts = SweepOptions(address=args.address, num_cpus=args.cpus, cpus_per_cell=args.threads)
     results = run_sweep("train", cells, sweep_dir, opts, grid={"models": args.models, "methods": args.methods,
-                                                                "seeds": args.seeds, "epochs": args.epochs})
+                                                                "seeds": list(seeds), "epochs": args.epochs,
+                                                                **options, "srb_options": args.srb_options})
     atomic_write_json(args.out, results)
     print(f"wrote {args.out}")
     return 1 if results["cells_failed"] else 0

@@ -30,15 +30,19 @@ def cmd_train(args) -> int:
     ratios = tuple(float(r) / 100 if float(r) > 1 else float(r) for r in args.ratios.split(",")) \
         if args.ratios else None
     opt = TrainOptions(model=args.model, method=args.method, dataset=args.dataset, data_path=args.data_path,
+                       spec=args.spec, train_images=args.train_images, test_images=args.test_images,
                        epochs=args.epochs, order=args.order, seed=args.seed, lr=args.lr,
                        batch_size=args.batch_size, channel_order=args.channel_order,
-                       phase_order=args.phase_order, distill=not args.no_distill, init=args.init)
+                       phase_order=args.phase_order, distill=not args.no_distill, init=args.init,
+                       finetune_share=args.finetune_share)
     if ratios is not None:
         opt.ratios = ratios
     m = train(opt, args.out, plot=not args.no_plot)
     fin = m["final"]
     metric = m["metric"].replace("_", " ")
-    print(f"{args.model} / {args.method}: {len(m['stages'])} stage(s), {fin['epochs']} epochs, {fin['wall_s']:.1f} s")
+    name = m["model"]
+    print(f"{name} on {m['dataset']} / {args.method}: {len(m['stages'])} stage(s), {fin['epochs']} epochs, "
+          f"{fin['wall_s']:.1f} s, {fin['train_images_per_s']:.0f} training images/s")
     for st in m["stages"]:
         print(f"  {st['name']:>10}  w {st['weight_ratio'] * 100:5.1f}%  a {st['act_ratio'] * 100:5.1f}%  "
               f"loss {st['train_loss']:.4f}  train {_fmt_pct(st['train_acc'])}  test {_fmt_pct(st['test_acc'])}")
@@ -343,13 +347,13 @@ def _data_args(p) -> None:
     from .data import DATASETS
 
     p.add_argument("--dataset", choices=list(DATASETS))
-    p.add_argument("--data-path", help="local MNIST: a folder of IDX files or an .npz")
+    p.add_argument("--data-path", help="mnist or fashion-mnist: a folder of IDX files or an .npz")
 
 
 def build_parser() -> argparse.ArgumentParser:
     from .data import DATASETS
     from .models import MODELS
-    from .train.schedule import METHODS
+    from .train.schedule import METHODS, PHASE_ORDERS
 
     p = _Parser(prog="hwbin", description="Binary neural networks from PyTorch to exact gateware and firmware.")
     p.add_argument("--version", action="version", version=f"hwbin {__version__}")
@@ -359,7 +363,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--model", default="digits-cnn", choices=list(MODELS))
     t.add_argument("--method", default="srb", choices=list(METHODS))
     t.add_argument("--dataset", choices=list(DATASETS), help="defaults to the model's data set")
-    t.add_argument("--data-path", help="local MNIST: a folder of IDX files or an .npz")
+    t.add_argument("--data-path", help="mnist (required) or fashion-mnist (default: the Debian package's "
+                   "folder): a folder of IDX files or an .npz")
+    t.add_argument("--spec", metavar="FILE.json", help="train your own layer stack (the zoo's spec format) "
+                   "instead of --model; the input shape comes from the data set")
+    t.add_argument("--train-images", type=int, metavar="N", help="only the first N training images")
+    t.add_argument("--test-images", type=int, metavar="N", help="only the first N test images")
     t.add_argument("--out", required=True, help="run directory to write")
     t.add_argument("--epochs", type=int, default=60, help="total epoch budget (default 60)")
     t.add_argument("--order", type=int, default=2, help="residual order k of activations (default 2)")
@@ -369,7 +378,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--ratios", help="binarization ratio stages, e.g. 50,75,87.5,100 (must end at 100)")
     t.add_argument("--channel-order", default="error", choices=["first", "error"],
                    help="which output channels binarize first in staged/srb (default: lowest error)")
-    t.add_argument("--phase-order", default="weights-first", choices=["weights-first", "activations-first"])
+    t.add_argument("--phase-order", default="weights-first", choices=list(PHASE_ORDERS),
+                   help="srb: weights then activations, the reverse, or both together (joint)")
+    t.add_argument("--finetune-share", type=float, help="srb: share of the epochs after pre-training "
+                   "spent fully binary at the end (default: as long as two staged steps)")
     t.add_argument("--no-distill", action="store_true", help="no distillation from the fp snapshot")
     t.add_argument("--init", help="start from this checkpoint's weights (same config)")
     t.add_argument("--no-plot", action="store_true")

@@ -3,6 +3,9 @@
 - ``digits``: scikit-learn's bundled 8x8 handwritten digits (1797), pixels 0..16 scaled
   exactly to 0..255, a fixed seeded 80/20 train/test split.
 - ``mnist``: MNIST from a local path the user gives (IDX files or an .npz).
+- ``fashion-mnist``: Zalando's Fashion-MNIST (60,000 + 10,000 real 28x28 images) from the
+  Debian package ``dataset-fashion-mnist`` (installed by scripts/setup.sh), or from
+  ``--data-path`` in the same formats as mnist.
 - ``shapes``: a procedurally generated segmentation set (squares, discs, triangles on a
   noisy background; label per pixel: 0 background, 1 square, 2 disc, 3 triangle).
 """
@@ -16,8 +19,10 @@ import numpy as np
 
 from .errors import HwbinError
 
-DATASETS = ("digits", "mnist", "shapes")
+DATASETS = ("digits", "mnist", "fashion-mnist", "shapes")
 SPLIT_SEED = 20190118
+FASHION_MNIST_PACKAGE = "dataset-fashion-mnist"
+FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")  # where the Debian package puts it
 
 
 @dataclass
@@ -34,6 +39,15 @@ class Dataset:
     def in_shape(self) -> tuple[int, int, int]:
         return tuple(self.x_train.shape[1:])
 
+    def head(self, train: int | None = None, test: int | None = None) -> "Dataset":
+        """The first ``train`` training and ``test`` test images (None: all), so that quick
+        runs and tests use a fixed, reproducible slice of a large set."""
+        for what, n in (("train", train), ("test", test)):
+            if n is not None and n < 1:
+                raise HwbinError(f"{what} images: expected at least 1, found {n}")
+        return Dataset(self.name, self.task, self.x_train[:train], self.y_train[:train],
+                       self.x_test[:test], self.y_test[:test], self.num_classes)
+
 
 def load_dataset(name: str, path: str | None = None) -> Dataset:
     if name == "digits":
@@ -42,6 +56,8 @@ def load_dataset(name: str, path: str | None = None) -> Dataset:
         if not path:
             raise HwbinError("data set 'mnist' needs --data-path (IDX files or an .npz); nothing is downloaded")
         return load_mnist(path)
+    if name == "fashion-mnist":
+        return load_fashion_mnist(path)
     if name == "shapes":
         return make_shapes()
     raise HwbinError(f"unknown data set {name!r}: expected one of {', '.join(DATASETS)}")
@@ -87,9 +103,21 @@ def _find(root: Path, stem: str) -> Path:
     raise HwbinError(f"{root}: missing {stem} (or {stem}.gz)")
 
 
-def load_mnist(path: str) -> Dataset:
-    """MNIST from ``path``: a folder with the four IDX files, or an .npz with
-    x_train, y_train, x_test, y_test."""
+def load_fashion_mnist(path: str | None = None) -> Dataset:
+    """Fashion-MNIST from ``path``, by default the Debian package's folder. Nothing is
+    downloaded: a missing package is a one-line error that names it."""
+    if path:
+        return load_mnist(path, name="fashion-mnist")
+    if not (FASHION_MNIST_DIR / "t10k-labels-idx1-ubyte.gz").is_file():
+        raise HwbinError(f"data set 'fashion-mnist': {FASHION_MNIST_DIR} not found; install the Debian package "
+                         f"{FASHION_MNIST_PACKAGE} (apt-get install {FASHION_MNIST_PACKAGE}, or make setup) "
+                         f"or pass --data-path")
+    return load_mnist(str(FASHION_MNIST_DIR), name="fashion-mnist")
+
+
+def load_mnist(path: str, name: str = "mnist") -> Dataset:
+    """MNIST (or a data set in its format) from ``path``: a folder with the four IDX files
+    (optionally gzipped), or an .npz with x_train, y_train, x_test, y_test."""
     p = Path(path)
     if not p.exists():
         raise HwbinError(f"{path}: data path does not exist")
@@ -114,8 +142,9 @@ def load_mnist(path: str) -> Dataset:
             raise HwbinError(f"{path}: y_{split} expected {len(x)} labels, found shape {y.shape}")
         if len(y) and (y.min() < 0 or y.max() > 9):
             raise HwbinError(f"{path}: y_{split} expected labels 0..9, found {y.min()}..{y.max()}")
-    return Dataset("mnist", "classify", arrays["x_train"][:, None], arrays["y_train"].astype(np.int64),
-                   arrays["x_test"][:, None], arrays["y_test"].astype(np.int64), 10)
+    # Copies: np.frombuffer's arrays are read-only, and torch.from_numpy warns about those.
+    return Dataset(name, "classify", np.array(arrays["x_train"][:, None]), arrays["y_train"].astype(np.int64),
+                   np.array(arrays["x_test"][:, None]), arrays["y_test"].astype(np.int64), 10)
 
 
 def _shape_mask(kind: int, size: int, cy: float, cx: float, r: float) -> np.ndarray:

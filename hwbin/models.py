@@ -8,10 +8,14 @@ A spec is a list of dicts:
   {"kind": "pool",   "k": 2}              (max pooling, stride = k)
   {"kind": "shuffle", "g": G}             (channel shuffle)
 The last compute layer's "out" may be "classes"; it has no batch norm and emits scores.
+Every field is checked (``check_spec``) before anything is built, so a user's own stack
+(``hwbin train --spec FILE.json``) fails with one line naming the layer and the field.
 """
 from __future__ import annotations
 
 import copy
+import json
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -31,12 +35,27 @@ def _cnn(c1, c2, c3):
             {"kind": "dense", "out": "classes"}]
 
 
+def _sfc():
+    """FINN's SFC topology (784-256-256-256-10), so hardware cost compares on equal terms."""
+    return [{"kind": "dense", "out": 256}, {"kind": "dense", "out": 256}, {"kind": "dense", "out": 256},
+            {"kind": "dense", "out": "classes"}]
+
+
+def _fmnist_cnn():
+    """Sized for training on one CPU core in minutes: the first conv runs at 28x28 with few
+    channels, each pool halves the map (28 -> 14 -> 7 -> 3) before the wider layers."""
+    pool = {"kind": "pool", "k": 2}
+    return [_conv(16), pool, _conv(32), pool, _conv(64), pool, {"kind": "dense", "out": "classes"}]
+
+
 MODELS = {
     "digits-cnn": {"dataset": "digits", "task": "classify", "spec": _cnn(32, 64, 64)},
     "digits-tiny": {"dataset": "digits", "task": "classify", "spec": _cnn(8, 16, 16)},
     "digits-mlp": {"dataset": "digits", "task": "classify",
                    "spec": [{"kind": "dense", "out": 256}, {"kind": "dense", "out": 128},
                             {"kind": "dense", "out": "classes"}]},
+    "fmnist-cnn": {"dataset": "fashion-mnist", "task": "classify", "spec": _fmnist_cnn()},
+    "fmnist-sfc": {"dataset": "fashion-mnist", "task": "classify", "spec": _sfc()},
     "shapes-seg": {"dataset": "shapes", "task": "segment",
                    "spec": [_conv(16), _conv(32, s=2), _conv(32, g=4), {"kind": "shuffle", "g": 4},
                             _conv(32, s=2),
@@ -45,6 +64,82 @@ MODELS = {
 }
 
 COMPUTE_KINDS = ("conv", "deconv", "dense")
+# Per kind: required fields, and optional fields with their defaults.
+SPEC_FIELDS = {
+    "conv": ({"out"}, {"k": 3, "s": 1, "p": 0, "g": 1}),
+    "deconv": ({"out"}, {"k": 2, "s": 2, "p": 0, "op": 0, "g": 1}),
+    "dense": ({"out"}, {}),
+    "pool": (set(), {"k": 2}),
+    "shuffle": ({"g"}, {}),
+}
+MAX_CHANNELS = 4096
+
+
+def check_spec(spec, where: str = "model spec") -> None:
+    """Every layer's kind and fields (names, types, ranges), one line per fault. Shapes are
+    checked while building (they depend on the input)."""
+    if not isinstance(spec, list):
+        raise HwbinError(f"{where}: expected a list of layers, found {type(spec).__name__}")
+    if not spec:
+        raise HwbinError(f"{where}: expected at least one layer, found none")
+    compute = [i for i, s in enumerate(spec) if isinstance(s, dict) and s.get("kind") in COMPUTE_KINDS]
+    for i, layer in enumerate(spec):
+        at = f"{where} layer {i}"
+        if not isinstance(layer, dict):
+            raise HwbinError(f"{at}: expected an object like {{\"kind\": \"conv\", ...}}, found {layer!r}")
+        kind = layer.get("kind")
+        if kind not in SPEC_FIELDS:
+            raise HwbinError(f"{at}: field 'kind': expected one of {', '.join(SPEC_FIELDS)}, found {kind!r}")
+        required, optional = SPEC_FIELDS[kind]
+        for name in sorted(set(layer) - required - set(optional) - {"kind"}):
+            raise HwbinError(f"{at} ({kind}): unknown field {name!r}; expected "
+                             f"{', '.join(sorted(required | set(optional)))}")
+        for name in sorted(required - set(layer)):
+            raise HwbinError(f"{at} ({kind}): missing field {name!r}")
+        for name, value in layer.items():
+            if name == "kind":
+                continue
+            if name == "out" and value == "classes":
+                if i != compute[-1]:
+                    raise HwbinError(f"{at} ({kind}): field 'out': \"classes\" only in the last layer")
+                continue
+            lowest = 0 if name in ("p", "op") else 1
+            highest = MAX_CHANNELS if name == "out" else 64
+            if isinstance(value, bool) or not isinstance(value, int) or not lowest <= value <= highest:
+                raise HwbinError(f"{at} ({kind}): field {name!r}: expected an integer {lowest}..{highest}"
+                                 + (" or \"classes\"" if name == "out" else "") + f", found {value!r}")
+        if kind == "deconv":
+            k, st, op = (layer.get(f, optional[f]) for f in ("k", "s", "op"))
+            if k < st:
+                raise HwbinError(f"{at} (deconv): kernel {k} smaller than stride {st} leaves a phase without taps")
+            if op >= st:
+                raise HwbinError(f"{at} (deconv): field 'op': expected less than stride {st}, found {op}")
+
+
+def load_spec_file(path) -> dict:
+    """A user's layer stack: a JSON list of layers in the zoo's format, or an object
+    {"spec": [...], "dataset": optional default data set}. Checked, never executed."""
+    p = Path(path)
+    if not p.is_file():
+        raise HwbinError(f"{path}: spec file not found")
+    try:
+        doc = json.loads(p.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise HwbinError(f"{path}: not a JSON file ({e})") from None
+    if isinstance(doc, dict):
+        unknown = sorted(set(doc) - {"spec", "dataset"})
+        if unknown or "spec" not in doc:
+            raise HwbinError(f"{path}: expected a list of layers or an object with 'spec' (and 'dataset'), "
+                             f"found keys {sorted(doc)}")
+        spec, dataset = doc["spec"], doc.get("dataset")
+    else:
+        spec, dataset = doc, None
+    from .data import DATASETS
+
+    if dataset is not None and dataset not in DATASETS:
+        raise HwbinError(f"{path}: field 'dataset': expected one of {', '.join(DATASETS)}, found {dataset!r}")
+    check_spec(spec, str(path))
+    return {"name": p.stem, "spec": spec, "dataset": dataset}
 
 
 class BinaryNet(nn.Module):
@@ -55,13 +150,14 @@ class BinaryNet(nn.Module):
     """
 
     def __init__(self, spec, in_shape, num_classes: int, order: int = 2,
-                 max_base: int = arith.DEFAULT_MAX_BASE, task: str = "classify"):
+                 max_base: int = arith.DEFAULT_MAX_BASE, task: str = "classify", where: str = "model spec"):
         super().__init__()
         self.config = {"spec": copy.deepcopy(spec), "in_shape": list(in_shape),
                        "num_classes": int(num_classes), "order": int(order),
                        "max_base": int(max_base), "task": task}
         self.task = task
-        self.layers = nn.ModuleList(_build(spec, tuple(in_shape), num_classes, order, max_base))
+        layers, self.out_shape = _build(spec, tuple(in_shape), num_classes, order, max_base, where)
+        self.layers = nn.ModuleList(layers)
 
     def forward(self, x):
         for layer in self.layers:
@@ -77,15 +173,15 @@ class BinaryNet(nn.Module):
                 if isinstance(m.input_quantizer, ResidualBinarizer)]
 
 
-def _build(spec, in_shape, num_classes, order, max_base):
-    if not spec:
-        raise HwbinError("model spec: expected at least one layer, found none")
+def _build(spec, in_shape, num_classes, order, max_base, where="model spec"):
+    """The layers, and the output shape (C, H, W) of the scores."""
+    check_spec(spec, where)
     compute_idx = [i for i, s in enumerate(spec) if s.get("kind") in COMPUTE_KINDS]
     if not compute_idx or compute_idx[0] != 0:
-        raise HwbinError("model spec: the first layer must be conv, deconv or dense")
+        raise HwbinError(f"{where}: the first layer must be conv, deconv or dense")
     last = compute_idx[-1]
     if last != len(spec) - 1:
-        raise HwbinError("model spec: the last layer must be conv, deconv or dense (it emits scores)")
+        raise HwbinError(f"{where}: the last layer must be conv, deconv or dense (it emits scores)")
     c, h, w = in_shape
     flat = False
     out = []
@@ -103,39 +199,39 @@ def _build(spec, in_shape, num_classes, order, max_base):
                 out.append(QLinear(c * h * w, n_out, quant, **kw))
                 c, h, w, flat = n_out, 1, 1, True
             elif flat:
-                raise HwbinError(f"model spec layer {i}: {kind} cannot follow a dense layer")
+                raise HwbinError(f"{where} layer {i}: {kind} cannot follow a dense layer")
             elif kind == "conv":
                 k, st, p, g = s.get("k", 3), s.get("s", 1), s.get("p", 0), s.get("g", 1)
-                _check_groups(i, c, n_out, g)
+                _check_groups(where, i, c, n_out, g)
                 out.append(QConv2d(c, n_out, k, quant, st, p, g, **kw))
                 c, h, w = n_out, (h + 2 * p - k) // st + 1, (w + 2 * p - k) // st + 1
             else:
                 k, st, p, op, g = s.get("k", 2), s.get("s", 2), s.get("p", 0), s.get("op", 0), s.get("g", 1)
-                _check_groups(i, c, n_out, g)
+                _check_groups(where, i, c, n_out, g)
                 layer = QConvTranspose2d(c, n_out, k, quant, st, p, op, g, **kw)
                 out.append(layer)
                 c, h, w = n_out, layer.output_size(h, 0), layer.output_size(w, 1)
             if h < 1 or w < 1:
-                raise HwbinError(f"model spec layer {i}: output size {h}x{w} is empty")
+                raise HwbinError(f"{where} layer {i}: output size {h}x{w} is empty")
         elif kind == "pool":
             if flat:
-                raise HwbinError(f"model spec layer {i}: pool cannot follow a dense layer")
+                raise HwbinError(f"{where} layer {i}: pool cannot follow a dense layer")
             k = int(s.get("k", 2))
             out.append(nn.MaxPool2d(k, k))
+            if h < k or w < k:
+                raise HwbinError(f"{where} layer {i}: pool {k} of a {h}x{w} map leaves nothing")
             h, w = h // k, w // k
         elif kind == "shuffle":
             g = int(s["g"])
             if flat or c % g:
-                raise HwbinError(f"model spec layer {i}: shuffle groups {g} must divide {c} channels")
+                raise HwbinError(f"{where} layer {i}: shuffle groups {g} must divide {c} channels")
             out.append(ChannelShuffle(g))
-        else:
-            raise HwbinError(f"model spec layer {i}: unknown kind {kind!r}")
-    return out
+    return out, (c, h, w)
 
 
-def _check_groups(i, cin, cout, g):
+def _check_groups(where, i, cin, cout, g):
     if cin % g or cout % g:
-        raise HwbinError(f"model spec layer {i}: groups {g} must divide in {cin} and out {cout} channels")
+        raise HwbinError(f"{where} layer {i}: groups {g} must divide in {cin} and out {cout} channels")
 
 
 def build_model(name: str, in_shape, num_classes: int, order: int = 2,

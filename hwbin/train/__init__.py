@@ -14,7 +14,7 @@ import torch
 
 from ..data import load_dataset
 from ..errors import HwbinError
-from ..models import MODELS, BinaryNet, build_model, load_checkpoint, save_checkpoint
+from ..models import MODELS, BinaryNet, build_model, load_checkpoint, load_spec_file, save_checkpoint
 from ..util import atomic_write_json, staging_dir
 from .loop import TrainConfig, evaluate, run_stages
 from .schedule import METHODS, RATIOS, ScheduleConfig, build_schedule, is_fully_binary
@@ -28,6 +28,9 @@ class TrainOptions:
     method: str = "srb"
     dataset: str | None = None     # defaults to the model's own
     data_path: str | None = None
+    spec: str | None = None        # a user's layer stack (JSON file) instead of a zoo model
+    train_images: int | None = None  # the first N training images only (None: all)
+    test_images: int | None = None   # the first N test images only (None: all)
     epochs: int = 60
     order: int = 2
     seed: int = 0
@@ -37,12 +40,13 @@ class TrainOptions:
     channel_order: str = "error"
     phase_order: str = "weights-first"
     distill: bool = True
+    finetune_share: float | None = None  # srb: share of the post-pretrain epochs in the fine-tune
     pretrain_fraction: float = 0.25
     init: str | None = None        # start from this checkpoint's weights
 
 
 def _check_options(opt: TrainOptions):
-    if opt.model not in MODELS:
+    if opt.spec is None and opt.model not in MODELS:
         raise HwbinError(f"unknown model {opt.model!r}: expected one of {', '.join(MODELS)}")
     if opt.method not in METHODS:
         raise HwbinError(f"unknown method {opt.method!r}: expected one of {', '.join(METHODS)}")
@@ -50,17 +54,46 @@ def _check_options(opt: TrainOptions):
         raise HwbinError(f"order: expected 1..8, found {opt.order}")
 
 
+def _build_for(opt: TrainOptions, order: int):
+    """(data set, model) for a zoo model or a user's spec file; the input shape comes from
+    the data set."""
+    if opt.spec is not None:
+        user = load_spec_file(opt.spec)
+        data = _load_data(opt, opt.dataset or user["dataset"] or "digits")
+        torch.manual_seed(opt.seed)
+        model = BinaryNet(user["spec"], data.in_shape, data.num_classes, order, task=data.task, where=str(opt.spec))
+        model.config["name"] = user["name"]
+        _check_output_shape(model, data, opt.spec)
+        return data, model
+    data = _load_data(opt, opt.dataset or MODELS[opt.model]["dataset"])
+    if data.task != MODELS[opt.model]["task"]:
+        raise HwbinError(f"model {opt.model!r} is for {MODELS[opt.model]['task']} data; "
+                         f"data set {data.name!r} is {data.task}")
+    torch.manual_seed(opt.seed)
+    return data, build_model(opt.model, data.in_shape, data.num_classes, order=order)
+
+
+def _load_data(opt: TrainOptions, name: str):
+    data = load_dataset(name, opt.data_path)
+    if opt.train_images is not None or opt.test_images is not None:
+        data = data.head(opt.train_images, opt.test_images)
+    return data
+
+
+def _check_output_shape(model: BinaryNet, data, where: str) -> None:
+    """Classification needs one score per class; segmentation one per class and pixel."""
+    c, h, w = model.out_shape
+    want = (1, 1) if data.task == "classify" else tuple(data.y_test.shape[1:])
+    if (h, w) != want:
+        raise HwbinError(f"{where}: the last layer's output is {c}x{h}x{w}; data set {data.name!r} "
+                         f"({data.task}) needs {data.num_classes}x{want[0]}x{want[1]}")
+
+
 def prepare(opt: TrainOptions):
     """Validate everything and build data, model and schedule before any file is written."""
     _check_options(opt)
-    dataset = opt.dataset or MODELS[opt.model]["dataset"]
-    data = load_dataset(dataset, opt.data_path)
-    if data.task != MODELS[opt.model]["task"]:
-        raise HwbinError(f"model {opt.model!r} is for {MODELS[opt.model]['task']} data; "
-                         f"data set {dataset!r} is {data.task}")
     order = 1 if opt.method == "xnor" else opt.order
-    torch.manual_seed(opt.seed)
-    model = build_model(opt.model, data.in_shape, data.num_classes, order=order)
+    data, model = _build_for(opt, order)
     if opt.init:
         init_model, _ = load_checkpoint(opt.init)
         if init_model.config["spec"] != model.config["spec"] or init_model.config["in_shape"] != model.config["in_shape"] \
@@ -68,10 +101,10 @@ def prepare(opt: TrainOptions):
                 or init_model.config["order"] != model.config["order"]:
             raise HwbinError(f"{opt.init}: checkpoint is for another config (model "
                              f"{init_model.config.get('name')!r}, order {init_model.config['order']}); "
-                             f"expected model {opt.model!r}, order {order}")
+                             f"expected model {model.config['name']!r}, order {order}")
         model.load_state_dict(init_model.state_dict())
     sched_cfg = ScheduleConfig(opt.method, opt.epochs, opt.pretrain_fraction, tuple(opt.ratios),
-                               opt.channel_order, opt.phase_order, opt.distill)
+                               opt.channel_order, opt.phase_order, opt.distill, opt.finetune_share)
     stages = build_schedule(sched_cfg, len(model.binary_layers()))
     return data, model, stages
 
@@ -104,13 +137,14 @@ def train(opt: TrainOptions, out_dir: str | Path, plot: bool = True) -> dict:
     metric = "accuracy" if data.task == "classify" else "mean_iou"
     metrics = {
         "options": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(opt).items()},
-        "dataset": data.name, "task": data.task, "metric": metric,
+        "model": model.config["name"], "dataset": data.name, "task": data.task, "metric": metric,
         "stages": hist.stages, "history": hist.epochs,
         "final": {"test_torch": torch_acc, "test_golden": golden_acc,
                   "test": golden_acc if golden_acc is not None else torch_acc,
                   "source": "golden" if golden_acc is not None else "torch",
                   "train_loss": hist.epochs[-1]["train_loss"] if hist.epochs else None,
-                  "epochs": len(hist.epochs), "wall_s": wall, "fully_binary": is_fully_binary(model)},
+                  "epochs": len(hist.epochs), "wall_s": wall, "fully_binary": is_fully_binary(model),
+                  "train_images_per_s": hist.images_per_s()},
     }
     with staging_dir(out_dir) as tmp:
         save_checkpoint(tmp / "model.pt", model, {"method": opt.method, "dataset": data.name})

@@ -33,6 +33,12 @@ class TrainConfig:
 class History:
     epochs: list[dict] = field(default_factory=list)
     stages: list[dict] = field(default_factory=list)
+    train_images: int = 0        # images through forward and backward passes
+    train_seconds: float = 0.0   # time in those passes (evaluation excluded)
+
+    def images_per_s(self) -> float | None:
+        """Training throughput: what an epoch budget costs on this machine."""
+        return self.train_images / self.train_seconds if self.train_seconds > 0 else None
 
 
 def scores_metric(task: str, logits: torch.Tensor, y: torch.Tensor, num_classes: int):
@@ -113,11 +119,13 @@ def run_stages(model: BinaryNet, data: Dataset, stages: list[Stage], cfg: TrainC
         total = max(1, stage.epochs * steps_per_epoch)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
         use_teacher = teacher if stage.distill else None
-        bar = progress(range(stage.epochs), desc=f"{stage.name:>9} {stage.label()}", unit="ep")
-        for _ in bar:
+        # Counted in images, so the bar moves within long epochs and shows images/s.
+        bar = progress(total=stage.epochs * n, desc=f"{stage.name:>9} {stage.label()}", unit="img", unit_scale=True)
+        for _ in range(stage.epochs):
             _set_train_mode(model, stage.frozen)
             perm = torch.randperm(n, generator=gen)
             loss_sum = 0.0
+            t_epoch = time.perf_counter()
             for s in range(steps_per_epoch):
                 idx = perm[s * cfg.batch_size:(s + 1) * cfg.batch_size]
                 xb, yb = x_all[idx], y_all[idx]
@@ -137,13 +145,18 @@ def run_stages(model: BinaryNet, data: Dataset, stages: list[Stage], cfg: TrainC
                         for layer in model.binary_layers():
                             layer.weight.clamp_(-1.0, 1.0)
                 loss_sum += float(loss.detach()) * len(idx)
+                bar.update(len(idx))
+            seconds = time.perf_counter() - t_epoch
+            hist.train_images += n
+            hist.train_seconds += seconds
             epoch += 1
-            row = {"epoch": epoch, "stage": stage.name, "train_loss": loss_sum / n,
+            row = {"epoch": epoch, "stage": stage.name, "train_loss": loss_sum / n, "images_per_s": n / seconds,
                    "train_acc": evaluate(model, *sub, data.num_classes),
                    "test_acc": evaluate(model, data.x_test, data.y_test, data.num_classes),
                    "lr": float(sched.get_last_lr()[0])}
             hist.epochs.append(row)
-            bar.set_postfix(loss=f"{row['train_loss']:.3f}", test=f"{row['test_acc']:.3f}")
+            bar.set_postfix(loss=f"{row['train_loss']:.3f}", test=f"{row['test_acc']:.3f}",
+                            img_s=f"{row['images_per_s']:.0f}")
             if on_epoch:
                 on_epoch(row)
         bar.close()

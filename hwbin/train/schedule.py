@@ -16,6 +16,7 @@ from ..nn.quant import binarization_error
 
 METHODS = ("fp", "bwn", "xnor", "horq", "sq", "staged", "srb", "greedy")
 RATIOS = (0.5, 0.75, 0.875, 1.0)
+PHASE_ORDERS = ("weights-first", "activations-first", "joint")
 
 
 @dataclass
@@ -44,8 +45,9 @@ class ScheduleConfig:
     pretrain_fraction: float = 0.25
     ratios: tuple[float, ...] = RATIOS
     channel_order: str = "error"      # first | error (staged, srb)
-    phase_order: str = "weights-first"  # weights-first | activations-first (srb)
+    phase_order: str = "weights-first"  # weights-first | activations-first | joint (srb)
     distill: bool = True
+    finetune_share: float | None = None  # srb: share of the post-pretrain epochs in the final fine-tune
     extra: dict = field(default_factory=dict)
 
 
@@ -72,8 +74,10 @@ def build_schedule(cfg: ScheduleConfig, n_binary_layers: int) -> list[Stage]:
     ratios = check_ratios(cfg.ratios)
     if cfg.channel_order not in ("first", "error"):
         raise HwbinError(f"channel order: expected 'first' or 'error', found {cfg.channel_order!r}")
-    if cfg.phase_order not in ("weights-first", "activations-first"):
-        raise HwbinError(f"phase order: expected 'weights-first' or 'activations-first', found {cfg.phase_order!r}")
+    if cfg.phase_order not in PHASE_ORDERS:
+        raise HwbinError(f"phase order: expected one of {', '.join(PHASE_ORDERS)}, found {cfg.phase_order!r}")
+    if cfg.finetune_share is not None and not 0 < cfg.finetune_share < 1:
+        raise HwbinError(f"fine-tune share: expected a fraction in (0, 1), found {cfg.finetune_share}")
     e = cfg.epochs
     if e < 1:
         raise HwbinError(f"epochs: expected at least 1, found {e}")
@@ -94,23 +98,7 @@ def build_schedule(cfg: ScheduleConfig, n_binary_layers: int) -> list[Stage]:
             stages.append(Stage(f"w{r * 100:g}", n, r, 1.0, select=select, distill=cfg.distill))
         return stages
     if cfg.method == "srb":
-        # Ratios of each phase, then a fine-tune stage as long as two ratio stages.
-        need = 2 * len(ratios) + 2
-        if rest < need:
-            raise HwbinError(f"epochs: method srb needs at least {pre + need}, found {e}")
-        lengths = _split(rest, need)
-        stages = [Stage("pretrain", pre, 0.0, 0.0, snapshot_teacher=True)]
-        weights_first = cfg.phase_order == "weights-first"
-        i = 0
-        for phase in ("w", "a") if weights_first else ("a", "w"):
-            for r in ratios:
-                other = 1.0 if (phase == "a") == weights_first else 0.0
-                w, a = (r, other) if phase == "w" else (other, r)
-                stages.append(Stage(f"{phase}{r * 100:g}", lengths[i], w, a, select=cfg.channel_order,
-                                    distill=cfg.distill))
-                i += 1
-        stages.append(Stage("finetune", lengths[i] + lengths[i + 1], 1.0, 1.0, distill=cfg.distill))
-        return stages
+        return [Stage("pretrain", pre, 0.0, 0.0, snapshot_teacher=True)] + _srb_stages(cfg, ratios, pre, rest)
     # greedy (seed 004): binarize the bottom layer, fine-tune, freeze it, go up.
     need = n_binary_layers
     if rest < need:
@@ -120,6 +108,41 @@ def build_schedule(cfg: ScheduleConfig, n_binary_layers: int) -> list[Stage]:
         stages.append(Stage(f"layer{li}", n, 1.0, 1.0, layers=list(range(li + 1)), frozen=li,
                             distill=cfg.distill))
     return stages
+
+
+def _srb_ratio_steps(cfg: ScheduleConfig, ratios) -> list[tuple[str, float, float]]:
+    """(name, weight ratio, activation ratio) of each staged step: weights then activations
+    (or the reverse), each through every ratio, or both phases together (joint)."""
+    if cfg.phase_order == "joint":
+        return [(f"wa{r * 100:g}", r, r) for r in ratios]
+    weights_first = cfg.phase_order == "weights-first"
+    steps = []
+    for phase in ("w", "a") if weights_first else ("a", "w"):
+        other = 1.0 if (phase == "a") == weights_first else 0.0
+        steps += [(f"{phase}{r * 100:g}", r, other) if phase == "w" else (f"{phase}{r * 100:g}", other, r)
+                  for r in ratios]
+    return steps
+
+
+def _srb_stages(cfg: ScheduleConfig, ratios, pre: int, rest: int) -> list[Stage]:
+    """The staged steps, then a fully binary fine-tune. By default the fine-tune is as long
+    as two steps; ``finetune_share`` gives it that share of the epochs after pre-training."""
+    steps = _srb_ratio_steps(cfg, ratios)
+    if cfg.finetune_share is None:
+        need = len(steps) + 2
+        if rest < need:
+            raise HwbinError(f"epochs: method srb needs at least {pre + need}, found {pre + rest}")
+        lengths = _split(rest, need)
+        step_lengths, finetune = lengths[:len(steps)], lengths[-1] + lengths[-2]
+    else:
+        finetune = max(1, round(rest * cfg.finetune_share))
+        if rest - finetune < len(steps):
+            raise HwbinError(f"epochs: method srb with fine-tune share {cfg.finetune_share:g} needs at least "
+                             f"{pre + len(steps) + finetune}, found {pre + rest}")
+        step_lengths = _split(rest - finetune, len(steps))
+    stages = [Stage(name, n, w, a, select=cfg.channel_order, distill=cfg.distill)
+              for (name, w, a), n in zip(steps, step_lengths)]
+    return stages + [Stage("finetune", finetune, 1.0, 1.0, distill=cfg.distill)]
 
 
 # --------------------------------------------------------------------------- masks
