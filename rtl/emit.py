@@ -142,7 +142,22 @@ def _load(path) -> tuple[dict, ir.Model, pg.Program]:
     for name in (f"{TOP_NAME}.v", "verilator.vlt"):
         if not (p / name).is_file():
             raise HwbinError(f"{path}: {name} missing (run 'hwbin rtl' again)")
+    _check_verilog_header(p / f"{TOP_NAME}.v", model, cfg)
     return man, model, prog
+
+
+def _check_verilog_header(verilog: Path, model: ir.Model, cfg: pg.ArrayConfig) -> None:
+    """The Verilog's header names the model and array it was generated for: they must be the
+    manifest's, or a simulation would run one design against another's expectations."""
+    from hwbin.errors import HwbinError
+
+    with open(verilog, "rb") as f:
+        head = f.read(4096).decode("utf-8", "replace").splitlines()[:2]
+    want = header(model, cfg).splitlines()[1]
+    if len(head) < 2 or head[1] != want:
+        found = head[1][:80] if len(head) > 1 else "no header"
+        raise HwbinError(f"{verilog}: header: expected '{want[:80]}', found '{found}' "
+                         f"(the Verilog is for another model or array; run 'hwbin rtl' again)")
 
 
 def load_rtl_dir(path) -> tuple[dict, ir.Model]:
