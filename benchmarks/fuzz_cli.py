@@ -196,9 +196,8 @@ def _ir_with(fx: Fixtures, edit) -> bytes:
     """The good IR with its manifest edited (arrays kept, hash kept)."""
     entries = zip_entries(fx.ir)
     man = json.loads(json.dumps(fx.manifest))
-    extra = edit(man) or []
-    out = [(n, json.dumps(man).encode() if n == "manifest.json" else b) for n, b in entries]
-    return zip_bytes(out + extra)
+    edit(man)
+    return zip_bytes([(n, json.dumps(man).encode() if n == "manifest.json" else b) for n, b in entries])
 
 
 def _many_layers_ir(n: int) -> bytes:
