@@ -700,10 +700,11 @@ def run_subprocess(argv: list[str], cwd: Path) -> tuple[int, str, bool, int]:
 
 
 def _inside(path: str, target: str | None) -> bool:
+    """``path`` is the target, inside it, or one of the parent folders made for it."""
     if target is None:
         return False
     t = os.path.normpath(target)
-    return path == t or path.startswith(t + os.sep)
+    return path == t or path.startswith(t + os.sep) or t.startswith(path + os.sep)
 
 
 def check(case: Case, status: int, stderr: str, tb: bool, before: dict, after: dict, marker: Path,

@@ -21,6 +21,12 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
+    def _get_values(self, action, arg_strings):
+        # argparse drops a lone '--' value ("--seed=--"), leaving [] unchecked by the type
+        if action.option_strings and action.nargs is None and arg_strings == ["--"]:
+            self.error(f"argument {'/'.join(action.option_strings)}: expected a value, found '--'")
+        return super()._get_values(action, arg_strings)
+
 
 def _fmt_pct(v):
     return "n/a" if v is None else f"{v * 100:.2f}%"
@@ -76,16 +82,16 @@ def layer_table(model) -> str:
                          "weight B", "acc bits"], rows)
 
 
-def _dataset_for(source: dict, args, in_shape, task: str):
+def _dataset_for(source: dict, args, in_shape, task: str, origin: str = "the model"):
     """The test images for a model: --dataset, or the data set the model names; its images
     and task must be the model's."""
     from .data import DATASETS, load_dataset
 
     name = args.dataset or source.get("dataset")
     if not name:
-        raise HwbinError("no data set recorded in the model; pass --dataset")
+        raise HwbinError(f"{origin}: no data set recorded in the model; pass --dataset")
     if name not in DATASETS:
-        raise HwbinError(f"the model names data set {str(name)[:40]!r}, which hwbin does not know; "
+        raise HwbinError(f"{origin}: the model names data set {str(name)[:40]!r}, which hwbin does not know; "
                          f"pass --dataset (one of {', '.join(DATASETS)})")
     data = load_dataset(name, getattr(args, "data_path", None))
     if tuple(data.in_shape) != tuple(in_shape):
@@ -112,7 +118,7 @@ def cmd_export(args) -> int:
     model, ckpt = load_checkpoint(args.checkpoint)
     source = {"method": ckpt.get("method"), "dataset": ckpt.get("dataset")}
     irm = export_model(model, {k: v for k, v in source.items() if v})
-    data = _dataset_for(source, args, irm.input_shape, irm.task)
+    data = _dataset_for(source, args, irm.input_shape, irm.task, args.checkpoint)
     cmp = compare_with_torch(model, irm, data.x_test)
     acc = _accuracy(irm.task, cmp["golden"].pred, data.y_test, irm.num_classes)
     write_file(args.output, ir.to_bytes(irm), args.force, "-o", [args.checkpoint])
@@ -160,7 +166,7 @@ def cmd_golden(args) -> int:
     if args.dump_layers:
         check_target(args.dump_layers, "folder", args.force, "--dump-layers", [args.file])
     m = ir.load(args.file)
-    data = _dataset_for(m.source, args, m.input_shape, m.task)
+    data = _dataset_for(m.source, args, m.input_shape, m.task, getattr(args, "file", None) or args.rtl_dir)
     idx = _expand_indices(args.indices, len(data.x_test)) if args.dump_layers else []
     res = golden.run(m, data.x_test)
     acc = _accuracy(m.task, res.pred, data.y_test, m.num_classes)
@@ -190,7 +196,7 @@ def _test_images(m, args, n: int | None):
     """The first n test-set images of the model's data set (all of them for None), or n random
     images (64 for None) if the model names no data set."""
     if args.dataset or m.source.get("dataset"):
-        data = _dataset_for(m.source, args, m.input_shape, m.task)
+        data = _dataset_for(m.source, args, m.input_shape, m.task, getattr(args, "file", None) or args.rtl_dir)
         return data.x_test[:n], f"{data.name} test-set"
     rng = np.random.default_rng(0)
     return rng.integers(0, 256, (64 if n is None else n, *m.input_shape), dtype=np.uint8), "random"
