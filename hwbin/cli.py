@@ -207,8 +207,8 @@ def cmd_firmware(args) -> int:
     from .firmware import FirmwareOptions, generate_firmware, toolchain
 
     if args.run and args.target != "host" and args.target not in toolchain.QEMU_MACHINES:
-        raise HwbinError(f"--run: --target {args.target} cannot run here; expected host or "
-                         f"{', '.join(toolchain.QEMU_MACHINES)} (QEMU {', '.join(toolchain.QEMU_MACHINES.values())})")
+        raise HwbinError(f"--target {args.target}: --run needs host or one of {sorted(toolchain.QEMU_MACHINES)} "
+                         f"(QEMU {', '.join(toolchain.QEMU_MACHINES.values())}), found --target {args.target}")
     check_target(args.output, "folder", args.force, "-o", [args.file])
     m = ir.load(args.file)
     x, what = _test_images(m, args, args.vectors if args.vectors is not None else (None if args.run else 16))
