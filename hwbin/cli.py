@@ -117,7 +117,10 @@ def cmd_export(args) -> int:
     check_target(args.output, "file", args.force, "-o", [args.checkpoint])
     model, ckpt = load_checkpoint(args.checkpoint)
     source = {"method": ckpt.get("method"), "dataset": ckpt.get("dataset")}
-    irm = export_model(model, {k: v for k, v in source.items() if v})
+    try:
+        irm = export_model(model, {k: v for k, v in source.items() if v})
+    except HwbinError as e:
+        raise HwbinError(f"{args.checkpoint}: {e}") from None
     data = _dataset_for(source, args, irm.input_shape, irm.task, args.checkpoint)
     cmp = compare_with_torch(model, irm, data.x_test)
     acc = _accuracy(irm.task, cmp["golden"].pred, data.y_test, irm.num_classes)
