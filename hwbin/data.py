@@ -12,6 +12,8 @@
 from __future__ import annotations
 
 import gzip
+import math
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,23 +79,48 @@ def load_digits() -> Dataset:
 
 
 def _read_idx(path: Path) -> np.ndarray:
+    """An unsigned-byte IDX file (gzipped or not), its header checked before its data is read
+    or inflated (hwbin.limits.MAX_FILE_BYTES)."""
+    from .limits import MAX_FILE_BYTES
+    from .reading import check_file
+
+    check_file(path, "IDX file")
     opener = gzip.open if path.suffix == ".gz" else open
     try:
         with opener(path, "rb") as f:
-            raw = f.read()
-    except OSError as e:
-        raise HwbinError(f"{path}: cannot read IDX file ({e.strerror or e})") from None
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
-        raise HwbinError(f"{path}: not an unsigned-byte IDX file (expected magic 0x0008xx)")
-    ndim = raw[3]
-    header = 4 + 4 * ndim
-    if len(raw) < header:
-        raise HwbinError(f"{path}: IDX header truncated")
-    dims = [int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
-    count = int(np.prod(dims)) if dims else 0
-    if len(raw) - header != count:
-        raise HwbinError(f"{path}: expected {count} data bytes for shape {dims}, found {len(raw) - header}")
-    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
+            head = f.read(4)
+            if len(head) < 4 or head[0] != 0 or head[1] != 0 or head[2] != 0x08:
+                raise HwbinError(f"{path}: not an unsigned-byte IDX file (expected magic 0x0008xx)")
+            dims_raw = f.read(4 * head[3])
+            if len(dims_raw) < 4 * head[3]:
+                raise HwbinError(f"{path}: IDX header truncated")
+            dims = [int.from_bytes(dims_raw[4 * i:4 * i + 4], "big") for i in range(head[3])]
+            count = math.prod(dims) if dims else 0
+            if count > MAX_FILE_BYTES:
+                raise HwbinError(f"{path}: IDX shape {dims[:4]} holds {count:,} bytes, expected at most "
+                                 f"{MAX_FILE_BYTES:,} (hwbin.limits)")
+            raw = f.read(count + 1)
+    except (OSError, EOFError, zlib.error) as e:  # gzip.BadGzipFile is an OSError
+        raise HwbinError(f"{path}: cannot read IDX file ({getattr(e, 'strerror', None) or e})") from None
+    if len(raw) != count:
+        raise HwbinError(f"{path}: expected {count} data bytes for shape {dims}, found {len(raw)}"
+                         + ("" if len(raw) < count else " or more"))
+    return np.frombuffer(raw, dtype=np.uint8).reshape(dims)
+
+
+def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    """The four MNIST arrays of an .npz, each entry's size and .npy header checked before it
+    is inflated; never unpickled."""
+    from .reading import check_file, npy_from_bytes, open_zip, read_member
+
+    check_file(path, ".npz file")
+    with open_zip(path, str(path)) as z:
+        arrays = {}
+        for k in ("x_train", "y_train", "x_test", "y_test"):
+            if f"{k}.npy" not in z.NameToInfo:
+                raise HwbinError(f"{path}: .npz lacks array '{k}'")
+            arrays[k] = npy_from_bytes(read_member(z, f"{k}.npy", str(path)), f"{path}: array '{k}'")
+    return arrays
 
 
 def _find(root: Path, stem: str) -> Path:
@@ -122,13 +149,9 @@ def load_mnist(path: str, name: str = "mnist") -> Dataset:
     if not p.exists():
         raise HwbinError(f"{path}: data path does not exist")
     if p.is_file():
-        try:
-            with np.load(p, allow_pickle=False) as z:
-                arrays = {k: z[k] for k in ("x_train", "y_train", "x_test", "y_test")}
-        except KeyError as e:
-            raise HwbinError(f"{path}: .npz lacks array {e}") from None
-        except (OSError, ValueError) as e:
-            raise HwbinError(f"{path}: not a readable .npz file ({e})") from None
+        arrays = _read_npz(p)
+    elif not p.is_dir():
+        raise HwbinError(f"{path}: expected an .npz file or a folder of IDX files, found a special file")
     else:
         arrays = {"x_train": _read_idx(_find(p, "train-images-idx3-ubyte")),
                   "y_train": _read_idx(_find(p, "train-labels-idx1-ubyte")),
@@ -136,12 +159,15 @@ def load_mnist(path: str, name: str = "mnist") -> Dataset:
                   "y_test": _read_idx(_find(p, "t10k-labels-idx1-ubyte"))}
     for split in ("train", "test"):
         x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
-        if x.ndim != 3 or x.dtype != np.uint8:
+        if x.ndim != 3 or x.dtype != np.uint8 or 0 in x.shape:
             raise HwbinError(f"{path}: x_{split} expected uint8 (N, H, W), found {x.dtype} {x.shape}")
-        if y.ndim != 1 or len(y) != len(x):
-            raise HwbinError(f"{path}: y_{split} expected {len(x)} labels, found shape {y.shape}")
+        if y.ndim != 1 or len(y) != len(x) or y.dtype.kind not in "iu":
+            raise HwbinError(f"{path}: y_{split} expected {len(x)} integer labels, found {y.dtype} {y.shape}")
         if len(y) and (y.min() < 0 or y.max() > 9):
             raise HwbinError(f"{path}: y_{split} expected labels 0..9, found {y.min()}..{y.max()}")
+    if arrays["x_train"].shape[1:] != arrays["x_test"].shape[1:]:
+        raise HwbinError(f"{path}: x_test expected images of {arrays['x_train'].shape[1:]} like x_train, "
+                         f"found {arrays['x_test'].shape[1:]}")
     # Copies: np.frombuffer's arrays are read-only, and torch.from_numpy warns about those.
     return Dataset(name, "classify", np.array(arrays["x_train"][:, None]), arrays["y_train"].astype(np.int64),
                    np.array(arrays["x_test"][:, None]), arrays["y_test"].astype(np.int64), 10)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__, arith
+from . import __version__, arith, limits
 from .errors import HwbinError
 from .util import atomic_write_bytes, sha256_hex
 
@@ -209,102 +209,184 @@ class _Reader:
         return tuple(v)
 
 
-def from_bytes(data: bytes, path: str = "<bytes>") -> Model:
-    try:
-        z = zipfile.ZipFile(io.BytesIO(data))
-        names = set(z.namelist())
-    except (zipfile.BadZipFile, ValueError, OSError) as e:
-        raise IRError(f"{path}: not a hwbin IR file (not a readable zip: {e})") from None
-    r = _Reader(path)
-
-    def read(name: str, where: str) -> bytes:
-        if name not in names:
-            r.fail(where, f"entry '{name}' missing from the file")
-        try:
-            return z.read(name)
-        except Exception as e:  # zipfile raises several kinds for damaged entries
-            r.fail(where, f"entry '{name}' unreadable ({type(e).__name__}: {e})")
+def _open_zip(source, path: str):
+    from .reading import open_zip
 
     try:
-        man = json.loads(read("manifest.json", "manifest").decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        r.fail("manifest.json", f"not valid JSON ({e})")
+        return open_zip(source, path)
+    except HwbinError as e:
+        raise IRError(f"{path}: not a hwbin IR file ({str(e).removeprefix(path + ': ')})") from None
+
+
+def _read_manifest(z, r: _Reader, path: str) -> dict:
+    from .reading import parse_json, read_member
+
+    if "manifest.json" not in z.NameToInfo:
+        r.fail("manifest", "entry 'manifest.json' missing from the file")
+    man = parse_json(read_member(z, "manifest.json", path, limits.MAX_JSON_BYTES), f"{path}: manifest.json")
     if not isinstance(man, dict):
         r.fail("manifest.json", f"expected an object, found {type(man).__name__}")
+    return man
+
+
+def _read_array(z, r: _Reader, where: str, key: str, fname: str) -> np.ndarray:
+    from .reading import npy_from_bytes, read_member
+
+    if fname not in z.NameToInfo:
+        r.fail(where, f"entry '{fname}' missing from the file")
+    a = npy_from_bytes(read_member(z, fname, f"{r.path}: {where}"), f"{r.path}: {where}: array '{key}'")
+    if a.dtype != _ARRAYS[key]:
+        r.fail(where, f"array '{key}': expected dtype {np.dtype(_ARRAYS[key])}, found {a.dtype}")
+    return a
+
+
+def _read_layer(z, r: _Reader, i: int, ld) -> Layer:
+    where = f"layer {i}"
+    if not isinstance(ld, dict):
+        r.fail(where, f"expected an object, found {type(ld).__name__}")
+    name = r.get(ld, "name", str, where)
+    where = f"layer {i} '{name[:40]}'"
+    kind = r.get(ld, "kind", str, where)
+    if kind not in KINDS:
+        r.fail(where, f"field 'kind': expected one of {', '.join(KINDS)}, found {kind!r}"[:300])
+    layer = Layer(name, kind, r.ints(ld, "in_shape", 3, where, 1), r.ints(ld, "out_shape", 3, where, 1))
+    if kind in ("conv", "deconv", "maxpool"):
+        layer.kernel = r.ints(ld, "kernel", 2, where, 1)
+        layer.stride = r.ints(ld, "stride", 2, where, 1)
+    if kind in ("conv", "deconv"):
+        layer.padding = r.ints(ld, "padding", 2, where, 0)
+        layer.groups = r.get(ld, "groups", int, where)
+    if kind == "deconv":
+        layer.output_padding = r.ints(ld, "output_padding", 2, where, 0)
+    if kind in COMPUTE:
+        layer.in_order = r.get(ld, "in_order", int, where)
+        layer.in_bases = r.ints(ld, "in_bases", None, where)
+        layer.output = r.get(ld, "output", str, where)
+        layer.acc_bits = r.get(ld, "acc_bits", int, where)
+        if layer.output == "levels":
+            layer.out_order = r.get(ld, "out_order", int, where)
+            layer.out_bases = r.ints(ld, "out_bases", None, where)
+        elif layer.output == "scores":
+            layer.score_bits = r.get(ld, "score_bits", int, where)
+            layer.score_shift = r.get(ld, "score_shift", int, where)
+        else:
+            r.fail(where, f"field 'output': expected 'levels' or 'scores', found {layer.output!r}"[:300])
+    _check_layer_sizes(r, where, layer)
+    refs = r.get(ld, "arrays", dict, where)
+    for key, fname in sorted(refs.items()):
+        if key not in _ARRAYS or fname != f"{name}.{key}.npy":
+            r.fail(where, f"field 'arrays': unexpected entry {key!r}: {fname!r}"[:300])
+        layer.arrays[key] = _read_array(z, r, where, key, fname)
+    return layer
+
+
+def first_difference(found, expected, where: str = "") -> str | None:
+    """Where two JSON values first differ, as "field 'a.b': expected X, found Y"."""
+    if isinstance(expected, dict) and isinstance(found, dict):
+        for k in sorted(set(found) | set(expected), key=str):
+            at = f"{where}.{k}" if where else str(k)
+            if k not in expected:
+                return f"field '{at}': not part of IR version {VERSION} (unexpected)"
+            if k not in found:
+                return f"field '{at}' missing"
+            diff = first_difference(found[k], expected[k], at)
+            if diff:
+                return diff
+        return None
+    if isinstance(expected, list) and isinstance(found, list) and len(found) == len(expected):
+        for j, (f, e) in enumerate(zip(found, expected)):
+            diff = first_difference(f, e, f"{where}[{j}]")
+            if diff:
+                return diff
+        return None
+    if type(found) is not type(expected) or found != expected:
+        return f"field '{where}': expected {expected!r}, found {found!r}"[:300]
+    return None
+
+
+def _read_model(z, path: str) -> Model:
+    r = _Reader(path)
+    man = _read_manifest(z, r, path)
     if man.get("magic") != MAGIC:
-        r.fail("manifest", f"field 'magic': expected {MAGIC!r}, found {man.get('magic')!r}")
+        r.fail("manifest", f"field 'magic': expected {MAGIC!r}, found {man.get('magic')!r}"[:300])
     if man.get("version") != VERSION:
-        r.fail("manifest", f"field 'version': expected {VERSION}, found {man.get('version')!r}")
+        r.fail("manifest", f"field 'version': expected {VERSION}, found {man.get('version')!r}"[:300])
     inp = r.get(man, "input", dict, "manifest")
     in_shape = r.ints(inp, "shape", 3, "input", minimum=1)
     if inp.get("dtype") != "uint8":
-        r.fail("input", f"field 'dtype': expected 'uint8', found {inp.get('dtype')!r}")
+        r.fail("input", f"field 'dtype': expected 'uint8', found {inp.get('dtype')!r}"[:300])
+    if inp.get("order") != arith.PIXEL_ORDER or isinstance(inp.get("order"), bool):
+        r.fail("input", f"field 'order': expected {arith.PIXEL_ORDER} (uint8 pixels as 8 bit planes), "
+                        f"found {inp.get('order')!r}"[:300])
     task = r.get(man, "task", str, "manifest")
     if task not in ("classify", "segment"):
-        r.fail("manifest", f"field 'task': expected 'classify' or 'segment', found {task!r}")
+        r.fail("manifest", f"field 'task': expected 'classify' or 'segment', found {task!r}"[:300])
     num_classes = r.get(man, "num_classes", int, "manifest")
     source = man.get("source", {})
     if not isinstance(source, dict):
         r.fail("manifest", f"field 'source': expected object, found {type(source).__name__}")
     layer_list = r.get(man, "layers", list, "manifest")
-    layers = []
-    for i, ld in enumerate(layer_list):
-        where = f"layer {i}"
-        if not isinstance(ld, dict):
-            r.fail(where, f"expected an object, found {type(ld).__name__}")
-        name = r.get(ld, "name", str, where)
-        where = f"layer {i} '{name}'"
-        kind = r.get(ld, "kind", str, where)
-        if kind not in KINDS:
-            r.fail(where, f"field 'kind': expected one of {', '.join(KINDS)}, found {kind!r}")
-        layer = Layer(name, kind, r.ints(ld, "in_shape", 3, where, 1), r.ints(ld, "out_shape", 3, where, 1))
-        if kind in ("conv", "deconv", "maxpool"):
-            layer.kernel = r.ints(ld, "kernel", 2, where, 1)
-            layer.stride = r.ints(ld, "stride", 2, where, 1)
-        if kind in ("conv", "deconv"):
-            layer.padding = r.ints(ld, "padding", 2, where, 0)
-            layer.groups = r.get(ld, "groups", int, where)
-        if kind == "deconv":
-            layer.output_padding = r.ints(ld, "output_padding", 2, where, 0)
-        if kind in COMPUTE:
-            layer.in_order = r.get(ld, "in_order", int, where)
-            layer.in_bases = r.ints(ld, "in_bases", None, where)
-            layer.output = r.get(ld, "output", str, where)
-            layer.acc_bits = r.get(ld, "acc_bits", int, where)
-            if layer.output == "levels":
-                layer.out_order = r.get(ld, "out_order", int, where)
-                layer.out_bases = r.ints(ld, "out_bases", None, where)
-            elif layer.output == "scores":
-                layer.score_bits = r.get(ld, "score_bits", int, where)
-                layer.score_shift = r.get(ld, "score_shift", int, where)
-            else:
-                r.fail(where, f"field 'output': expected 'levels' or 'scores', found {layer.output!r}")
-        refs = r.get(ld, "arrays", dict, where)
-        for key, fname in sorted(refs.items()):
-            if key not in _ARRAYS or fname != f"{name}.{key}.npy":
-                r.fail(where, f"field 'arrays': unexpected entry {key!r}: {fname!r}")
-            raw = read(fname, where)
-            try:
-                a = np.load(io.BytesIO(raw), allow_pickle=False)
-            except Exception as e:  # numpy raises ValueError, EOFError, UnicodeError, ...
-                r.fail(where, f"array '{key}' unreadable ({type(e).__name__})")
-            if a.dtype != _ARRAYS[key]:
-                r.fail(where, f"array '{key}': expected dtype {np.dtype(_ARRAYS[key])}, found {a.dtype}")
-            layer.arrays[key] = a
-        layers.append(layer)
+    if len(layer_list) > limits.MAX_LAYERS:
+        r.fail("manifest", f"field 'layers': expected at most {limits.MAX_LAYERS} layers (hwbin.limits), "
+                           f"found {len(layer_list)}")
+    layers = [_read_layer(z, r, i, ld) for i, ld in enumerate(layer_list)]
     model = Model(in_shape, task, num_classes, layers, source)
     validate(model, path)
     stated = man.get("hash")
     if stated != model_hash(model):
-        r.fail("manifest", f"field 'hash': expected {model_hash(model)[:16]}..., found {str(stated)[:16]}... (file edited or damaged)")
+        r.fail("manifest", f"field 'hash': expected {model_hash(model)[:16]}..., found {str(stated)[:16]}... "
+                           f"(file edited or damaged)")
+    _check_fully_hashed(r, z, man, model)
     return model
 
 
+def _check_fully_hashed(r: _Reader, z, man: dict, model: Model) -> None:
+    """Every field and entry of the file is one the hash covers: the manifest is exactly the
+    canonical one (but for 'hash' and the free-text 'producer'), and the zip holds no entry
+    the manifest does not name. So ``input.order`` and any edited or added field are refused,
+    and the hash of every existing model is unchanged."""
+    if not isinstance(man.get("producer", ""), str):
+        r.fail("manifest", f"field 'producer': expected str, found {type(man['producer']).__name__}")
+    expected = _manifest(model)
+    expected.pop("producer")
+    diff = first_difference({k: v for k, v in man.items() if k not in ("hash", "producer")}, expected)
+    if diff:
+        r.fail("manifest", diff)
+    named = {"manifest.json"} | {f"{la.name}.{k}.npy" for la in model.layers for k in la.arrays}
+    extra = sorted(set(z.NameToInfo) - named)
+    if extra:
+        r.fail("manifest", f"entry '{extra[0][:80]}' in the zip is not named by the manifest (unexpected)")
+
+
+def from_bytes(data: bytes, path: str = "<bytes>") -> Model:
+    """A validated model from the bytes of an IR file (``path`` names it in errors)."""
+    with _open_zip(data, path) as z:
+        return _read_model(z, path)
+
+
 def load(path) -> Model:
-    p = Path(path)
-    if not p.is_file():
-        raise IRError(f"{path}: IR file not found")
-    return from_bytes(p.read_bytes(), str(path))
+    """A validated model from an IR file, read entry by entry within ``hwbin.limits``."""
+    from .reading import check_file
+
+    try:
+        p = check_file(path, "IR file")
+    except HwbinError as e:
+        raise IRError(str(e)) from None
+    with _open_zip(p, str(path)) as z:
+        return _read_model(z, str(path))
+
+
+def looks_like_ir(path) -> bool:
+    """Whether ``path`` is a file hwbin wrote as an IR file (its manifest has hwbin's magic);
+    what the output policy checks before replacing a file."""
+    from .reading import parse_json, read_member
+
+    try:
+        with _open_zip(Path(path), str(path)) as z:
+            man = parse_json(read_member(z, "manifest.json", str(path), limits.MAX_JSON_BYTES), str(path))
+        return isinstance(man, dict) and man.get("magic") == MAGIC
+    except (HwbinError, OSError):
+        return False
 
 
 # --------------------------------------------------------------------------- validation
@@ -326,11 +408,55 @@ def expected_out_shape(layer: Layer) -> tuple[int, int, int]:
     return (c, h, w)
 
 
+def _check_shape(r: _Reader, where: str, key: str, shape) -> None:
+    c, h, w = shape
+    if c > limits.MAX_CHANNELS or h > limits.MAX_SIDE or w > limits.MAX_SIDE or c * h * w > limits.MAX_ACTIVATION:
+        r.fail(where, f"field '{key}': expected at most {limits.MAX_CHANNELS} channels, sides of at most "
+                      f"{limits.MAX_SIDE} and {limits.MAX_ACTIVATION} values (hwbin.limits), found {list(shape)}")
+
+
+def _check_layer_sizes(r: _Reader, where: str, layer: Layer) -> None:
+    """The documented limits, checked before a layer's arrays are read or anything is computed."""
+    _check_shape(r, where, "in_shape", layer.in_shape)
+    _check_shape(r, where, "out_shape", layer.out_shape)
+    for key in ("kernel", "stride", "padding", "output_padding"):
+        if max(getattr(layer, key)) > limits.MAX_SIDE:
+            r.fail(where, f"field '{key}': expected at most {limits.MAX_SIDE}, found {list(getattr(layer, key))}")
+    if abs(layer.groups) > limits.MAX_CHANNELS:
+        r.fail(where, f"field 'groups': expected at most {limits.MAX_CHANNELS}, found {layer.groups}")
+    for key in ("in_order", "out_order"):
+        if not 0 <= getattr(layer, key) <= 8:
+            r.fail(where, f"field '{key}': expected 1..8, found {getattr(layer, key)}")
+    for key in ("in_bases", "out_bases"):
+        bases = getattr(layer, key)
+        if len(bases) > 8 or any(abs(b) > 1 << 30 for b in bases):
+            r.fail(where, f"field '{key}': expected at most 8 bases below 2^30, found {list(bases)[:9]}")
+    for key in ("acc_bits", "score_bits", "score_shift"):
+        if not 0 <= getattr(layer, key) <= 64:
+            r.fail(where, f"field '{key}': expected 0..64, found {getattr(layer, key)}")
+
+
+def _check_model_size(r: _Reader, model: Model) -> None:
+    bits = sum(layer.weight_bits() for layer in model.layers)
+    if bits > limits.MAX_WEIGHT_BITS:
+        r.fail("manifest", f"weights: expected at most {limits.MAX_WEIGHT_BITS:,} bits (hwbin.limits), found {bits:,}")
+    macs = sum(layer.binary_macs() for layer in model.layers)
+    if macs > limits.MAX_BINARY_MACS:
+        r.fail("manifest", f"binary MACs per image: expected at most {limits.MAX_BINARY_MACS:,} (hwbin.limits), "
+                           f"found {macs:,}")
+
+
 def validate(model: Model, path: str = "<model>") -> None:
-    """Check every structural invariant the back ends rely on."""
+    """Check every structural invariant the back ends rely on, and the documented limits."""
     r = _Reader(path)
     if not model.layers:
         r.fail("manifest", "field 'layers': expected at least one layer, found none")
+    if len(model.layers) > limits.MAX_LAYERS:
+        r.fail("manifest", f"field 'layers': expected at most {limits.MAX_LAYERS} layers (hwbin.limits), "
+                           f"found {len(model.layers)}")
+    _check_shape(r, "input", "shape", model.input_shape)
+    if model.num_classes > limits.MAX_CHANNELS:
+        r.fail("manifest", f"field 'num_classes': expected at most {limits.MAX_CHANNELS}, found {model.num_classes}")
     if model.num_classes < 1:
         r.fail("manifest", f"field 'num_classes': expected >= 1, found {model.num_classes}")
     names = set()
@@ -340,7 +466,8 @@ def validate(model: Model, path: str = "<model>") -> None:
     if not compute or compute[0] != 0 or compute[-1] != len(model.layers) - 1:
         r.fail("manifest", "field 'layers': the first and last layers must be conv, deconv or dense")
     for i, layer in enumerate(model.layers):
-        where = f"layer {i} '{layer.name}'"
+        where = f"layer {i} '{layer.name[:40]}'"
+        _check_layer_sizes(r, where, layer)
         if layer.name in names or not layer.name.replace("_", "").isalnum():
             r.fail(where, "field 'name': expected a unique identifier")
         names.add(layer.name)
@@ -381,6 +508,7 @@ def validate(model: Model, path: str = "<model>") -> None:
         shape = tuple(layer.out_shape)
     if model.task == "classify" and shape[1:] != (1, 1):
         r.fail("manifest", f"field 'task': classify needs 1x1 scores, found {list(shape)}")
+    _check_model_size(r, model)
 
 
 def last_out_classes_mismatch(model: Model, i: int) -> bool:

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from . import arith
+from . import arith, limits
 from .errors import HwbinError
 from .nn.layers import ChannelShuffle, QConv2d, QConvTranspose2d, QLinear, is_binary_layer
 from .nn.quant import PixelInput, ResidualBinarizer
@@ -185,10 +185,12 @@ def _build(spec, in_shape, num_classes, order, max_base, where="model spec"):
     c, h, w = in_shape
     flat = False
     out = []
+    weights = 0
     for i, s in enumerate(spec):
         kind = s.get("kind")
         if kind in COMPUTE_KINDS:
             n_out = num_classes if s["out"] == "classes" else int(s["out"])
+            weights += _weight_count(where, i, s, c, h, w, n_out, weights)
             is_last = i == last
             if i == 0:
                 quant = PixelInput()
@@ -213,10 +215,13 @@ def _build(spec, in_shape, num_classes, order, max_base, where="model spec"):
                 c, h, w = n_out, layer.output_size(h, 0), layer.output_size(w, 1)
             if h < 1 or w < 1:
                 raise HwbinError(f"{where} layer {i}: output size {h}x{w} is empty")
+            _check_activation(where, i, c, h, w)
         elif kind == "pool":
             if flat:
                 raise HwbinError(f"{where} layer {i}: pool cannot follow a dense layer")
             k = int(s.get("k", 2))
+            if k > min(h, w):
+                raise HwbinError(f"{where} layer {i}: pool size {k} is larger than the {h}x{w} input")
             out.append(nn.MaxPool2d(k, k))
             if h < k or w < k:
                 raise HwbinError(f"{where} layer {i}: pool {k} of a {h}x{w} map leaves nothing")
@@ -227,6 +232,26 @@ def _build(spec, in_shape, num_classes, order, max_base, where="model spec"):
                 raise HwbinError(f"{where} layer {i}: shuffle groups {g} must divide {c} channels")
             out.append(ChannelShuffle(g))
     return out, (c, h, w)
+
+
+def _weight_count(where, i, s, c, h, w, n_out, so_far) -> int:
+    """The weights a layer adds, refused before anything is allocated if the model would then
+    exceed ``limits.MAX_WEIGHT_BITS``."""
+    if s["kind"] == "dense":
+        n = n_out * c * h * w
+    else:
+        k = s.get("k", 3 if s["kind"] == "conv" else 2)
+        n = n_out * (c // max(1, s.get("g", 1))) * k * k
+    if so_far + n > limits.MAX_WEIGHT_BITS:
+        raise HwbinError(f"{where} layer {i}: the model would hold {so_far + n:,} weights, expected at most "
+                         f"{limits.MAX_WEIGHT_BITS:,} (hwbin.limits)")
+    return n
+
+
+def _check_activation(where, i, c, h, w) -> None:
+    if c * h * w > limits.MAX_ACTIVATION or h > limits.MAX_SIDE or w > limits.MAX_SIDE:
+        raise HwbinError(f"{where} layer {i}: output {c}x{h}x{w}, expected sides of at most {limits.MAX_SIDE} "
+                         f"and at most {limits.MAX_ACTIVATION:,} values (hwbin.limits)")
 
 
 def _check_groups(where, i, cin, cout, g):
@@ -244,7 +269,74 @@ def build_model(name: str, in_shape, num_classes: int, order: int = 2,
     return net
 
 
+#: Fields of each spec entry, with their allowed ranges.
+_SPEC_FIELDS = {
+    "conv": {"out": (1, limits.MAX_CHANNELS), "k": (1, 64), "s": (1, 64), "p": (0, 64), "g": (1, limits.MAX_CHANNELS)},
+    "deconv": {"out": (1, limits.MAX_CHANNELS), "k": (1, 64), "s": (1, 64), "p": (0, 64), "op": (0, 63),
+               "g": (1, limits.MAX_CHANNELS)},
+    "dense": {"out": (1, limits.MAX_CHANNELS)},
+    "pool": {"k": (1, 64)},
+    "shuffle": {"g": (1, limits.MAX_CHANNELS)},
+}
+_CONFIG_INTS = {"num_classes": (1, limits.MAX_CHANNELS), "order": (1, 8), "max_base": (1, 1024)}
+
+
+def _check_int(where: str, v, lo: int, hi: int) -> None:
+    if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
+        raise HwbinError(f"field '{where}': expected an integer in {lo}..{hi}, found {v!r}"[:200])
+
+
+def check_config(config) -> None:
+    """Every field of a model config (what a checkpoint carries) has the type and range
+    ``BinaryNet`` needs, so a malformed one is a one-line error naming the field."""
+    if not isinstance(config, dict):
+        raise HwbinError(f"field 'config': expected an object, found {type(config).__name__}")
+    for key in ("spec", "in_shape", "num_classes", "order"):
+        if key not in config:
+            raise HwbinError(f"field 'config.{key}' missing")
+    for key, (lo, hi) in _CONFIG_INTS.items():
+        if key in config:
+            _check_int(f"config.{key}", config[key], lo, hi)
+    shape = config["in_shape"]
+    if not isinstance(shape, (list, tuple)) or len(shape) != 3:
+        raise HwbinError(f"field 'config.in_shape': expected [C, H, W], found {shape!r}"[:200])
+    for j, v in enumerate(shape):
+        _check_int(f"config.in_shape[{j}]", v, 1, limits.MAX_CHANNELS if j == 0 else limits.MAX_SIDE)
+    if config.get("task", "classify") not in ("classify", "segment"):
+        raise HwbinError(f"field 'config.task': expected 'classify' or 'segment', found {config['task']!r}"[:200])
+    if not isinstance(config.get("name", ""), str):
+        raise HwbinError(f"field 'config.name': expected a string, found {type(config['name']).__name__}")
+    spec = config["spec"]
+    if not isinstance(spec, list) or not 1 <= len(spec) <= limits.MAX_LAYERS:
+        raise HwbinError(f"field 'config.spec': expected a list of 1..{limits.MAX_LAYERS} layers, "
+                         f"found {type(spec).__name__} of length {len(spec) if hasattr(spec, '__len__') else '-'}")
+    for i, layer in enumerate(spec):
+        _check_spec_entry(i, layer)
+
+
+def _check_spec_entry(i: int, layer) -> None:
+    where = f"config.spec[{i}]"
+    if not isinstance(layer, dict):
+        raise HwbinError(f"field '{where}': expected an object, found {type(layer).__name__}")
+    kind = layer.get("kind")
+    if kind not in _SPEC_FIELDS:
+        raise HwbinError(f"field '{where}.kind': expected one of {', '.join(_SPEC_FIELDS)}, found {kind!r}"[:200])
+    fields = _SPEC_FIELDS[kind]
+    for key, v in layer.items():
+        if key == "kind":
+            continue
+        if key not in fields:
+            raise HwbinError(f"field '{where}.{key}': not a field of a {kind} layer (expected {', '.join(fields)})")
+        if not (key == "out" and v == "classes"):
+            _check_int(f"{where}.{key}", v, *fields[key])
+    if kind == "deconv" and layer.get("op", 0) >= layer.get("s", 2):
+        raise HwbinError(f"field '{where}.op': expected less than the stride {layer.get('s', 2)}, found {layer['op']}")
+    if kind in ("conv", "deconv", "dense", "shuffle") and ("out" if kind != "shuffle" else "g") not in layer:
+        raise HwbinError(f"field '{where}.{'out' if kind != 'shuffle' else 'g'}' missing")
+
+
 def model_from_config(config: dict) -> BinaryNet:
+    check_config(config)
     net = BinaryNet(config["spec"], config["in_shape"], config["num_classes"], config["order"],
                     config.get("max_base", arith.DEFAULT_MAX_BASE), config.get("task", "classify"))
     if "name" in config:
@@ -265,28 +357,67 @@ def save_checkpoint(path, model: BinaryNet, extra: dict | None = None) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
-def load_checkpoint(path) -> tuple[BinaryNet, dict]:
-    """Rebuild the model a checkpoint describes; a mismatch is a one-line HwbinError."""
-    from pathlib import Path
+#: Largest pickle of a checkpoint (the part torch unpickles, with weights_only=True).
+MAX_PICKLE_BYTES = 16 << 20
 
-    p = Path(path)
-    if not p.is_file():
-        raise HwbinError(f"{path}: checkpoint not found")
+
+def _read_checkpoint(path) -> dict:
+    """``torch.load`` with ``weights_only=True`` (tensors and plain data only: no code from the
+    file ever runs), after checking the zip's directory and pickle size."""
+    import pickle
+
+    from .reading import check_file, open_zip
+
+    p = check_file(path, "checkpoint")
     try:
-        ckpt = torch.load(p, map_location="cpu", weights_only=False)
+        with open_zip(p, str(path)) as z:
+            pickles = [i for i in z.infolist() if i.filename.endswith("data.pkl")]
+    except HwbinError as e:
+        raise HwbinError(f"{path}: not a readable hwbin checkpoint (expected a torch.save zip: "
+                         f"{str(e).removeprefix(str(path) + ': ')})") from None
+    if any(i.file_size > MAX_PICKLE_BYTES for i in pickles):
+        raise HwbinError(f"{path}: checkpoint pickle of more than {MAX_PICKLE_BYTES:,} bytes, expected less")
+    try:
+        return torch.load(p, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        if "weights_only" in str(e) or "Weights only" in str(e):
+            raise HwbinError(f"{path}: refused: the checkpoint holds Python objects other than tensors and plain "
+                             f"data, which only running code from the file could load (hwbin uses "
+                             f"torch.load(weights_only=True))") from None
+        raise HwbinError(f"{path}: not a readable hwbin checkpoint (UnpicklingError)") from None
     except Exception as e:  # torch raises many kinds for a damaged file
         raise HwbinError(f"{path}: not a readable hwbin checkpoint ({type(e).__name__})") from None
+
+
+def _check_checkpoint(path, ckpt) -> None:
     if not isinstance(ckpt, dict) or "config" not in ckpt or "state_dict" not in ckpt:
         raise HwbinError(f"{path}: not a hwbin checkpoint (expected keys 'config' and 'state_dict')")
+    for key in ("method", "dataset", "hwbin_version"):
+        if not isinstance(ckpt.get(key, ""), (str, type(None))):
+            raise HwbinError(f"{path}: field '{key}': expected a string, found {type(ckpt[key]).__name__}")
+    sd = ckpt["state_dict"]
+    if not isinstance(sd, dict):
+        raise HwbinError(f"{path}: field 'state_dict': expected a mapping of names to tensors, "
+                         f"found {type(sd).__name__}")
+    for k, v in sd.items():
+        if not isinstance(k, str) or not isinstance(v, torch.Tensor):
+            raise HwbinError(f"{path}: field 'state_dict': expected names to tensors, found {k!r}: "
+                             f"{type(v).__name__}"[:200])
+
+
+def load_checkpoint(path) -> tuple[BinaryNet, dict]:
+    """Rebuild the model a checkpoint describes; a mismatch is a one-line HwbinError."""
+    ckpt = _read_checkpoint(path)
+    _check_checkpoint(path, ckpt)
     try:
         model = model_from_config(ckpt["config"])
-    except (KeyError, TypeError, ValueError) as e:
-        raise HwbinError(f"{path}: field 'config' is malformed ({e})") from None
+    except HwbinError as e:
+        raise HwbinError(f"{path}: {e}") from None
     try:
         model.load_state_dict(ckpt["state_dict"])
-    except RuntimeError as e:
+    except (RuntimeError, TypeError, ValueError) as e:
         first = str(e).strip().splitlines()
         detail = " ".join(x.strip() for x in first[1:3]) if len(first) > 1 else first[0]
-        raise HwbinError(f"{path}: weights do not match the checkpoint's config: {detail}") from None
+        raise HwbinError(f"{path}: weights do not match the checkpoint's config: {detail}"[:400]) from None
     model.eval()
     return model, ckpt

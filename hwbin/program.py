@@ -51,6 +51,10 @@ PASS_POOL, PASS_SHUFFLE, PASS_IM2COL = 0, 1, 2
 SRC_INPUT, SRC_REGION, SRC_COL = 0, 1, 2
 
 
+#: The array sizes hwbin builds (what --rows, --cols and --lanes accept).
+ARRAY_LIMITS = {"rows": (1, 256), "cols": (1, 256), "lanes": (1, 512)}
+
+
 class ConfigError(HwbinError):
     """A model that an array configuration cannot run, found before any Verilog is written."""
 
@@ -63,12 +67,13 @@ class ArrayConfig:
     clock_mhz: float = 100.0
 
     def check(self) -> None:
-        for name, lo, hi in (("rows", 1, 256), ("cols", 1, 256), ("lanes", 1, 512)):
+        for name, (lo, hi) in ARRAY_LIMITS.items():
             v = getattr(self, name)
-            if not isinstance(v, int) or not lo <= v <= hi:
+            if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
                 raise ConfigError(f"array config: --{name} must be an integer in [{lo}, {hi}], found {v!r}")
-        if not self.clock_mhz > 0:
-            raise ConfigError(f"array config: --clock-mhz must be positive, found {self.clock_mhz}")
+        if isinstance(self.clock_mhz, bool) or not isinstance(self.clock_mhz, (int, float)) \
+                or not 0 < self.clock_mhz <= 10_000:
+            raise ConfigError(f"array config: --clock-mhz must be a number in (0, 10000], found {self.clock_mhz!r}")
 
     def label(self) -> str:
         return f"{self.rows}x{self.cols}x{self.lanes}"

@@ -6,7 +6,6 @@ temporary name and renamed into place, so a failed run leaves nothing that looks
 """
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
@@ -64,11 +63,8 @@ def generate_rtl(ir_path, out_dir, cfg: pg.ArrayConfig) -> dict:
     prog = pg.compile_program(model, cfg)          # ConfigError before anything is written
     report = pg.layer_report(prog)
     text = to_verilog(prog)
-    manifest = {"tool": f"hwbin {__version__}", "model_hash": model.hash, "top": TOP_NAME,
-                "config": report["config"], "input": {"shape": list(model.input_shape), "beats": prog.in_positions * prog.in_channels},
-                "output": {"positions": prog.out_positions, "classes": prog.num_classes, "beats": prog.out_beats},
-                "task": model.task}
-    with staging_dir(out_dir) as tmp:
+    manifest = rtl_manifest(model, prog)
+    with staging_dir(out_dir, "rtl") as tmp:
         atomic_write_text(tmp / f"{TOP_NAME}.v", text)
         atomic_write_json(tmp / "report.json", report)
         atomic_write_text(tmp / "report.md", report_markdown(model, report))
@@ -78,29 +74,98 @@ def generate_rtl(ir_path, out_dir, cfg: pg.ArrayConfig) -> dict:
     return report
 
 
-def load_rtl_dir(path) -> tuple[dict, ir.Model]:
-    """The manifest and model of a ``hwbin rtl`` output folder, with one-line errors."""
+def rtl_manifest(model: ir.Model, prog: pg.Program) -> dict:
+    """What manifest.json says: the tool, the model, the array and the stream's shape."""
+    cfg = prog.cfg
+    return {"tool": f"hwbin {__version__}", "model_hash": model.hash, "top": TOP_NAME,
+            "config": {"rows": cfg.rows, "cols": cfg.cols, "lanes": cfg.lanes, "clock_mhz": cfg.clock_mhz},
+            "input": {"shape": list(model.input_shape), "beats": prog.in_positions * prog.in_channels},
+            "output": {"positions": prog.out_positions, "classes": prog.num_classes, "beats": prog.out_beats},
+            "task": model.task}
+
+
+def _read_manifest(p: Path) -> dict:
+    from hwbin import limits
+    from hwbin.errors import HwbinError
+    from hwbin.reading import parse_json, read_bounded
+
+    man_path = p / "manifest.json"
+    if not p.is_dir():
+        raise HwbinError(f"{p}: not a hwbin rtl folder (expected a folder written by 'hwbin rtl')")
+    if not man_path.is_file():
+        raise HwbinError(f"{p}: not a hwbin rtl folder (no manifest.json; run 'hwbin rtl' first)")
+    man = parse_json(read_bounded(man_path, "manifest", limits.MAX_JSON_BYTES), str(man_path))
+    if not isinstance(man, dict):
+        raise HwbinError(f"{man_path}: expected an object, found {type(man).__name__}")
+    if not str(man.get("tool", "")).startswith("hwbin "):
+        raise HwbinError(f"{man_path}: field 'tool': expected 'hwbin X.Y.Z', found {man.get('tool')!r}"[:300])
+    return man
+
+
+def _array_config(man: dict, man_path: Path) -> pg.ArrayConfig:
+    from hwbin.errors import HwbinError
+
+    c = man.get("config")
+    if not isinstance(c, dict) or any(k not in c for k in ("rows", "cols", "lanes", "clock_mhz")):
+        raise HwbinError(f"{man_path}: field 'config': expected rows, cols, lanes and clock_mhz, found {c!r}"[:300])
+    cfg = pg.ArrayConfig(c["rows"], c["cols"], c["lanes"], c["clock_mhz"])
+    try:
+        cfg.check()
+    except pg.ConfigError as e:
+        raise HwbinError(f"{man_path}: field 'config': {e}") from None
+    return cfg
+
+
+def _load(path) -> tuple[dict, ir.Model, pg.Program]:
+    """Read and validate a ``hwbin rtl`` folder: its manifest must be exactly what ``hwbin rtl``
+    writes for its model.hwbin and array config, checked before any simulator or synthesis
+    build starts."""
     from hwbin.errors import HwbinError
 
     p = Path(path)
+    man = _read_manifest(p)
     man_path = p / "manifest.json"
-    if not man_path.is_file():
-        raise HwbinError(f"{path}: not a hwbin rtl folder (no manifest.json; run 'hwbin rtl' first)")
-    try:
-        man = json.loads(man_path.read_text())
-    except json.JSONDecodeError as e:
-        raise HwbinError(f"{man_path}: not valid JSON ({e})") from None
+    cfg = _array_config(man, man_path)
     model = ir.load(p / "model.hwbin")
     if man.get("model_hash") != model.hash:
         raise HwbinError(f"{man_path}: field 'model_hash': expected {model.hash[:16]}... (model.hwbin), "
                          f"found {str(man.get('model_hash'))[:16]}...")
-    if not (p / f"{TOP_NAME}.v").is_file():
-        raise HwbinError(f"{path}: {TOP_NAME}.v missing (run 'hwbin rtl' again)")
+    try:
+        prog = pg.compile_program(model, cfg)
+    except pg.ConfigError as e:
+        raise HwbinError(f"{man_path}: {e}") from None
+    expected = rtl_manifest(model, prog)
+    diff = ir.first_difference({k: v for k, v in man.items() if k != "tool"},
+                               {k: v for k, v in expected.items() if k != "tool"})
+    if diff:
+        raise HwbinError(f"{man_path}: {diff} (edited, or not written by this hwbin; run 'hwbin rtl' again)")
+    for name in (f"{TOP_NAME}.v", "verilator.vlt"):
+        if not (p / name).is_file():
+            raise HwbinError(f"{path}: {name} missing (run 'hwbin rtl' again)")
+    _check_verilog_header(p / f"{TOP_NAME}.v", model, cfg)
+    return man, model, prog
+
+
+def _check_verilog_header(verilog: Path, model: ir.Model, cfg: pg.ArrayConfig) -> None:
+    """The Verilog's header names the model and array it was generated for: they must be the
+    manifest's, or a simulation would run one design against another's expectations."""
+    from hwbin.errors import HwbinError
+
+    with open(verilog, "rb") as f:
+        head = f.read(4096).decode("utf-8", "replace").splitlines()[:2]
+    want = header(model, cfg).splitlines()[1]
+    if len(head) < 2 or head[1] != want:
+        found = head[1][:80] if len(head) > 1 else "no header"
+        raise HwbinError(f"{verilog}: header: expected '{want[:80]}', found '{found}' "
+                         f"(the Verilog is for another model or array; run 'hwbin rtl' again)")
+
+
+def load_rtl_dir(path) -> tuple[dict, ir.Model]:
+    """The manifest and model of a ``hwbin rtl`` output folder, validated, with one-line errors."""
+    man, model, _ = _load(path)
     return man, model
 
 
 def load_program(path) -> tuple[dict, ir.Model, pg.Program]:
     """The manifest, model and array program of a ``hwbin rtl`` folder (the config it was built with)."""
-    man, model = load_rtl_dir(path)
-    c = man["config"]
-    return man, model, pg.compile_program(model, pg.ArrayConfig(c["rows"], c["cols"], c["lanes"], c["clock_mhz"]))
+    return _load(path)

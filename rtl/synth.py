@@ -143,7 +143,7 @@ def synth_board(rtl_dir, board: str, out_dir, seed: int = 1) -> dict:
     platform.build(_BoardTop(load_program(rtl_dir)[2]), name="hwbin_board", build_dir=str(out), do_program=False,
                    nextpnr_opts=f"--report nextpnr-report.json --seed {seed} --timing-allow-fail")
     s = summarize(out / "nextpnr-report.json", family)
-    s["bitstream"] = str(next(out.glob("hwbin_board.bi*")))
+    s["bitstream"] = next(out.glob("hwbin_board.bi*")).name  # relative to the build folder
     return s
 
 

@@ -146,7 +146,7 @@ def train(opt: TrainOptions, out_dir: str | Path, plot: bool = True) -> dict:
                   "epochs": len(hist.epochs), "wall_s": wall, "fully_binary": is_fully_binary(model),
                   "train_images_per_s": hist.images_per_s()},
     }
-    with staging_dir(out_dir) as tmp:
+    with staging_dir(out_dir, "train") as tmp:
         save_checkpoint(tmp / "model.pt", model, {"method": opt.method, "dataset": data.name})
         atomic_write_json(tmp / "metrics.json", metrics)
         if plot:
