@@ -220,3 +220,13 @@ def test_cmake_snippet_and_make_fragment_build_a_user_firmware(tmp_path):
                                   f"\tgcc -std=c99 -Wall -Werror $(HWBIN_HWBIN_CFLAGS) -o $@ $^\n")
     subprocess.run(["make", "-C", str(app), "app2"], check=True, capture_output=True)
     assert subprocess.run([str(app / "app2")]).returncode == 0
+
+
+def test_firmware_without_vectors_builds(tmp_path):
+    """A library user may generate no test vectors: the example program still compiles
+    under -Werror (it once compared an unsigned count with < 0) and reports 0 vectors."""
+    m, _ = zoo_ir("digits-tiny")
+    generate_firmware(m, tmp_path / "fw", FirmwareOptions(), None)
+    toolchain.build(tmp_path / "fw", "host")
+    res = toolchain.run(tmp_path / "fw", "host")
+    assert (res.vectors, res.mismatches) == (0, 0)
