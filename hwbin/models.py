@@ -220,8 +220,6 @@ def _build(spec, in_shape, num_classes, order, max_base, where="model spec"):
             if flat:
                 raise HwbinError(f"{where} layer {i}: pool cannot follow a dense layer")
             k = int(s.get("k", 2))
-            if k > min(h, w):
-                raise HwbinError(f"{where} layer {i}: pool size {k} is larger than the {h}x{w} input")
             out.append(nn.MaxPool2d(k, k))
             if h < k or w < k:
                 raise HwbinError(f"{where} layer {i}: pool {k} of a {h}x{w} map leaves nothing")
