@@ -143,7 +143,7 @@ def _lint(rtl_dir):
 
 def test_one_layer_model_on_the_smallest_array_is_lint_clean(tmp_path):
     """One threshold word, one score word: memories of one word must not give [-1:0] addresses."""
-    m, _ = random_ir((4, [{"kind": "dense", "out": "classes", "g": 1}], "classify", 1, 0), 1)
+    m, _ = random_ir((4, [{"kind": "dense", "out": "classes"}], "classify", 1, 0), 1)
     ir.save(m, tmp_path / "m.hwbin")
     generate_rtl(tmp_path / "m.hwbin", tmp_path / "rtl", pg.ArrayConfig(1, 1, 2))
     lint = _lint(tmp_path / "rtl")
