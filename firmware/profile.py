@@ -144,7 +144,6 @@ class Profile:
     table: str
     rows: list[dict] = field(default_factory=list)   # name, instructions, cycles, classes
     functions: dict[str, list[int]] = field(default_factory=dict)  # symbol -> [instructions, cycles]
-    hot_blocks: list[tuple[int, int, int]] = field(default_factory=list)  # address, instructions, cycles
     total_instructions: int = 0
     total_cycles: int = 0
     binary_macs: int = 0
@@ -282,7 +281,7 @@ class _Tally:
         self.rows = [[0, 0, {}] for _ in range(rows)]   # instructions, cycles, classes
         self.row, self.prev, self.prev_row = 0, None, 0
         self.starts = sorted((a, n) for n, a in symbols.items())
-        self.func_of, self.functions, self.hot = {}, {}, {}
+        self.func_of, self.functions = {}, {}
 
     def block(self, addr: int, size: int) -> None:
         if self.prev is not None:
@@ -291,8 +290,7 @@ class _Tally:
         if addr not in self.func_of:
             i = bisect.bisect_right(self.starts, (addr, "\uffff")) - 1
             self.func_of[addr] = self.starts[i][1] if i >= 0 else "?"
-        for acc in (self.hot.setdefault(addr, [0, 0]), self.functions.setdefault(self.func_of[addr], [0, 0]),
-                    self.rows[self.row]):
+        for acc in (self.functions.setdefault(self.func_of[addr], [0, 0]), self.rows[self.row]):
             acc[0] += b.instructions
             acc[1] += b.cycles
         classes = self.rows[self.row][2]
@@ -331,8 +329,7 @@ def profile_elf(elf: Path, cpu: str, model, image: np.ndarray, prefix: str) -> t
     if ret >= 0x8000_0000:
         raise HwbinError(f"profile: {prefix}_invoke returned status {ret - (1 << 32)}")
     prof = Profile(cpu=cpu, table=tally.coster.table.name,
-                   functions=dict(sorted(tally.functions.items(), key=lambda kv: -kv[1][0])),
-                   hot_blocks=sorted(((a, h[0], h[1]) for a, h in tally.hot.items()), key=lambda t: -t[2])[:20])
+                   functions=dict(sorted(tally.functions.items(), key=lambda kv: -kv[1][0])))
     by_name = {la.name: la for la in model.layers}
     for name, (n, c, cl) in zip(names, tally.rows):
         la = by_name.get(name)
