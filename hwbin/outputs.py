@@ -221,20 +221,26 @@ def _rename_in_error(e: HwbinError, tmp: Path, final: Path) -> HwbinError:
     return new
 
 
-@contextlib.contextmanager
-def folder(path, verb: str = "output", force: bool = False, option: str = "-o", inputs=()):
-    """Yield a fresh temporary folder beside ``path``; on success mark it as hwbin's output
-    and move it into place (see the module docstring for what may be replaced)."""
-    final = check_target(path, "folder", force, option, inputs)
-    made = _start(final, option, shown=str(path))
+def _temp_beside(make, final: Path, made, option: str, path):
+    """``make`` (tempfile.mkdtemp or mkstemp) beside ``final``; on failure the folders
+    ``_start`` created are removed again and the error is one line."""
     try:
-        tmp = Path(tempfile.mkdtemp(prefix=_temp_name(final), suffix=".hwbin-tmp", dir=final.parent))
+        return make(prefix=_temp_name(final), suffix=".hwbin-tmp", dir=final.parent)
     except OSError as e:
         _remove_empty(made)
         raise OutputError(f"{option} {path}: cannot write in {final.parent} ({e.strerror})") from None
     except BaseException:
         _remove_empty(made)
         raise
+
+
+@contextlib.contextmanager
+def folder(path, verb: str = "output", force: bool = False, option: str = "-o", inputs=()):
+    """Yield a fresh temporary folder beside ``path``; on success mark it as hwbin's output
+    and move it into place (see the module docstring for what may be replaced)."""
+    final = check_target(path, "folder", force, option, inputs)
+    made = _start(final, option, shown=str(path))
+    tmp = Path(_temp_beside(tempfile.mkdtemp, final, made, option, path))
     try:
         try:
             yield tmp
@@ -254,14 +260,7 @@ def write_file(path, data: bytes, force: bool = False, option: str = "-o", input
     """Write ``data`` to ``path`` through a temporary file beside it and a rename."""
     final = check_target(path, "file", force, option, inputs)
     made = _start(final, option, shown=str(path))
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=_temp_name(final), suffix=".hwbin-tmp", dir=final.parent)
-    except OSError as e:
-        _remove_empty(made)
-        raise OutputError(f"{option} {path}: cannot write in {final.parent} ({e.strerror})") from None
-    except BaseException:
-        _remove_empty(made)
-        raise
+    fd, tmp = _temp_beside(tempfile.mkstemp, final, made, option, path)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
