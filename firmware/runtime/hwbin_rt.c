@@ -111,7 +111,7 @@ static void xor_popcount1(const uint32_t *a, const uint32_t *w, uint32_t nw, uin
  * output channels against the two planes of an order-2 input; m = 1 for a single pair).
  * One call per output position: the per-channel call overhead is gone. */
 #define HWBIN_BATCH_MAX_WORDS 30u /* Thumb-2 kernel: byte sums stay <= 240 */
-#define HWBIN_BATCH 16u           /* output channels per call (64 bytes of stack) */
+#define HWBIN_BATCH 32u           /* output channels per call: one word of level bits */
 
 #if defined(__GNUC__) && defined(__thumb2__) && !defined(HWBIN_PORTABLE_KERNELS)
 /* Thumb-2 (Cortex-M3/M4/M7), by hand because GCC spills the loop: per word and row 8
@@ -244,6 +244,179 @@ static void xor_counts2(const uint32_t *x, const uint32_t *y, const uint32_t *s,
     }
 }
 #endif
+
+#if defined(__GNUC__) && defined(__thumb__) && !defined(__thumb2__) && !defined(HWBIN_PORTABLE_KERNELS)
+#define HWBIN_PAIRED_ROWS 1u
+/* Thumb-1 (ARMv6-M: Cortex-M0/M0+), by hand: the batch kernel on a paired row (x0 y0 x1 y1
+ * ..., so one LDM loads both planes' words): out[c] = popcount(x ^ s_c) | popcount(y ^ s_c)
+ * << 16. Per word: 3 loads, 2 XORs and 7 instructions per plane for the per-nibble counts
+ * (the masks 0x55555555 and 0x33333333 in r2/r3); three words' nibbles add up in r8/r9 before
+ * they fold into byte sums in r10/r11 (0x0F0F0F0F in lr); a total per row. n <= 30, m >= 1. */
+__attribute__((naked, noinline)) static void pair_counts_t1(const uint32_t *xy __attribute__((unused)),
+                                                           const uint32_t *s __attribute__((unused)),
+                                                           uint32_t n __attribute__((unused)),
+                                                           uint32_t m __attribute__((unused)),
+                                                           uint32_t *out __attribute__((unused)))
+{
+    /* r0 xy (runs through the row), r1 s (runs on through the rows), r12 the end of the row's
+     * whole triples; [sp] xy, [sp+4] the end of the row, [sp+8] m, [sp+12] out. */
+    __asm__ volatile(
+        ".syntax unified\n\t" /* GCC wraps Thumb-1 inline assembly in divided syntax */
+        ".macro t1_nib reg\n\t"
+        "lsrs   r7, \\reg, #1\n\t"
+        "ands   r7, r2\n\t"
+        "subs   \\reg, \\reg, r7\n\t"
+        "lsrs   r7, \\reg, #2\n\t"
+        "ands   \\reg, r3\n\t"
+        "ands   r7, r3\n\t"
+        "adds   \\reg, \\reg, r7\n\t"
+        ".endm\n\t"
+        ".macro t1_word\n\t"
+        "ldm    r0!, {r4, r5}\n\t"
+        "ldm    r1!, {r6}\n\t"
+        "eors   r4, r6\n\t"
+        "eors   r5, r6\n\t"
+        "t1_nib r4\n\t"
+        "t1_nib r5\n\t"
+        ".endm\n\t"
+        ".macro t1_fold reg, acc\n\t"
+        "lsrs   r7, \\reg, #4\n\t"
+        "ands   \\reg, r6\n\t"
+        "ands   r7, r6\n\t"
+        "adds   \\reg, \\reg, r7\n\t"
+        "add    \\acc, \\reg\n\t"
+        ".endm\n\t"
+        ".macro t1_total acc\n\t"
+        "mov    r4, \\acc\n\t"
+        "lsrs   r5, r4, #8\n\t"
+        "ands   r4, r6\n\t"
+        "ands   r5, r6\n\t"
+        "adds   r4, r4, r5\n\t"
+        "lsrs   r5, r4, #16\n\t"
+        "adds   r4, r4, r5\n\t"
+        "uxth   r4, r4\n\t"
+        ".endm\n\t"
+        "push   {r4-r7, lr}\n\t"
+        "mov    r4, r8\n\t"
+        "mov    r5, r9\n\t"
+        "mov    r6, r10\n\t"
+        "mov    r7, r11\n\t"
+        "push   {r4-r7}\n\t"
+        "sub    sp, #16\n\t"
+        "str    r0, [sp, #0]\n\t"
+        "lsls   r4, r2, #3\n\t"
+        "adds   r4, r0, r4\n\t"
+        "str    r4, [sp, #4]\n\t"
+        "str    r3, [sp, #8]\n\t"
+        "ldr    r4, [sp, #52]\n\t"
+        "str    r4, [sp, #12]\n\t"
+        "movs   r4, #11\n\t" /* n / 3 = (11 n) >> 5 for n <= 31 */
+        "muls   r4, r2, r4\n\t"
+        "lsrs   r4, r4, #5\n\t"
+        "movs   r5, #24\n\t"
+        "muls   r4, r5, r4\n\t"
+        "adds   r4, r0, r4\n\t"
+        "mov    r12, r4\n\t"
+        "ldr    r2, =0x55555555\n\t"
+        "ldr    r3, =0x33333333\n\t"
+        "ldr    r4, =0x0F0F0F0F\n\t"
+        "mov    lr, r4\n"
+        "5:\n\t"
+        "ldr    r0, [sp, #0]\n\t"
+        "movs   r4, #0\n\t"
+        "mov    r10, r4\n\t"
+        "mov    r11, r4\n\t"
+        "cmp    r0, r12\n\t"
+        "beq    2f\n"
+        "1:\n\t"
+        "t1_word\n\t"
+        "mov    r8, r4\n\t"
+        "mov    r9, r5\n\t"
+        "t1_word\n\t"
+        "add    r8, r4\n\t"
+        "add    r9, r5\n\t"
+        "t1_word\n\t"
+        "add    r4, r8\n\t"
+        "add    r5, r9\n\t"
+        "mov    r6, lr\n\t"
+        "t1_fold r4, r10\n\t"
+        "t1_fold r5, r11\n\t"
+        "cmp    r0, r12\n\t"
+        "bne    1b\n"
+        "2:\n\t"
+        "ldr    r4, [sp, #4]\n\t"
+        "cmp    r0, r4\n\t"
+        "beq    4f\n"
+        "3:\n\t"
+        "t1_word\n\t"
+        "mov    r6, lr\n\t"
+        "t1_fold r4, r10\n\t"
+        "t1_fold r5, r11\n\t"
+        "ldr    r4, [sp, #4]\n\t"
+        "cmp    r0, r4\n\t"
+        "bne    3b\n"
+        "4:\n\t"
+        "ldr    r6, =0x00FF00FF\n\t"
+        "t1_total r11\n\t"
+        "lsls   r7, r4, #16\n\t"
+        "t1_total r10\n\t"
+        "orrs   r4, r7\n\t"
+        "ldr    r5, [sp, #12]\n\t"
+        "stm    r5!, {r4}\n\t"
+        "str    r5, [sp, #12]\n\t"
+        "ldr    r4, [sp, #8]\n\t"
+        "subs   r4, #1\n\t"
+        "str    r4, [sp, #8]\n\t"
+        "beq    6f\n\t"
+        "b      5b\n" /* out of a conditional branch's reach */
+        "6:\n\t"
+        "add    sp, #16\n\t"
+        "pop    {r4-r7}\n\t"
+        "mov    r8, r4\n\t"
+        "mov    r9, r5\n\t"
+        "mov    r10, r6\n\t"
+        "mov    r11, r7\n\t"
+        "pop    {r4-r7, pc}\n\t"
+        ".ltorg\n\t"
+        ".purgem t1_total\n\t"
+        ".purgem t1_fold\n\t"
+        ".purgem t1_word\n\t"
+        ".purgem t1_nib\n\t");
+}
+#else
+#define HWBIN_PAIRED_ROWS 0u
+#endif
+
+/* The order-2 batch counts of a gathered row (see xor_counts2): a paired row through the
+ * Thumb-1 kernel (rows over 30 words in 30-word chunks, one channel at a time), else the
+ * planes one after another. */
+static void row_counts2(const uint32_t *row, uint32_t paired, const uint32_t *s, uint32_t n, uint32_t m,
+                        uint32_t *out)
+{
+#if HWBIN_PAIRED_ROWS
+    uint32_t c, j;
+    if (paired != 0u && n <= HWBIN_BATCH_MAX_WORDS) {
+        pair_counts_t1(row, s, n, m, out);
+        return;
+    }
+    if (paired != 0u) {
+        for (c = 0; c < m; c++, s += n) {
+            uint32_t c0 = 0, c1 = 0, t;
+            for (j = 0; j < n; j += HWBIN_BATCH_MAX_WORDS) {
+                uint32_t len = n - j > HWBIN_BATCH_MAX_WORDS ? HWBIN_BATCH_MAX_WORDS : n - j;
+                pair_counts_t1(row + 2u * j, s + j, len, 1u, &t);
+                c0 += t & 0xFFFFu;
+                c1 += t >> 16;
+            }
+            out[c] = c0 | (c1 << 16);
+        }
+        return;
+    }
+#else
+    (void)paired;
+#endif
+    xor_counts2(row, row + n, s, n, m, out);
+}
 
 /* pc[0] = popcount(x ^ s), pc[1] = popcount(y ^ s) over nw words. Counts fit 16 bits: a row
  * is at most 2047 words (the IR's limit on K is far below). */
@@ -380,29 +553,58 @@ static writer_t writer_for(const hwbin_layer_t *l, uint8_t *arena)
     return w;
 }
 
-/* Writes output channel o at position pos: a score, or the level its thresholds give (the
- * count of thresholds d*acc reaches, ties reach), set bit by bit into the zeroed planes. */
-static inline void emit(const writer_t *w, uint32_t o, uint32_t pos, int32_t acc)
+/* The level of output channel o for accumulator acc: the count of thresholds d*acc reaches
+ * (ties reach). k == 2 inlines with three thresholds. */
+static inline __attribute__((always_inline)) uint32_t level_of(const writer_t *w, uint32_t nthr, uint32_t o,
+                                                               int32_t acc)
 {
+    const int32_t *t = w->thresholds + o * nthr;
+    int32_t x = w->directions[o] > 0 ? acc : -acc;
+    uint32_t level = 0, j;
+    for (j = 0; j < nthr; j++) {
+        level += (uint32_t)(x >= t[j]);
+    }
+    return level;
+}
+
+/* Levels of the m consecutive channels o0.. at position pos, whose bits are consecutive in
+ * every plane: they gather in registers and are ORed into the zeroed planes once per word
+ * (a run of 32 channels at a 32-channel boundary is one store per plane). */
+static inline __attribute__((always_inline)) void emit_levels(const writer_t *w, uint32_t k, uint32_t o0,
+                                                              uint32_t pos, const int32_t *acc, uint32_t m)
+{
+    uint32_t bits[HWBIN_MAX_ORDER], c, i, idx = pos * w->out_c + o0, nthr = (1u << k) - 1u;
+    for (i = 0; i < k; i++) {
+        bits[i] = 0;
+    }
+    for (c = 0; c < m; c++, idx++) {
+        uint32_t level = level_of(w, nthr, o0 + c, acc[c]), b = idx & 31u;
+        for (i = 0; i < k; i++) {
+            bits[i] |= ((level >> (k - 1u - i)) & 1u) << b;
+        }
+        if (b == 31u || c + 1u == m) {
+            uint32_t *out = w->planes + (idx >> 5);
+            for (i = 0; i < k; i++) {
+                out[i * w->pw] |= bits[i];
+                bits[i] = 0;
+            }
+        }
+    }
+}
+
+/* Writes m consecutive output channels o0.. at position pos from their accumulators: scores,
+ * or levels (the common order 2 with constant k). */
+static void emit_run(const writer_t *w, uint32_t o0, uint32_t pos, const int32_t *acc, uint32_t m)
+{
+    uint32_t c;
     if (w->scores != 0) {
-        w->scores[o * w->npos + pos] = w->mul[o] * acc + w->add[o];
+        for (c = 0; c < m; c++) {
+            w->scores[(o0 + c) * w->npos + pos] = w->mul[o0 + c] * acc[c] + w->add[o0 + c];
+        }
+    } else if (w->k == 2u) {
+        emit_levels(w, 2u, o0, pos, acc, m);
     } else {
-        uint32_t level = 0, i, j, idx = pos * w->out_c + o, bit = idx & 31u;
-        uint32_t *out = w->planes + (idx >> 5);
-        const int32_t *t = w->thresholds + o * w->nthr;
-        int32_t x = w->directions[o] > 0 ? acc : -acc;
-        if (w->k == 2u) { /* the common order, unrolled: three thresholds, two planes */
-            level = (uint32_t)(x >= t[0]) + (uint32_t)(x >= t[1]) + (uint32_t)(x >= t[2]);
-            out[0] |= (level >> 1) << bit;
-            out[w->pw] |= (level & 1u) << bit;
-            return;
-        }
-        for (j = 0; j < w->nthr; j++) {
-            level += (uint32_t)(x >= t[j]);
-        }
-        for (i = 0; i < w->k; i++) {
-            out[i * w->pw] |= ((level >> (w->k - 1u - i)) & 1u) << bit;
-        }
+        emit_levels(w, w->k, o0, pos, acc, m);
     }
 }
 
@@ -433,57 +635,88 @@ typedef struct {
     uint32_t ry, rx, ty, tx, n, nw;
 } phase_t;
 
-/* Binary layers: gathers the k input planes of output (oy, ox) of group g into the scratch row
- * (the contract's K order, padding taps left at level 0), then one XOR-popcount per output
- * channel of the group. */
-static void binary_position(const hwbin_layer_t *l, const phase_t *ph, const uint32_t *weight, uint8_t *arena,
-                            uint32_t *row, uint32_t g, uint32_t oy, uint32_t ox)
+/* Word j of plane i in the gathered row: the planes one after another, or (paired) the two
+ * planes of an order-2 row word by word, where the order-2 kernel loads both at once. */
+static uint32_t row_word(uint32_t paired, uint32_t nw, uint32_t i, uint32_t j)
 {
-    const uint32_t *in = planes_at(arena, l->in_offset);
-    uint32_t in_pw = words_for(elements(l->in_c, l->in_h, l->in_w));
-    uint32_t cg = l->in_c / l->groups, og = l->out_c / l->groups;
+    return paired != 0u ? 2u * j + i : i * nw + j;
+}
+
+/* Gathers the k input planes of output (oy, ox) of group g into the scratch row, in the
+ * contract's K order; padding taps are level 0 (every plane bit 0). Taps of whole words
+ * (a multiple of 32 channels per group) are word copies; others go bit by bit. */
+static void gather_row(const hwbin_layer_t *l, const phase_t *ph, const uint8_t *arena, uint32_t *row,
+                       uint32_t paired, uint32_t g, uint32_t oy, uint32_t ox)
+{
+    const uint32_t *in = (const uint32_t *)(const void *)(arena + l->in_offset);
+    uint32_t in_pw = words_for(elements(l->in_c, l->in_h, l->in_w)), k = l->in_order;
+    uint32_t cg = l->in_c / l->groups, cw = cg >> 5, whole = (cg & 31u) == 0u;
     uint32_t kys = l->kind == HWBIN_CONV ? 1u : l->sh, kxs = l->kind == HWBIN_CONV ? 1u : l->sw;
-    uint32_t t = 0, ty, tx, i, o, pos = oy * l->out_w + ox;
-    writer_t wr = writer_for(l, arena);
-    memset(row, 0, l->in_order * ph->nw * 4u);
+    uint32_t t = 0, ty, tx, i, j;
+    if (!whole) {
+        memset(row, 0, k * ph->nw * 4u);
+    }
     for (ty = 0; ty < ph->ty; ty++) {
         for (tx = 0; tx < ph->tx; tx++, t++) {
             int32_t src = tap_source(l, (int32_t)oy, (int32_t)ox, (int32_t)(ph->ry + ty * kys),
                                      (int32_t)(ph->rx + tx * kxs));
-            if (src < 0) {
-                continue; /* padding: level 0, every plane bit 0 */
-            }
-            for (i = 0; i < l->in_order; i++) {
-                copy_bits(row + i * ph->nw, t * cg, in + i * in_pw, (uint32_t)src * l->in_c + g * cg, cg);
+            if (whole) {
+                uint32_t s0 = src < 0 ? 0u : ((uint32_t)src * l->in_c + g * cg) >> 5;
+                for (j = 0; j < cw; j++) {
+                    for (i = 0; i < k; i++) {
+                        row[row_word(paired, ph->nw, i, t * cw + j)] = src < 0 ? 0u : in[i * in_pw + s0 + j];
+                    }
+                }
+            } else if (src >= 0) {
+                for (i = 0; i < k; i++) {
+                    copy_bits(row + i * ph->nw, t * cg, in + i * in_pw, (uint32_t)src * l->in_c + g * cg, cg);
+                }
             }
         }
     }
-    if (l->in_order == 2u) { /* the common order: all the group's channels in batches */
-        int32_t n = (int32_t)ph->n, b0 = l->in_bases[0], b1 = l->in_bases[1];
-        uint32_t batch[HWBIN_BATCH], c, m;
-        for (o = g * og; o < (g + 1u) * og; o += m) {
-            m = (g + 1u) * og - o;
-            if (m > HWBIN_BATCH) {
-                m = HWBIN_BATCH;
-            }
-            xor_counts2(row, row + ph->nw, weight + o * ph->nw, ph->nw, m, batch);
-            for (c = 0; c < m; c++) {
-                emit(&wr, o + c, pos, b0 * (n - 2 * (int32_t)(batch[c] & 0xFFFFu)) +
-                                          b1 * (n - 2 * (int32_t)(batch[c] >> 16)));
-            }
+}
+
+/* acc[c] for the m output channels o.. against the gathered row: order 2 through the batch
+ * kernel, order 1 two channels per pass over the row, other orders plane by plane. */
+static void row_accumulators(const hwbin_layer_t *l, const phase_t *ph, const uint32_t *row, uint32_t paired,
+                             const uint32_t *weight, uint32_t o, uint32_t m, int32_t *acc)
+{
+    int32_t n = (int32_t)ph->n, b0 = l->in_bases[0];
+    uint32_t c, nw = ph->nw, pc[HWBIN_BATCH];
+    if (l->in_order == 2u) {
+        int32_t b1 = l->in_bases[1];
+        row_counts2(row, paired, weight + o * nw, nw, m, pc);
+        for (c = 0; c < m; c++) {
+            acc[c] = b0 * (n - 2 * (int32_t)(pc[c] & 0xFFFFu)) + b1 * (n - 2 * (int32_t)(pc[c] >> 16));
         }
         return;
     }
-    for (o = g * og; o < (g + 1u) * og; o++) {
-        if (l->in_order == 1u && o + 1u < (g + 1u) * og) { /* order 1: two output channels at once */
-            uint32_t pc[2];
-            xor_popcount2(weight + o * ph->nw, weight + (o + 1u) * ph->nw, row, ph->nw, pc);
-            emit(&wr, o, pos, l->in_bases[0] * ((int32_t)ph->n - 2 * (int32_t)pc[0]));
-            o++;
-            emit(&wr, o, pos, l->in_bases[0] * ((int32_t)ph->n - 2 * (int32_t)pc[1]));
-            continue;
+    for (c = 0; c < m; c++) {
+        if (l->in_order == 1u && c + 1u < m) {
+            xor_popcount2(weight + (o + c) * nw, weight + (o + c + 1u) * nw, row, nw, pc);
+            acc[c] = b0 * (n - 2 * (int32_t)pc[0]);
+            acc[c + 1u] = b0 * (n - 2 * (int32_t)pc[1]);
+            c++;
+        } else {
+            acc[c] = accumulate(l, row, weight + (o + c) * nw, nw, ph->n);
         }
-        emit(&wr, o, pos, accumulate(l, row, weight + o * ph->nw, ph->nw, ph->n));
+    }
+}
+
+/* Binary layers: one gathered row per output position, then the group's output channels in
+ * runs of HWBIN_BATCH (one kernel call and one word of level bits per run). */
+static void binary_position(const hwbin_layer_t *l, const phase_t *ph, const uint32_t *weight, uint8_t *arena,
+                            uint32_t *row, uint32_t g, uint32_t oy, uint32_t ox)
+{
+    uint32_t og = l->out_c / l->groups, end = (g + 1u) * og, o, m, pos = oy * l->out_w + ox;
+    uint32_t paired = HWBIN_PAIRED_ROWS && l->in_order == 2u && ((l->in_c / l->groups) & 31u) == 0u;
+    int32_t acc[HWBIN_BATCH];
+    writer_t wr = writer_for(l, arena);
+    gather_row(l, ph, arena, row, paired, g, oy, ox);
+    for (o = g * og; o < end; o += m) {
+        m = end - o > HWBIN_BATCH ? HWBIN_BATCH : end - o;
+        row_accumulators(l, ph, row, paired, weight, o, m, acc);
+        emit_run(&wr, o, pos, acc, m);
     }
 }
 
@@ -507,37 +740,88 @@ static void sums_where_set(const int16_t *v, const uint32_t *w0, const uint32_t 
     s[1] = s1;
 }
 
+/* The first layer on uint8 pixels with tables of subset sums: for every 4 values of the K
+ * vector (a nibble of a weight row), tab[16q + s] = sum of the values whose bit is set in s.
+ * A channel's sum over the values where its weight is +1 is then one lookup per nibble. The
+ * tables are used when they fit HWBIN_PIXEL_TABLE_BYTES (firmware/generate.py sizes the
+ * scratch to match); else each channel adds its values one by one. */
+#define HWBIN_PIXEL_TABLE_BYTES 256u
+
+static uint32_t pixel_chunks(uint32_t n) { return (n + 3u) >> 2; }
+
+static uint32_t pixel_uses_tables(uint32_t n) { return pixel_chunks(n) * 32u <= HWBIN_PIXEL_TABLE_BYTES; }
+
+/* Fills each chunk's table from its single-value entries tab[16q + 2^b] (already written). */
+static void build_pixel_tables(int16_t *tab, uint32_t chunks)
+{
+    uint32_t q, b, s;
+    for (q = 0; q < chunks; q++, tab += 16) {
+        tab[0] = 0;
+        for (b = 1; b < 4u; b++) {
+            for (s = 1; s < (1u << b); s++) {
+                tab[(1u << b) + s] = (int16_t)(tab[1u << b] + tab[s]);
+            }
+        }
+    }
+}
+
+/* sum of the values where the weight row w has a 1, from the chunk tables. */
+static int32_t table_sum(const int16_t *tab, const uint32_t *w, uint32_t chunks)
+{
+    int32_t sum = 0;
+    uint32_t q;
+    for (q = 0; q < chunks; q++) {
+        sum += tab[16u * q + ((w[q >> 3] >> ((q & 7u) * 4u)) & 15u)];
+    }
+    return sum;
+}
+
 /* The first layer on uint8 pixels. The contract's order-8 input has value 2x - 255 per pixel
  * (padding: pixel 0, value -255), so with +-1 weights
  *   acc = sum_j w_j (2 x_j - 255) = 2 * sum_{j: w_j = +1} v_j - sum_j v_j,  v_j = 2 x_j - 255,
- * exactly what the eight bit planes would give, at one masked add per tap. */
+ * exactly what the eight bit planes would give. */
 static void pixel_position(const hwbin_layer_t *l, const phase_t *ph, const uint32_t *weight, uint8_t *arena,
                            int16_t *v, const uint8_t *pixels, uint32_t g, uint32_t oy, uint32_t ox)
 {
     uint32_t cg = l->in_c / l->groups, og = l->out_c / l->groups, plane = (uint32_t)l->in_h * l->in_w;
     uint32_t kys = l->kind == HWBIN_CONV ? 1u : l->sh, kxs = l->kind == HWBIN_CONV ? 1u : l->sw;
-    uint32_t t = 0, ty, tx, c, o, pos = oy * l->out_w + ox;
+    uint32_t t = 0, ty, tx, c, o, m, end = (g + 1u) * og, pos = oy * l->out_w + ox;
+    uint32_t tables = pixel_uses_tables(ph->n), chunks = pixel_chunks(ph->n);
     writer_t wr = writer_for(l, arena);
-    int32_t total = 0;
+    int32_t total = 0, acc[HWBIN_BATCH];
+    if (tables) {
+        memset(v, 0, chunks * 32u); /* a last chunk's missing values add 0 */
+    }
     for (ty = 0; ty < ph->ty; ty++) {
         for (tx = 0; tx < ph->tx; tx++, t++) {
             int32_t src = tap_source(l, (int32_t)oy, (int32_t)ox, (int32_t)(ph->ry + ty * kys),
                                      (int32_t)(ph->rx + tx * kxs));
             for (c = 0; c < cg; c++) {
-                int32_t x = src < 0 ? 0 : (int32_t)pixels[(g * cg + c) * plane + (uint32_t)src];
-                v[t * cg + c] = (int16_t)(2 * x - 255);
-                total += 2 * x - 255;
+                uint32_t j = t * cg + c;
+                int32_t x = 2 * (src < 0 ? 0 : (int32_t)pixels[(g * cg + c) * plane + (uint32_t)src]) - 255;
+                v[tables ? 16u * (j >> 2) + (1u << (j & 3u)) : j] = (int16_t)x;
+                total += x;
             }
         }
     }
-    for (o = g * og; o < (g + 1u) * og; o += 2u) {
-        int32_t sums[2];
-        uint32_t o1 = o + 1u < (g + 1u) * og ? o + 1u : o; /* an odd last channel pairs with itself */
-        sums_where_set(v, weight + o * ph->nw, weight + o1 * ph->nw, ph->n, sums);
-        emit(&wr, o, pos, 2 * sums[0] - total);
-        if (o1 != o) {
-            emit(&wr, o1, pos, 2 * sums[1] - total);
+    if (tables) {
+        build_pixel_tables(v, chunks);
+    }
+    for (o = g * og; o < end; o += m) {
+        m = end - o > HWBIN_BATCH ? HWBIN_BATCH : end - o;
+        for (c = 0; c < m; c++) {
+            if (tables) {
+                acc[c] = 2 * table_sum(v, weight + (o + c) * ph->nw, chunks) - total;
+            } else { /* two channels per pass; an odd last channel pairs with itself */
+                int32_t sums[2];
+                uint32_t c1 = c + 1u < m ? c + 1u : c;
+                sums_where_set(v, weight + (o + c) * ph->nw, weight + (o + c1) * ph->nw, ph->n, sums);
+                acc[c] = 2 * sums[0] - total;
+                acc[c1] = 2 * sums[1] - total;
+                c = c1;
+            }
         }
+        emit_run(&wr, o, pos, acc, m);
     }
 }
 
