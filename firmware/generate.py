@@ -112,14 +112,25 @@ def pack_weights(layer: Layer) -> np.ndarray:
     return np.concatenate(parts)
 
 
+PIXEL_TABLE_BYTES = 256  # the runtime's HWBIN_PIXEL_TABLE_BYTES
+
+
+def pixel_scratch_bytes(n: int) -> int:
+    """The first layer's scratch for a phase of n taps, as the runtime uses it: int16 tables
+    of subset sums, 16 per 4 values (32 bytes), when they fit PIXEL_TABLE_BYTES; else one
+    int16 value 2x - 255 per tap."""
+    tables = 32 * ((n + 3) // 4)
+    return tables if tables <= PIXEL_TABLE_BYTES else 4 * ((2 * n + 3) // 4)
+
+
 def scratch_bytes(layer: Layer, first: bool) -> int:
-    """The gathered row of one output position: for the first layer, one int16 value
-    2x - 255 per pixel of the longest phase's K vector; otherwise its in_order bit planes."""
+    """The gathered row of one output position: for the first layer, the pixel scratch of its
+    largest phase; otherwise the in_order bit planes of its longest phase's K vector."""
     if not layer.is_compute:
         return 0
-    n = max(layer.taps_per_output())
     if first:
-        return 4 * ((2 * n + 3) // 4)
+        return max(pixel_scratch_bytes(n) for n in layer.taps_per_output())
+    n = max(layer.taps_per_output())
     return 4 * layer.in_order * ((n + WORD_BITS - 1) // WORD_BITS)
 
 

@@ -127,22 +127,30 @@ __attribute__((naked, noinline)) static void xor_counts2_t2(const uint32_t *x __
 {
     /* r0 x, r1 y, r2 s (runs on through the rows), r3 n; [sp] x, [sp+4] y, [sp+8] n, [sp+48] m,
      * [sp+52] out; r4-r6 the masks; r7/r8 nibble sums and r9/r10 byte sums of x/y; r11 the
-     * shared word. nib: dst (= if first) += per-nibble popcount of (*row++ ^ r11). fold:
+     * shared word, then a temporary. word: the three loads back to back (pipelined), the XORs,
+     * and per plane nib: dst (= if first) += per-nibble popcount of x. fold:
      * nibble sums into byte sums. total: byte sums into one halfword. */
     __asm__ volatile(
-        ".macro hwbin_nib row, dst, first\n\t"
-        "ldr    r12, [\\row], #4\n\t"
-        "eor    r12, r12, r11\n\t"
-        "and    lr, r4, r12, lsr #1\n\t"
-        "sub    r12, r12, lr\n\t"
+        ".macro hwbin_nib x, dst, first\n\t"
+        "and    r11, r4, \\x, lsr #1\n\t"
+        "sub    \\x, \\x, r11\n\t"
         ".if \\first\n\t"
-        "and    \\dst, r5, r12, lsr #2\n\t"
+        "and    \\dst, r5, \\x, lsr #2\n\t"
         ".else\n\t"
-        "and    lr, r5, r12, lsr #2\n\t"
-        "add    \\dst, \\dst, lr\n\t"
+        "and    r11, r5, \\x, lsr #2\n\t"
+        "add    \\dst, \\dst, r11\n\t"
         ".endif\n\t"
-        "and    r12, r12, r5\n\t"
-        "add    \\dst, \\dst, r12\n\t"
+        "and    \\x, \\x, r5\n\t"
+        "add    \\dst, \\dst, \\x\n\t"
+        ".endm\n\t"
+        ".macro hwbin_word first\n\t"
+        "ldr    r11, [r2], #4\n\t"
+        "ldr    r12, [r0], #4\n\t"
+        "ldr    lr, [r1], #4\n\t"
+        "eor    r12, r12, r11\n\t"
+        "eor    lr, lr, r11\n\t"
+        "hwbin_nib r12, r7, \\first\n\t"
+        "hwbin_nib lr, r8, \\first\n\t"
         ".endm\n\t"
         ".macro hwbin_fold src, dst\n\t"
         "and    r12, r6, \\src, lsr #4\n\t"
@@ -151,13 +159,9 @@ __attribute__((naked, noinline)) static void xor_counts2_t2(const uint32_t *x __
         "add    \\dst, \\dst, \\src\n\t"
         ".endm\n\t"
         ".macro hwbin_words count\n\t"
-        "ldr    r11, [r2], #4\n\t"
-        "hwbin_nib r0, r7, 1\n\t"
-        "hwbin_nib r1, r8, 1\n\t"
+        "hwbin_word 1\n\t"
         ".rept \\count - 1\n\t"
-        "ldr    r11, [r2], #4\n\t"
-        "hwbin_nib r0, r7, 0\n\t"
-        "hwbin_nib r1, r8, 0\n\t"
+        "hwbin_word 0\n\t"
         ".endr\n\t"
         "hwbin_fold r7, r9\n\t"
         "hwbin_fold r8, r10\n\t"
@@ -210,6 +214,7 @@ __attribute__((naked, noinline)) static void xor_counts2_t2(const uint32_t *x __
         ".purgem hwbin_total\n\t"
         ".purgem hwbin_words\n\t"
         ".purgem hwbin_fold\n\t"
+        ".purgem hwbin_word\n\t"
         ".purgem hwbin_nib\n\t");
 }
 
@@ -230,6 +235,45 @@ static void xor_counts2(const uint32_t *x, const uint32_t *y, const uint32_t *s,
             c1 += t >> 16;
         }
         out[c] = c0 | (c1 << 16);
+    }
+}
+#elif defined(HWBIN_POPCNT64)
+/* 64-bit hosts with POPCNT: both planes against each 64-bit weight load, two channels per
+ * pass over the row, so each activation word is loaded once for two weight rows. */
+static uint64_t load64(const uint32_t *p)
+{
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+
+static uint32_t pop64(uint64_t v) { return (uint32_t)__builtin_popcountll(v); }
+
+static void xor_counts2(const uint32_t *x, const uint32_t *y, const uint32_t *s, uint32_t n, uint32_t m,
+                        uint32_t *out)
+{
+    size_t j; /* the native width: no index extension in the loop */
+    uint32_t c;
+    for (c = 0; c < m; c += 2u, s += 2u * n) {
+        const uint32_t *t = c + 1u < m ? s + n : s; /* an odd last channel pairs with itself */
+        uint32_t x0 = 0, y0 = 0, x1 = 0, y1 = 0;
+        for (j = 0; j + 2u <= n; j += 2u) {
+            uint64_t a = load64(x + j), b = load64(y + j), w0 = load64(s + j), w1 = load64(t + j);
+            x0 += pop64(a ^ w0);
+            y0 += pop64(b ^ w0);
+            x1 += pop64(a ^ w1);
+            y1 += pop64(b ^ w1);
+        }
+        if (j < n) {
+            x0 += pop64(x[j] ^ s[j]);
+            y0 += pop64(y[j] ^ s[j]);
+            x1 += pop64(x[j] ^ t[j]);
+            y1 += pop64(y[j] ^ t[j]);
+        }
+        out[c] = x0 | (y0 << 16);
+        if (c + 1u < m) {
+            out[c + 1u] = x1 | (y1 << 16);
+        }
     }
 }
 #else
@@ -554,13 +598,16 @@ static writer_t writer_for(const hwbin_layer_t *l, uint8_t *arena)
 }
 
 /* The level of output channel o for accumulator acc: the count of thresholds d*acc reaches
- * (ties reach). k == 2 inlines with three thresholds. */
+ * (ties reach). Three thresholds (order 2) are unrolled. */
 static inline __attribute__((always_inline)) uint32_t level_of(const writer_t *w, uint32_t nthr, uint32_t o,
                                                                int32_t acc)
 {
     const int32_t *t = w->thresholds + o * nthr;
     int32_t x = w->directions[o] > 0 ? acc : -acc;
     uint32_t level = 0, j;
+    if (nthr == 3u) {
+        return (uint32_t)(x >= t[0]) + (uint32_t)(x >= t[1]) + (uint32_t)(x >= t[2]);
+    }
     for (j = 0; j < nthr; j++) {
         level += (uint32_t)(x >= t[j]);
     }
@@ -568,27 +615,28 @@ static inline __attribute__((always_inline)) uint32_t level_of(const writer_t *w
 }
 
 /* Levels of the m consecutive channels o0.. at position pos, whose bits are consecutive in
- * every plane: they gather in registers and are ORed into the zeroed planes once per word
- * (a run of 32 channels at a 32-channel boundary is one store per plane). */
+ * every plane: each word's share gathers in registers and is ORed into the zeroed planes
+ * once (32 channels at a 32-channel boundary: one store per plane). */
 static inline __attribute__((always_inline)) void emit_levels(const writer_t *w, uint32_t k, uint32_t o0,
                                                               uint32_t pos, const int32_t *acc, uint32_t m)
 {
-    uint32_t bits[HWBIN_MAX_ORDER], c, i, idx = pos * w->out_c + o0, nthr = (1u << k) - 1u;
-    for (i = 0; i < k; i++) {
-        bits[i] = 0;
-    }
-    for (c = 0; c < m; c++, idx++) {
-        uint32_t level = level_of(w, nthr, o0 + c, acc[c]), b = idx & 31u;
+    uint32_t bits[HWBIN_MAX_ORDER], c = 0, i, idx = pos * w->out_c + o0, nthr = (1u << k) - 1u;
+    while (c < m) {
+        uint32_t b = idx & 31u, run = 32u - b < m - c ? 32u - b : m - c, end = c + run;
+        uint32_t *out = w->planes + (idx >> 5);
         for (i = 0; i < k; i++) {
-            bits[i] |= ((level >> (k - 1u - i)) & 1u) << b;
+            bits[i] = 0;
         }
-        if (b == 31u || c + 1u == m) {
-            uint32_t *out = w->planes + (idx >> 5);
+        for (; c < end; c++, b++) {
+            uint32_t level = level_of(w, nthr, o0 + c, acc[c]);
             for (i = 0; i < k; i++) {
-                out[i * w->pw] |= bits[i];
-                bits[i] = 0;
+                bits[i] |= ((level >> (k - 1u - i)) & 1u) << b;
             }
         }
+        for (i = 0; i < k; i++) {
+            out[i * w->pw] |= bits[i];
+        }
+        idx += run;
     }
 }
 
@@ -745,7 +793,7 @@ static void sums_where_set(const int16_t *v, const uint32_t *w0, const uint32_t 
  * A channel's sum over the values where its weight is +1 is then one lookup per nibble. The
  * tables are used when they fit HWBIN_PIXEL_TABLE_BYTES (firmware/generate.py sizes the
  * scratch to match); else each channel adds its values one by one. */
-#define HWBIN_PIXEL_TABLE_BYTES 256u
+#define HWBIN_PIXEL_TABLE_BYTES 256u /* firmware/generate.py's PIXEL_TABLE_BYTES */
 
 static uint32_t pixel_chunks(uint32_t n) { return (n + 3u) >> 2; }
 
@@ -765,13 +813,16 @@ static void build_pixel_tables(int16_t *tab, uint32_t chunks)
     }
 }
 
-/* sum of the values where the weight row w has a 1, from the chunk tables. */
+/* The sum of the values where the weight row w has a 1, from the chunk tables. */
 static int32_t table_sum(const int16_t *tab, const uint32_t *w, uint32_t chunks)
 {
     int32_t sum = 0;
-    uint32_t q;
-    for (q = 0; q < chunks; q++) {
-        sum += tab[16u * q + ((w[q >> 3] >> ((q & 7u) * 4u)) & 15u)];
+    uint32_t q, bits = 0;
+    for (q = 0; q < chunks; q++, tab += 16, bits >>= 4) {
+        if ((q & 7u) == 0u) {
+            bits = w[q >> 3];
+        }
+        sum += tab[bits & 15u];
     }
     return sum;
 }
