@@ -466,10 +466,10 @@ static void row_counts2(const uint32_t *row, uint32_t paired, const uint32_t *s,
  * is at most 2047 words (the IR's limit on K is far below). */
 static void xor_popcount2(const uint32_t *x, const uint32_t *y, const uint32_t *s, uint32_t nw, uint32_t *pc)
 {
-    uint32_t t;
-    xor_counts2(x, y, s, nw, 1u, &t);
-    pc[0] = t & 0xFFFFu;
-    pc[1] = t >> 16;
+    uint32_t t[2]; /* one count used; room for a pair so no kernel writes past it */
+    xor_counts2(x, y, s, nw, 1u, t);
+    pc[0] = t[0] & 0xFFFFu;
+    pc[1] = t[0] >> 16;
 }
 
 /* ---------------------------------------------------------------- bit strings */
@@ -644,8 +644,8 @@ static inline __attribute__((always_inline)) void emit_levels(const writer_t *w,
  * or levels (the common order 2 with constant k). */
 static void emit_run(const writer_t *w, uint32_t o0, uint32_t pos, const int32_t *acc, uint32_t m)
 {
-    uint32_t c;
     if (w->scores != 0) {
+        uint32_t c;
         for (c = 0; c < m; c++) {
             w->scores[(o0 + c) * w->npos + pos] = w->mul[o0 + c] * acc[c] + w->add[o0 + c];
         }
@@ -751,6 +751,9 @@ static void row_accumulators(const hwbin_layer_t *l, const phase_t *ph, const ui
     }
 }
 
+/* Output channels o.. < end handled in one run: at most HWBIN_BATCH. */
+static uint32_t run_length(uint32_t o, uint32_t end) { return end - o > HWBIN_BATCH ? HWBIN_BATCH : end - o; }
+
 /* Binary layers: one gathered row per output position, then the group's output channels in
  * runs of HWBIN_BATCH (one kernel call and one word of level bits per run). */
 static void binary_position(const hwbin_layer_t *l, const phase_t *ph, const uint32_t *weight, uint8_t *arena,
@@ -762,7 +765,7 @@ static void binary_position(const hwbin_layer_t *l, const phase_t *ph, const uin
     writer_t wr = writer_for(l, arena);
     gather_row(l, ph, arena, row, paired, g, oy, ox);
     for (o = g * og; o < end; o += m) {
-        m = end - o > HWBIN_BATCH ? HWBIN_BATCH : end - o;
+        m = run_length(o, end);
         row_accumulators(l, ph, row, paired, weight, o, m, acc);
         emit_run(&wr, o, pos, acc, m);
     }
@@ -859,7 +862,7 @@ static void pixel_position(const hwbin_layer_t *l, const phase_t *ph, const uint
         build_pixel_tables(v, chunks);
     }
     for (o = g * og; o < end; o += m) {
-        m = end - o > HWBIN_BATCH ? HWBIN_BATCH : end - o;
+        m = run_length(o, end);
         for (c = 0; c < m; c++) {
             if (tables) {
                 acc[c] = 2 * table_sum(v, weight + (o + c) * ph->nw, chunks) - total;
