@@ -48,6 +48,8 @@ class LayerPlan:
     out_bytes: int
     scratch_bytes: int
     weight_words: np.ndarray | None = None
+    thresholds: np.ndarray | None = None    # writer_tables(): biased, direction applied
+    flips: np.ndarray | None = None
 
     @property
     def geometry(self) -> dict:
@@ -112,15 +114,30 @@ def pack_weights(layer: Layer) -> np.ndarray:
     return np.concatenate(parts)
 
 
-PIXEL_TABLE_BYTES = 256  # the runtime's HWBIN_PIXEL_TABLE_BYTES
+def writer_tables(layer: Layer) -> tuple[np.ndarray, np.ndarray]:
+    """The thresholds and flip bits as the runtime's level writer reads them.
+
+    The contract's level is #{j : d*acc >= T_j}. For d = -1 that is nthr - #{j : acc >= 1 - T_j},
+    and nthr - c = c ^ nthr, so every channel compares acc itself against its thresholds
+    (ascending; clamped to [-B, B + 1] for the layer's acc bound B, which changes no
+    comparison) and a channel with d = -1 flips all its level bits. Thresholds are stored
+    biased by 2^31 so an unsigned compare decides the signed one (one compare and an add with
+    carry per threshold); flip bit o (LSB first in 32-bit words) is set where d_o = -1."""
+    t = layer.arrays["thresholds"].astype(np.int64)
+    d = layer.arrays["directions"].astype(np.int64)
+    t = np.sort(np.where(d[:, None] > 0, t, 1 - t), axis=1)
+    bound = layer.acc_bound()
+    biased = np.clip(t, -bound, bound + 1) + (1 << 31)
+    return biased.astype(np.uint32).ravel(), arith.pack_bits((d < 0)[None].astype(np.uint8), WORD_BITS).astype(np.uint32).ravel()
+
+
+PIXEL_TABLE_CHUNKS = 8  # the runtime's HWBIN_PIXEL_CHUNKS: 32 values, one weight word, per block
 
 
 def pixel_scratch_bytes(n: int) -> int:
     """The first layer's scratch for a phase of n taps, as the runtime uses it: int16 tables
-    of subset sums, 16 per 4 values (32 bytes), when they fit PIXEL_TABLE_BYTES; else one
-    int16 value 2x - 255 per tap."""
-    tables = 32 * ((n + 3) // 4)
-    return tables if tables <= PIXEL_TABLE_BYTES else 4 * ((2 * n + 3) // 4)
+    of subset sums, 16 per 4 values (32 bytes), for one block of at most 32 values."""
+    return 32 * min((n + 3) // 4, PIXEL_TABLE_CHUNKS)
 
 
 def scratch_bytes(layer: Layer, first: bool) -> int:
@@ -162,7 +179,8 @@ def plan_firmware(model: Model, options: FirmwareOptions | None = None) -> Firmw
             index=i, layer=la, in_order=orders[i][0], out_order=orders[i][1],
             in_offset=offsets[i], out_offset=offsets[i + 1], in_bytes=tensors[i], out_bytes=tensors[i + 1],
             scratch_bytes=scratch_bytes(la, i == 0),
-            weight_words=pack_weights(la) if la.is_compute else None))
+            weight_words=pack_weights(la) if la.is_compute else None,
+            **(dict(zip(("thresholds", "flips"), writer_tables(la))) if la.is_compute and la.output == "levels" else {})))
     return FirmwarePlan(model=model, options=options, layers=plans, input_bytes=tensors[0],
                         arena_size=sum(regions) + scratch, scratch_offset=sum(regions), regions=regions)
 

@@ -575,68 +575,94 @@ static int32_t accumulate(const hwbin_layer_t *l, const uint32_t *row, const uin
 typedef struct {
     uint32_t *planes;          /* output planes (levels), or NULL */
     int32_t *scores;           /* output scores, or NULL */
-    uint32_t k, nthr, pw, out_c, npos;
-    const int32_t *thresholds, *mul, *add;
-    const int8_t *directions;
+    uint32_t k, pw, out_c, npos;
+    const uint32_t *thresholds, *flips;
+    const int32_t *mul, *add;
 } writer_t;
 
 static writer_t writer_for(const hwbin_layer_t *l, uint8_t *arena)
 {
     writer_t w;
     w.k = l->out_order;
-    w.nthr = (1u << w.k) - 1u;
     w.out_c = l->out_c;
     w.npos = (uint32_t)l->out_h * l->out_w;
     w.pw = words_for(w.out_c * w.npos);
     w.planes = w.k != 0u ? planes_at(arena, l->out_offset) : 0;
     w.scores = w.k == 0u ? (int32_t *)(void *)(arena + l->out_offset) : 0;
     w.thresholds = l->thresholds;
-    w.directions = l->directions;
+    w.flips = l->flips;
     w.mul = l->score_mul;
     w.add = l->score_add;
     return w;
 }
 
-/* The level of output channel o for accumulator acc: the count of thresholds d*acc reaches
- * (ties reach). Three thresholds (order 2) are unrolled. */
-static inline __attribute__((always_inline)) uint32_t level_of(const writer_t *w, uint32_t nthr, uint32_t o,
-                                                               int32_t acc)
+/* (g << 1) + (x >= t), unsigned: on ARM one compare and one add with carry (GCC spends an IT
+ * block and two moves on the flag). */
+#if defined(__GNUC__) && defined(__thumb2__)
+#define HWBIN_REG "r"
+#else
+#define HWBIN_REG "l" /* Thumb-1: the low registers */
+#endif
+static inline __attribute__((always_inline)) uint32_t shift_in_ge(uint32_t g, uint32_t x, uint32_t t)
 {
-    const int32_t *t = w->thresholds + o * nthr;
-    int32_t x = w->directions[o] > 0 ? acc : -acc;
-    uint32_t level = 0, j;
-    if (nthr == 3u) {
-        return (uint32_t)(x >= t[0]) + (uint32_t)(x >= t[1]) + (uint32_t)(x >= t[2]);
+#if defined(__GNUC__) && defined(__arm__)
+    __asm__(".syntax unified\n\tcmp %1, %2\n\tadcs %0, %0, %0" : "+" HWBIN_REG(g) : HWBIN_REG(x), HWBIN_REG(t) : "cc");
+    return g;
+#else
+    return (g << 1) + (uint32_t)(x >= t);
+#endif
+}
+
+/* The level bits of channels o0 .. o0+run-1 (run <= 32), bit r of bits[i] for channel o0+r,
+ * plane 0 the MSB. Each channel's thresholds are ascending, so its compares are a
+ * thermometer code: word ge_j holds (acc >= T'_j) per channel, and bit b of the count is the
+ * XOR of the ge_j with 2^b dividing j+1 (order 2: MSB ge_1, LSB ge_0^ge_1^ge_2). The
+ * compares are unsigned on biased values, three thresholds per pass over the channels. */
+static inline __attribute__((always_inline)) void level_bits(const writer_t *w, uint32_t k, uint32_t o0,
+                                                             const int32_t *acc, uint32_t run, uint32_t *bits)
+{
+    uint32_t nthr = (1u << k) - 1u, j0, j, i, r, flip = get_bits(w->flips, o0, run);
+    for (i = 0; i < k; i++) {
+        bits[i] = flip;
     }
-    for (j = 0; j < nthr; j++) {
-        level += (uint32_t)(x >= t[j]);
+    for (j0 = 0; j0 < nthr; j0 += 3u) {
+        uint32_t ge[3] = {0, 0, 0}, nj = nthr - j0 < 3u ? nthr - j0 : 3u;
+        const uint32_t *t = w->thresholds + (o0 + run) * nthr + j0;
+        for (r = run; r-- > 0u;) { /* the last channel first: it ends in bit run-1 */
+            uint32_t x = (uint32_t)acc[r] ^ 0x80000000u;
+            t -= nthr;
+            ge[0] = shift_in_ge(ge[0], x, t[0]);
+            if (nj > 1u) {
+                ge[1] = shift_in_ge(ge[1], x, t[1]);
+            }
+            if (nj > 2u) {
+                ge[2] = shift_in_ge(ge[2], x, t[2]);
+            }
+        }
+        for (j = 0; j < nj; j++) {
+            for (i = 0; i < k && ((j0 + j + 1u) & ((1u << i) - 1u)) == 0u; i++) {
+                bits[k - 1u - i] ^= ge[j];
+            }
+        }
     }
-    return level;
 }
 
 /* Levels of the m consecutive channels o0.. at position pos, whose bits are consecutive in
- * every plane: each word's share gathers in registers and is ORed into the zeroed planes
- * once (32 channels at a 32-channel boundary: one store per plane). */
+ * every plane: ORed into the zeroed planes a word's share at a time (32 channels at a
+ * 32-channel boundary: one store per plane). */
 static inline __attribute__((always_inline)) void emit_levels(const writer_t *w, uint32_t k, uint32_t o0,
                                                               uint32_t pos, const int32_t *acc, uint32_t m)
 {
-    uint32_t bits[HWBIN_MAX_ORDER], c = 0, i, idx = pos * w->out_c + o0, nthr = (1u << k) - 1u;
+    uint32_t bits[HWBIN_MAX_ORDER], c = 0, i, idx = pos * w->out_c + o0;
     while (c < m) {
-        uint32_t b = idx & 31u, run = 32u - b < m - c ? 32u - b : m - c, end = c + run;
+        uint32_t b = idx & 31u, run = 32u - b < m - c ? 32u - b : m - c;
         uint32_t *out = w->planes + (idx >> 5);
+        level_bits(w, k, o0 + c, acc + c, run, bits);
         for (i = 0; i < k; i++) {
-            bits[i] = 0;
-        }
-        for (; c < end; c++, b++) {
-            uint32_t level = level_of(w, nthr, o0 + c, acc[c]);
-            for (i = 0; i < k; i++) {
-                bits[i] |= ((level >> (k - 1u - i)) & 1u) << b;
-            }
-        }
-        for (i = 0; i < k; i++) {
-            out[i * w->pw] |= bits[i];
+            out[i * w->pw] |= bits[i] << b;
         }
         idx += run;
+        c += run;
     }
 }
 

@@ -8,7 +8,8 @@
  *     indexed (y*W + x)*C + c, least-significant bit first in 32-bit words;
  *   - weights are packed by the generator in the contract's K order (tap-major, channel
  *     fastest), per output channel, one stride phase after another for transposed convs;
- *   - acc = sum_i b_i * (n - 2*popcount(A_i ^ W)); level = #{j : d*acc >= T_j};
+ *   - acc = sum_i b_i * (n - 2*popcount(A_i ^ W)); level = #{j : d*acc >= T_j}, which the
+ *     generator stores as level = #{j : acc >= T'_j} ^ flip (firmware/generate.py writer_tables);
  *     score = mul*acc + add; the class is the argmax, ties to the lowest index.
  * The generated <prefix>_model.c holds a const hwbin_model_t; <prefix>_invoke() calls hwbin_run().
  */
@@ -44,8 +45,8 @@ typedef struct {
     uint16_t kh, kw, sh, sw, ph, pw;
     const int32_t *in_bases;    /* in_order bases, b_1 (MSB) first */
     const uint32_t *weight;     /* packed weights */
-    const int32_t *thresholds;  /* out_c x (2^out_order - 1), rows ascending */
-    const int8_t *directions;   /* out_c, +1 or -1 */
+    const uint32_t *thresholds; /* out_c x (2^out_order - 1): T' + 2^31, rows ascending */
+    const uint32_t *flips;      /* bit o (LSB first): channel o's level bits are inverted */
     const int32_t *score_mul;   /* out_c (scores layer only) */
     const int32_t *score_add;
     const uint16_t *perm;       /* shuffle: out[c] = in[perm[c]] */
