@@ -74,38 +74,6 @@ static inline uint32_t sum_bytes(uint32_t b)
     return (b + (b >> 16)) & 0xFFFFu;
 }
 
-/* pc[0] = popcount(a ^ w) over nw words. */
-static void xor_popcount1(const uint32_t *a, const uint32_t *w, uint32_t nw, uint32_t *pc)
-{
-#ifdef HWBIN_POPCNT64
-    uint32_t j = 0, c = 0;
-    for (; j + 2u <= nw; j += 2u) {
-        uint64_t aa, ww;
-        memcpy(&aa, a + j, 8);
-        memcpy(&ww, w + j, 8);
-        c += (uint32_t)__builtin_popcountll(aa ^ ww);
-    }
-    if (j < nw) {
-        c += (uint32_t)__builtin_popcount(a[j] ^ w[j]);
-    }
-    *pc = c;
-#else
-    masks_t m = swar_masks();
-    uint32_t j = 0, c = 0;
-    while (j < nw) {
-        uint32_t end = nw - j > 30u ? j + 30u : nw, b = 0;
-        for (; j + 3u <= end; j += 3u) {
-            b += count3(a + j, w[j], w[j + 1u], w[j + 2u], &m);
-        }
-        for (; j < end; j++) {
-            b += count1(a[j] ^ w[j], &m);
-        }
-        c += sum_bytes(b);
-    }
-    *pc = c;
-#endif
-}
-
 /* The batch kernel: for c < m, out[c] = popcount(x ^ s_c) | popcount(y ^ s_c) << 16 over n
  * words, with s_c = s + c*n the rows that follow each other (the weight rows of a group's
  * output channels against the two planes of an order-2 input; m = 1 for a single pair).
@@ -277,14 +245,32 @@ static void xor_counts2(const uint32_t *x, const uint32_t *y, const uint32_t *s,
     }
 }
 #else
+/* The byte sums (<= 240) of popcount(a ^ s) over the words j .. end-1 (at most 30). */
+static uint32_t byte_counts(const uint32_t *a, const uint32_t *s, uint32_t j, uint32_t end, const masks_t *mk)
+{
+    uint32_t b = 0;
+    for (; j + 3u <= end; j += 3u) {
+        b += count3(a + j, s[j], s[j + 1u], s[j + 2u], mk);
+    }
+    for (; j < end; j++) {
+        b += count1(a[j] ^ s[j], mk);
+    }
+    return b;
+}
+
 static void xor_counts2(const uint32_t *x, const uint32_t *y, const uint32_t *s, uint32_t n, uint32_t m,
                         uint32_t *out)
 {
-    uint32_t c, pc[2];
+    masks_t mk = swar_masks();
+    uint32_t c, j;
     for (c = 0; c < m; c++, s += n) {
-        xor_popcount1(x, s, n, pc);
-        xor_popcount1(y, s, n, pc + 1);
-        out[c] = pc[0] | (pc[1] << 16);
+        uint32_t cx = 0, cy = 0;
+        for (j = 0; j < n; j += 30u) { /* byte sums of 30 words stay <= 240 */
+            uint32_t end = n - j > 30u ? j + 30u : n;
+            cx += sum_bytes(byte_counts(x, s, j, end, &mk));
+            cy += sum_bytes(byte_counts(y, s, j, end, &mk));
+        }
+        out[c] = cx | (cy << 16);
     }
 }
 #endif
@@ -561,8 +547,8 @@ static int32_t accumulate(const hwbin_layer_t *l, const uint32_t *row, const uin
     for (i = 0; i + 2u <= l->in_order; i += 2u) {
         xor_popcount2(row + i * nw, row + (i + 1u) * nw, w, nw, pc + i);
     }
-    if (i < l->in_order) {
-        xor_popcount1(row + i * nw, w, nw, pc + i);
+    if (i < l->in_order) { /* an odd last plane: counted twice, once kept */
+        xor_popcount2(row + i * nw, row + i * nw, w, nw, pc + i);
     }
     for (i = 0; i < l->in_order; i++) {
         acc += l->in_bases[i] * ((int32_t)n - 2 * (int32_t)pc[i]);
@@ -797,109 +783,86 @@ static void binary_position(const hwbin_layer_t *l, const phase_t *ph, const uin
     }
 }
 
-/* s[r] = sum_j (bit j of row r ? v_j : 0) over n values, for two weight rows w0 and w1 (two
- * output channels share each load of v). */
-static void sums_where_set(const int16_t *v, const uint32_t *w0, const uint32_t *w1, uint32_t n, int32_t *s)
-{
-    int32_t s0 = 0, s1 = 0;
-    uint32_t base, j;
-    for (base = 0; base < n; base += 32u) {
-        uint32_t bits0 = w0[base >> 5], bits1 = w1[base >> 5], end = n - base > 32u ? base + 32u : n;
-        for (j = base; j < end; j++) {
-            int32_t x = v[j];
-            s0 += x & -(int32_t)(bits0 & 1u);
-            s1 += x & -(int32_t)(bits1 & 1u);
-            bits0 >>= 1;
-            bits1 >>= 1;
-        }
-    }
-    s[0] = s0;
-    s[1] = s1;
-}
-
-/* The first layer on uint8 pixels with tables of subset sums: for every 4 values of the K
- * vector (a nibble of a weight row), tab[16q + s] = sum of the values whose bit is set in s.
- * A channel's sum over the values where its weight is +1 is then one lookup per nibble. The
- * tables are used when they fit HWBIN_PIXEL_TABLE_BYTES (firmware/generate.py sizes the
- * scratch to match); else each channel adds its values one by one. */
-#define HWBIN_PIXEL_TABLE_BYTES 256u /* firmware/generate.py's PIXEL_TABLE_BYTES */
+/* The first layer on uint8 pixels through tables of subset sums: the K vector goes in blocks
+ * of 32 values (one weight word); for every 4 values of a block (a nibble of the weight word),
+ * tab[16q + s] = the sum of the values whose bit is set in s. A channel's sum over the block's
+ * values where its weight is +1 is then one lookup per nibble. */
+#define HWBIN_PIXEL_CHUNKS 8u /* 4-value chunks per block; firmware/generate.py's PIXEL_TABLE_CHUNKS */
 
 static uint32_t pixel_chunks(uint32_t n) { return (n + 3u) >> 2; }
-
-static uint32_t pixel_uses_tables(uint32_t n) { return pixel_chunks(n) * 32u <= HWBIN_PIXEL_TABLE_BYTES; }
 
 /* Fills each chunk's table from its single-value entries tab[16q + 2^b] (already written). */
 static void build_pixel_tables(int16_t *tab, uint32_t chunks)
 {
-    uint32_t q, b, s;
+    uint32_t q, s;
     for (q = 0; q < chunks; q++, tab += 16) {
-        tab[0] = 0;
-        for (b = 1; b < 4u; b++) {
-            for (s = 1; s < (1u << b); s++) {
-                tab[(1u << b) + s] = (int16_t)(tab[1u << b] + tab[s]);
-            }
+        tab[3] = (int16_t)(tab[1] + tab[2]);
+        for (s = 1; s < 4u; s++) {
+            tab[4u + s] = (int16_t)(tab[4] + tab[s]);
+        }
+        for (s = 1; s < 8u; s++) {
+            tab[8u + s] = (int16_t)(tab[8] + tab[s]);
         }
     }
 }
 
-/* The sum of the values where the weight row w has a 1, from the chunk tables. */
-static int32_t table_sum(const int16_t *tab, const uint32_t *w, uint32_t chunks)
+/* acc[c] += the block's sum where weight word w[c * nw] has a 1, for the m channels. */
+static void add_block_sums(const int16_t *tab, uint32_t chunks, const uint32_t *w, uint32_t nw, uint32_t m,
+                           int32_t *acc)
 {
-    int32_t sum = 0;
-    uint32_t q, bits = 0;
-    for (q = 0; q < chunks; q++, tab += 16, bits >>= 4) {
-        if ((q & 7u) == 0u) {
-            bits = w[q >> 3];
+    uint32_t c, q;
+    for (c = 0; c < m; c++, w += nw) {
+        uint32_t bits = *w;
+        int32_t sum = 0;
+        for (q = 0; q < chunks; q++, bits >>= 4) {
+            sum += tab[16u * q + (bits & 15u)];
         }
-        sum += tab[bits & 15u];
+        acc[c] += sum;
     }
-    return sum;
 }
 
 /* The first layer on uint8 pixels. The contract's order-8 input has value 2x - 255 per pixel
  * (padding: pixel 0, value -255), so with +-1 weights
  *   acc = sum_j w_j (2 x_j - 255) = 2 * sum_{j: w_j = +1} v_j - sum_j v_j,  v_j = 2 x_j - 255,
- * exactly what the eight bit planes would give. */
+ * exactly what the eight bit planes would give. Each run of output channels streams the taps
+ * through the tables a block at a time. */
 static void pixel_position(const hwbin_layer_t *l, const phase_t *ph, const uint32_t *weight, uint8_t *arena,
-                           int16_t *v, const uint8_t *pixels, uint32_t g, uint32_t oy, uint32_t ox)
+                           int16_t *tab, const uint8_t *pixels, uint32_t g, uint32_t oy, uint32_t ox)
 {
     uint32_t cg = l->in_c / l->groups, og = l->out_c / l->groups, plane = (uint32_t)l->in_h * l->in_w;
     uint32_t kys = l->kind == HWBIN_CONV ? 1u : l->sh, kxs = l->kind == HWBIN_CONV ? 1u : l->sw;
-    uint32_t t = 0, ty, tx, c, o, m, end = (g + 1u) * og, pos = oy * l->out_w + ox;
-    uint32_t tables = pixel_uses_tables(ph->n), chunks = pixel_chunks(ph->n);
+    uint32_t ty, tx, c, o, m, end = (g + 1u) * og, pos = oy * l->out_w + ox;
     writer_t wr = writer_for(l, arena);
-    int32_t total = 0, acc[HWBIN_BATCH];
-    if (tables) {
-        memset(v, 0, chunks * 32u); /* a last chunk's missing values add 0 */
-    }
-    for (ty = 0; ty < ph->ty; ty++) {
-        for (tx = 0; tx < ph->tx; tx++, t++) {
-            int32_t src = tap_source(l, (int32_t)oy, (int32_t)ox, (int32_t)(ph->ry + ty * kys),
-                                     (int32_t)(ph->rx + tx * kxs));
-            for (c = 0; c < cg; c++) {
-                uint32_t j = t * cg + c;
-                int32_t x = 2 * (src < 0 ? 0 : (int32_t)pixels[(g * cg + c) * plane + (uint32_t)src]) - 255;
-                v[tables ? 16u * (j >> 2) + (1u << (j & 3u)) : j] = (int16_t)x;
-                total += x;
+    int32_t acc[HWBIN_BATCH];
+    for (o = g * og; o < end; o += m) {
+        const uint32_t *w = weight + o * ph->nw;
+        uint32_t j = 0, left = ph->n;
+        int32_t total = 0;
+        m = run_length(o, end);
+        memset(acc, 0, m * 4u);
+        for (ty = 0; ty < ph->ty; ty++) {
+            for (tx = 0; tx < ph->tx; tx++) {
+                int32_t src = tap_source(l, (int32_t)oy, (int32_t)ox, (int32_t)(ph->ry + ty * kys),
+                                         (int32_t)(ph->rx + tx * kxs));
+                for (c = 0; c < cg; c++, j++, left--) {
+                    int32_t x = 2 * (src < 0 ? 0 : (int32_t)pixels[(g * cg + c) * plane + (uint32_t)src]) - 255;
+                    uint32_t chunks = pixel_chunks(left) < HWBIN_PIXEL_CHUNKS ? pixel_chunks(left) : HWBIN_PIXEL_CHUNKS;
+                    if (j == 0u) { /* a block starts: a short last chunk's missing values add 0 */
+                        memset(tab, 0, chunks * 32u);
+                    }
+                    tab[16u * (j >> 2) + (1u << (j & 3u))] = (int16_t)x;
+                    total += x;
+                    if (j == 31u || left == 1u) {
+                        chunks = pixel_chunks(j + 1u);
+                        build_pixel_tables(tab, chunks);
+                        add_block_sums(tab, chunks, w++, ph->nw, m, acc);
+                        j = ~0u; /* the next value starts a block */
+                    }
+                }
             }
         }
-    }
-    if (tables) {
-        build_pixel_tables(v, chunks);
-    }
-    for (o = g * og; o < end; o += m) {
-        m = run_length(o, end);
         for (c = 0; c < m; c++) {
-            if (tables) {
-                acc[c] = 2 * table_sum(v, weight + (o + c) * ph->nw, chunks) - total;
-            } else { /* two channels per pass; an odd last channel pairs with itself */
-                int32_t sums[2];
-                uint32_t c1 = c + 1u < m ? c + 1u : c;
-                sums_where_set(v, weight + (o + c) * ph->nw, weight + (o + c1) * ph->nw, ph->n, sums);
-                acc[c] = 2 * sums[0] - total;
-                acc[c1] = 2 * sums[1] - total;
-                c = c1;
-            }
+            acc[c] = 2 * acc[c] - total;
         }
         emit_run(&wr, o, pos, acc, m);
     }

@@ -43,7 +43,7 @@ typedef struct {
     uint16_t in_c, in_h, in_w;
     uint16_t out_c, out_h, out_w;
     uint16_t kh, kw, sh, sw, ph, pw;
-    const int32_t *in_bases;    /* in_order bases, b_1 (MSB) first */
+    const int32_t *in_bases;    /* in_order bases, b_1 (MSB) first (NULL: the first layer reads pixels) */
     const uint32_t *weight;     /* packed weights */
     const uint32_t *thresholds; /* out_c x (2^out_order - 1): T' + 2^31, rows ascending */
     const uint32_t *flips;      /* bit o (LSB first): channel o's level bits are inverted */
