@@ -74,27 +74,42 @@ static inline uint32_t sum_bytes(uint32_t b)
     return (b + (b >> 16)) & 0xFFFFu;
 }
 
-/* The batch kernel: for c < m, out[c] = popcount(x ^ s_c) | popcount(y ^ s_c) << 16 over n
- * words, with s_c = s + c*n the rows that follow each other (the weight rows of a group's
- * output channels against the two planes of an order-2 input; m = 1 for a single pair).
- * One call per output position: the per-channel call overhead is gone. */
+/* The batch kernel: for c < m, out[c] = f[0] + f[1] * popcount(x ^ s_c) + f[2] * popcount(y ^
+ * s_c) (mod 2^32) over n words, with s_c = s + c*n the rows that follow each other (the
+ * weight rows of a group's output channels against the two planes of an order-2 input; m = 1
+ * for a single pair). With f = (b_1 + b_2) n, -2 b_1, -2 b_2 that is the accumulator itself;
+ * f = (0, 1, 65536) packs the two counts (each < 65536: a row is at most 2047 words). One
+ * call per output position: the per-channel call overhead is gone. */
 #define HWBIN_BATCH_MAX_WORDS 30u /* Thumb-2 kernel: byte sums stay <= 240 */
 #define HWBIN_BATCH 32u           /* output channels per call: one word of level bits */
+
+/* f[0] + f[1] cx + f[2] cy, mod 2^32 (no signed overflow). */
+static inline uint32_t combine(const int32_t *f, uint32_t cx, uint32_t cy)
+{
+    return (uint32_t)f[0] + (uint32_t)f[1] * cx + (uint32_t)f[2] * cy;
+}
 
 #if defined(__GNUC__) && defined(__thumb2__) && !defined(HWBIN_PORTABLE_KERNELS)
 /* Thumb-2 (Cortex-M3/M4/M7), by hand because GCC spills the loop: per word and row 8
  * instructions (load, XOR, the 2- and 4-bit field sums with the masks in registers), a fold
- * into bytes every three words, the total once per row. n <= 30, m >= 1. A naked function,
- * so it needs no registers from the compiler and builds the same at -O0 and -O2. */
+ * into bytes every three words, the total once per row (USAD8 against 0 on cores with the DSP
+ * extension, M4/M7) and its two multiply-adds. n <= 30, m >= 1. A naked function, so it
+ * needs no registers from the compiler and builds the same at -O0 and -O2. */
+#if defined(__ARM_FEATURE_DSP)
+#define HWBIN_T2_TOTALS "mov r12, #0\n\tusad8 r9, r9, r12\n\tusad8 r10, r10, r12\n\t"
+#else
+#define HWBIN_T2_TOTALS "hwbin_total r9\n\thwbin_total r10\n\t"
+#endif
 __attribute__((naked, noinline)) static void xor_counts2_t2(const uint32_t *x __attribute__((unused)),
                                                            const uint32_t *y __attribute__((unused)),
                                                            const uint32_t *s __attribute__((unused)),
                                                            uint32_t n __attribute__((unused)),
                                                            uint32_t m __attribute__((unused)),
-                                                           uint32_t *out __attribute__((unused)))
+                                                           uint32_t *out __attribute__((unused)),
+                                                           const int32_t *f __attribute__((unused)))
 {
     /* r0 x, r1 y, r2 s (runs on through the rows), r3 n; [sp] x, [sp+4] y, [sp+8] n, [sp+48] m,
-     * [sp+52] out; r4-r6 the masks; r7/r8 nibble sums and r9/r10 byte sums of x/y; r11 the
+     * [sp+52] out, [sp+56] f; r4-r6 the masks; r7/r8 nibble sums and r9/r10 byte sums of x/y; r11 the
      * shared word, then a temporary. word: the three loads back to back (pipelined), the XORs,
      * and per plane nib: dst (= if first) += per-nibble popcount of x. fold:
      * nibble sums into byte sums. total: byte sums into one halfword. */
@@ -167,9 +182,11 @@ __attribute__((naked, noinline)) static void xor_counts2_t2(const uint32_t *x __
         "subs   r3, r3, #1\n\t"
         "bne    3b\n"
         "4:\n\t"
-        "hwbin_total r9\n\t"
-        "hwbin_total r10\n\t"
-        "orr    r9, r9, r10, lsl #16\n\t"
+        HWBIN_T2_TOTALS
+        "ldr    r12, [sp, #56]\n\t"
+        "ldm    r12, {r0, r1, r3}\n\t"
+        "mla    r9, r9, r1, r0\n\t"
+        "mla    r9, r10, r3, r9\n\t"
         "ldr    r12, [sp, #52]\n\t"
         "str    r9, [r12], #4\n\t"
         "str    r12, [sp, #52]\n\t"
@@ -187,22 +204,22 @@ __attribute__((naked, noinline)) static void xor_counts2_t2(const uint32_t *x __
 }
 
 static void xor_counts2(const uint32_t *x, const uint32_t *y, const uint32_t *s, uint32_t n, uint32_t m,
-                        uint32_t *out)
+                        uint32_t *out, const int32_t *f)
 {
+    int32_t g[3] = {0, f[1], f[2]}; /* f is linear in the counts: f[0] once per row */
     uint32_t c, j;
     if (n <= HWBIN_BATCH_MAX_WORDS) {
-        xor_counts2_t2(x, y, s, n, m, out);
+        xor_counts2_t2(x, y, s, n, m, out, f);
         return;
     }
     for (c = 0; c < m; c++, s += n) { /* long rows: 30-word chunks, one row at a time */
-        uint32_t c0 = 0, c1 = 0, t;
+        uint32_t sum = (uint32_t)f[0], t;
         for (j = 0; j < n; j += HWBIN_BATCH_MAX_WORDS) {
             uint32_t len = n - j > HWBIN_BATCH_MAX_WORDS ? HWBIN_BATCH_MAX_WORDS : n - j;
-            xor_counts2_t2(x + j, y + j, s + j, len, 1u, &t);
-            c0 += t & 0xFFFFu;
-            c1 += t >> 16;
+            xor_counts2_t2(x + j, y + j, s + j, len, 1u, &t, g);
+            sum += t;
         }
-        out[c] = c0 | (c1 << 16);
+        out[c] = sum;
     }
 }
 #elif defined(HWBIN_POPCNT64)
@@ -218,7 +235,7 @@ static uint64_t load64(const uint32_t *p)
 static uint32_t pop64(uint64_t v) { return (uint32_t)__builtin_popcountll(v); }
 
 static void xor_counts2(const uint32_t *x, const uint32_t *y, const uint32_t *s, uint32_t n, uint32_t m,
-                        uint32_t *out)
+                        uint32_t *out, const int32_t *f)
 {
     size_t j; /* the native width: no index extension in the loop */
     uint32_t c;
@@ -238,9 +255,9 @@ static void xor_counts2(const uint32_t *x, const uint32_t *y, const uint32_t *s,
             x1 += pop64(x[j] ^ t[j]);
             y1 += pop64(y[j] ^ t[j]);
         }
-        out[c] = x0 | (y0 << 16);
+        out[c] = combine(f, x0, y0);
         if (c + 1u < m) {
-            out[c + 1u] = x1 | (y1 << 16);
+            out[c + 1u] = combine(f, x1, y1);
         }
     }
 }
@@ -259,7 +276,7 @@ static uint32_t byte_counts(const uint32_t *a, const uint32_t *s, uint32_t j, ui
 }
 
 static void xor_counts2(const uint32_t *x, const uint32_t *y, const uint32_t *s, uint32_t n, uint32_t m,
-                        uint32_t *out)
+                        uint32_t *out, const int32_t *f)
 {
     masks_t mk = swar_masks();
     uint32_t c, j;
@@ -270,7 +287,7 @@ static void xor_counts2(const uint32_t *x, const uint32_t *y, const uint32_t *s,
             cx += sum_bytes(byte_counts(x, s, j, end, &mk));
             cy += sum_bytes(byte_counts(y, s, j, end, &mk));
         }
-        out[c] = cx | (cy << 16);
+        out[c] = combine(f, cx, cy);
     }
 }
 #endif
@@ -278,18 +295,19 @@ static void xor_counts2(const uint32_t *x, const uint32_t *y, const uint32_t *s,
 #if defined(__GNUC__) && defined(__thumb__) && !defined(__thumb2__) && !defined(HWBIN_PORTABLE_KERNELS)
 #define HWBIN_PAIRED_ROWS 1u
 /* Thumb-1 (ARMv6-M: Cortex-M0/M0+), by hand: the batch kernel on a paired row (x0 y0 x1 y1
- * ..., so one LDM loads both planes' words): out[c] = popcount(x ^ s_c) | popcount(y ^ s_c)
- * << 16. Per word: 3 loads, 2 XORs and 7 instructions per plane for the per-nibble counts
+ * ..., so one LDM loads both planes' words): out[c] = f[0] + f[1] popcount(x ^ s_c) + f[2]
+ * popcount(y ^ s_c), as xor_counts2. Per word: 3 loads, 2 XORs and 7 instructions per plane for the per-nibble counts
  * (the masks 0x55555555 and 0x33333333 in r2/r3); three words' nibbles add up in r8/r9 before
  * they fold into byte sums in r10/r11 (0x0F0F0F0F in lr); a total per row. n <= 30, m >= 1. */
 __attribute__((naked, noinline)) static void pair_counts_t1(const uint32_t *xy __attribute__((unused)),
                                                            const uint32_t *s __attribute__((unused)),
                                                            uint32_t n __attribute__((unused)),
                                                            uint32_t m __attribute__((unused)),
-                                                           uint32_t *out __attribute__((unused)))
+                                                           uint32_t *out __attribute__((unused)),
+                                                           const int32_t *f __attribute__((unused)))
 {
     /* r0 xy (runs through the row), r1 s (runs on through the rows), r12 the end of the row's
-     * whole triples; [sp] xy, [sp+4] the end of the row, [sp+8] m, [sp+12] out. */
+     * whole triples; [sp] xy, [sp+4] the end of the row, [sp+8] m, [sp+12] out, [sp+56] f. */
     __asm__ volatile(
         ".syntax unified\n\t" /* GCC wraps Thumb-1 inline assembly in divided syntax */
         ".macro t1_nib reg\n\t"
@@ -388,9 +406,14 @@ __attribute__((naked, noinline)) static void pair_counts_t1(const uint32_t *xy _
         "4:\n\t"
         "ldr    r6, =0x00FF00FF\n\t"
         "t1_total r11\n\t"
-        "lsls   r7, r4, #16\n\t"
+        "mov    r7, r4\n\t"
         "t1_total r10\n\t"
-        "orrs   r4, r7\n\t"
+        "ldr    r0, [sp, #56]\n\t"
+        "ldm    r0, {r0, r5, r6}\n\t"
+        "muls   r4, r5, r4\n\t"
+        "muls   r7, r6, r7\n\t"
+        "adds   r4, r4, r7\n\t"
+        "adds   r4, r4, r0\n\t"
         "ldr    r5, [sp, #12]\n\t"
         "stm    r5!, {r4}\n\t"
         "str    r5, [sp, #12]\n\t"
@@ -421,39 +444,40 @@ __attribute__((naked, noinline)) static void pair_counts_t1(const uint32_t *xy _
  * Thumb-1 kernel (rows over 30 words in 30-word chunks, one channel at a time), else the
  * planes one after another. */
 static void row_counts2(const uint32_t *row, uint32_t paired, const uint32_t *s, uint32_t n, uint32_t m,
-                        uint32_t *out)
+                        uint32_t *out, const int32_t *f)
 {
 #if HWBIN_PAIRED_ROWS
+    int32_t g[3] = {0, f[1], f[2]}; /* f is linear in the counts: f[0] once per row */
     uint32_t c, j;
     if (paired != 0u && n <= HWBIN_BATCH_MAX_WORDS) {
-        pair_counts_t1(row, s, n, m, out);
+        pair_counts_t1(row, s, n, m, out, f);
         return;
     }
     if (paired != 0u) {
         for (c = 0; c < m; c++, s += n) {
-            uint32_t c0 = 0, c1 = 0, t;
+            uint32_t sum = (uint32_t)f[0], t;
             for (j = 0; j < n; j += HWBIN_BATCH_MAX_WORDS) {
                 uint32_t len = n - j > HWBIN_BATCH_MAX_WORDS ? HWBIN_BATCH_MAX_WORDS : n - j;
-                pair_counts_t1(row + 2u * j, s + j, len, 1u, &t);
-                c0 += t & 0xFFFFu;
-                c1 += t >> 16;
+                pair_counts_t1(row + 2u * j, s + j, len, 1u, &t, g);
+                sum += t;
             }
-            out[c] = c0 | (c1 << 16);
+            out[c] = sum;
         }
         return;
     }
 #else
     (void)paired;
 #endif
-    xor_counts2(row, row + n, s, n, m, out);
+    xor_counts2(row, row + n, s, n, m, out, f);
 }
 
 /* pc[0] = popcount(x ^ s), pc[1] = popcount(y ^ s) over nw words. Counts fit 16 bits: a row
  * is at most 2047 words (the IR's limit on K is far below). */
 static void xor_popcount2(const uint32_t *x, const uint32_t *y, const uint32_t *s, uint32_t nw, uint32_t *pc)
 {
+    static const int32_t pack[3] = {0, 1, 65536};
     uint32_t t[2]; /* one count used; room for a pair so no kernel writes past it */
-    xor_counts2(x, y, s, nw, 1u, t);
+    xor_counts2(x, y, s, nw, 1u, t, pack);
     pc[0] = t[0] & 0xFFFFu;
     pc[1] = t[0] >> 16;
 }
@@ -538,22 +562,19 @@ static void load_input(const hwbin_model_t *m, const uint8_t *input, uint32_t *p
     }
 }
 
-/* acc = sum_i b_i * (n - 2 popcount(A_i ^ W)) over the k planes of the gathered row. The
- * common orders get their own inlined copy of the kernel (constant k). */
+/* acc = sum_i b_i * (n - 2 popcount(A_i ^ W)) over the k planes of the gathered row, a pair
+ * of planes per kernel call. */
 static int32_t accumulate(const hwbin_layer_t *l, const uint32_t *row, const uint32_t *w, uint32_t nw, uint32_t n)
 {
-    uint32_t pc[HWBIN_MAX_ORDER], i;
-    int32_t acc = 0;
-    for (i = 0; i + 2u <= l->in_order; i += 2u) {
-        xor_popcount2(row + i * nw, row + (i + 1u) * nw, w, nw, pc + i);
+    uint32_t i, t[2], sum = 0; /* t: room for a pair so no kernel writes past it */
+    for (i = 0; i < l->in_order; i += 2u) { /* an odd last plane pairs with itself, weighted 0 */
+        uint32_t j = i + 1u < l->in_order ? i + 1u : i;
+        int32_t bj = j != i ? l->in_bases[j] : 0;
+        int32_t f[3] = {(l->in_bases[i] + bj) * (int32_t)n, -2 * l->in_bases[i], -2 * bj};
+        xor_counts2(row + i * nw, row + j * nw, w, nw, 1u, t, f);
+        sum += t[0];
     }
-    if (i < l->in_order) { /* an odd last plane: counted twice, once kept */
-        xor_popcount2(row + i * nw, row + i * nw, w, nw, pc + i);
-    }
-    for (i = 0; i < l->in_order; i++) {
-        acc += l->in_bases[i] * ((int32_t)n - 2 * (int32_t)pc[i]);
-    }
-    return acc;
+    return (int32_t)sum;
 }
 
 /* Where and how a compute layer writes its outputs, worked out once per layer: the kernels
@@ -743,12 +764,9 @@ static void row_accumulators(const hwbin_layer_t *l, const phase_t *ph, const ui
 {
     int32_t n = (int32_t)ph->n, b0 = l->in_bases[0];
     uint32_t c, nw = ph->nw, pc[HWBIN_BATCH];
-    if (l->in_order == 2u) {
-        int32_t b1 = l->in_bases[1];
-        row_counts2(row, paired, weight + o * nw, nw, m, pc);
-        for (c = 0; c < m; c++) {
-            acc[c] = b0 * (n - 2 * (int32_t)(pc[c] & 0xFFFFu)) + b1 * (n - 2 * (int32_t)(pc[c] >> 16));
-        }
+    if (l->in_order == 2u) { /* the kernel computes the accumulators */
+        int32_t f[3] = {(b0 + l->in_bases[1]) * n, -2 * b0, -2 * l->in_bases[1]};
+        row_counts2(row, paired, weight + o * nw, nw, m, (uint32_t *)acc, f);
         return;
     }
     for (c = 0; c < m; c++) {
