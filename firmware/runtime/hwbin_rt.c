@@ -633,20 +633,20 @@ static inline __attribute__((always_inline)) void level_bits(const writer_t *w, 
         bits[i] = flip;
     }
     for (j0 = 0; j0 < nthr; j0 += 3u) {
-        uint32_t ge[3] = {0, 0, 0}, nj = nthr - j0 < 3u ? nthr - j0 : 3u;
+        uint32_t ge[3] = {0, 0, 0};
         const uint32_t *t = w->thresholds + (o0 + run) * nthr + j0;
         for (r = run; r-- > 0u;) { /* the last channel first: it ends in bit run-1 */
             uint32_t x = (uint32_t)acc[r] ^ 0x80000000u;
             t -= nthr;
             ge[0] = shift_in_ge(ge[0], x, t[0]);
-            if (nj > 1u) {
+            if (j0 + 1u < nthr) {
                 ge[1] = shift_in_ge(ge[1], x, t[1]);
             }
-            if (nj > 2u) {
+            if (j0 + 2u < nthr) {
                 ge[2] = shift_in_ge(ge[2], x, t[2]);
             }
         }
-        for (j = 0; j < nj; j++) {
+        for (j = 0; j < 3u && j0 + j < nthr; j++) {
             for (i = 0; i < k && ((j0 + j + 1u) & ((1u << i) - 1u)) == 0u; i++) {
                 bits[k - 1u - i] ^= ge[j];
             }
