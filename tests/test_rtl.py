@@ -18,18 +18,20 @@ from .conftest import run_cli
 from .helpers import random_ir, random_models, zoo_ir
 
 
-def test_pe_array_matches_numpy_weighted_popcounts():
-    """S[r, c] = sum over steps of m * 2^e * popcount(act_c XOR w_r), against numpy."""
-    R, C, L, steps = 3, 2, 7, 6
-    rng = np.random.default_rng(1)
-    acts = rng.integers(0, 2, (steps, C, L))
-    wts = rng.integers(0, 2, (steps, R, L))
-    mant = rng.integers(1, 16, steps)
-    shift = rng.integers(0, 8, steps)
-    want = np.zeros((R, C), np.int64)
-    for s in range(steps):
-        want += (mant[s] << shift[s]) * (acts[s][None] ^ wts[s][:, None]).sum(-1)
-    dut = PEArray(R, C, L, 16)
+@pytest.mark.parametrize("planes, depth, horner", [(2, 2, False), (1, 2, False), (3, 3, False), (4, 2, True)])
+def test_pe_array_plane_sums_match_numpy(planes, depth, horner):
+    """After a tile of ``planes`` x 3 steps (plane-major), PE (r, c)'s plane sum i is plane
+    K-1-i's sum of popcount(act_c XOR w_r), or with Horner's rule sum_k 2^(K-1-k) * plane k's."""
+    R, C, L, per_plane, W = 3, 2, 7, 3, 12
+    rng = np.random.default_rng(planes * 10 + depth)
+    acts = rng.integers(0, 2, (planes, per_plane, C, L))
+    wts = rng.integers(0, 2, (planes, per_plane, R, L))
+    counts = (acts[:, :, None] ^ wts[:, :, :, None]).sum(-1).sum(1)     # (planes, R, C)
+    if horner:
+        want = [sum(counts[k] << (planes - 1 - k) for k in range(planes))]
+    else:
+        want = [counts[planes - 1 - i] for i in range(planes)]
+    dut = PEArray(R, C, L, depth, W)
     sim = Simulator(dut)
     sim.add_clock(1e-8)
     got = {}
@@ -38,22 +40,26 @@ def test_pe_array_matches_numpy_weighted_popcounts():
         return int("".join(map(str, bits.ravel()[::-1])), 2)
 
     async def bench(ctx):
-        for s in range(steps):
-            ctx.set(dut.valid, 1)
-            ctx.set(dut.first, s == 0)
-            ctx.set(dut.mant, int(mant[s]))
-            ctx.set(dut.shift, int(shift[s]))
-            ctx.set(dut.acts, word(acts[s]))
-            ctx.set(dut.weights, word(wts[s]))
-            await ctx.tick()
-        ctx.set(dut.valid, 0)
+        for tile in range(2):          # the second tile must not see the first's sums
+            for k in range(planes):
+                for s in range(per_plane):
+                    ctx.set(dut.valid, 1)
+                    ctx.set(dut.start, s == 0)
+                    ctx.set(dut.double, horner and s == 0 and k > 0)
+                    ctx.set(dut.acts, word(acts[k, s]))
+                    ctx.set(dut.weights, word(wts[k, s]))
+                    await ctx.tick()
+                ctx.set(dut.valid, 0)
+                await ctx.tick()       # a bubble: nothing moves while valid is low
         await ctx.tick().repeat(PEArray.LATENCY - 1)
-        sums = ctx.get(dut.sums)
-        got["s"] = [[(sums >> ((r * C + c) * 16)) & 0xFFFF for c in range(C)] for r in range(R)]
+        planes_word = ctx.get(dut.planes)
+        mask = (1 << W) - 1
+        got["s"] = [[[(planes_word >> (((r * C + c) * depth + i) * W)) & mask for c in range(C)] for r in range(R)]
+                    for i in range(len(want))]
 
     sim.add_testbench(bench)
     sim.run()
-    assert got["s"] == want.tolist()
+    assert got["s"] == [w.tolist() for w in want]
 
 
 def _check_top(m, x, cfg):
@@ -121,8 +127,17 @@ def test_config_errors_are_one_line_before_writing(tmp_path):
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "--rows" in r.stderr
     assert not (tmp_path / "rtl").exists()
     m.layers[0].in_bases = (200,) + m.layers[0].in_bases[1:]
-    with pytest.raises(pg.ConfigError, match="layer 'conv0' field 'in_bases': base 200"):
+    with pytest.raises(pg.ConfigError, match=r"layer 'conv0' field 'in_bases': 8 planes need each base twice the next"):
         pg.compile_program(m)
+
+
+def test_any_integer_base_of_a_hidden_layer_compiles():
+    """The drain multiplies by the bases, so a hidden layer's bases need no m * 2^e form."""
+    m, _ = zoo_ir("digits-tiny")
+    hidden = next(la for la in m.layers[1:] if la.kind in ("conv", "dense"))
+    hidden.in_bases = (1000, 3)[:len(hidden.in_bases)]
+    op = next(op for op in pg.compile_program(m).ops if op.layer is hidden)
+    assert op.coefs == tuple(reversed(hidden.in_bases)) and not op.horner
 
 
 def test_grouped_last_layer_is_rejected():
