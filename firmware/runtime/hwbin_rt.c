@@ -854,16 +854,18 @@ static void build_pixel_tables(int16_t *tab, uint32_t chunks)
     }
 }
 
-/* acc[c] += the block's sum where weight word w[c * nw] has a 1, for the m channels. */
-static void add_block_sums(const int16_t *tab, uint32_t chunks, const uint32_t *w, uint32_t nw, uint32_t m,
-                           int32_t *acc)
+/* acc[c] += the block's sum where weight word w[c * nw] has a 1, for the m channels. A nibble
+ * of 0 adds tab[16q] = 0, and a weight word's bits past the phase's n values are 0 (the
+ * generator's padding), so a channel's lookups stop at its last nonzero nibble. */
+static void add_block_sums(const int16_t *tab, const uint32_t *w, uint32_t nw, uint32_t m, int32_t *acc)
 {
-    uint32_t c, q;
+    uint32_t c;
     for (c = 0; c < m; c++, w += nw) {
+        const int16_t *t = tab;
         uint32_t bits = *w;
         int32_t sum = 0;
-        for (q = 0; q < chunks; q++, bits >>= 4) {
-            sum += tab[16u * q + (bits & 15u)];
+        for (; bits != 0u; bits >>= 4, t += 16) {
+            sum += t[bits & 15u];
         }
         acc[c] += sum;
     }
@@ -903,7 +905,7 @@ static void pixel_position(const hwbin_layer_t *l, const phase_t *ph, const uint
                     if (j == 31u || left == 1u) {
                         chunks = pixel_chunks(j + 1u);
                         build_pixel_tables(tab, chunks);
-                        add_block_sums(tab, chunks, w++, ph->nw, m, acc);
+                        add_block_sums(tab, w++, ph->nw, m, acc);
                         j = ~0u; /* the next value starts a block */
                     }
                 }
