@@ -720,7 +720,7 @@ static void emit_run(const writer_t *w, uint32_t o0, uint32_t pos, const int32_t
 }
 
 /* Input row of output (oy, ox) read by tap (ky, kx), or -1 for a padding cell (level 0). */
-static int32_t tap_source(const hwbin_layer_t *l, int32_t oy, int32_t ox, int32_t ky, int32_t kx)
+static inline int32_t tap_source(const hwbin_layer_t *l, int32_t oy, int32_t ox, int32_t ky, int32_t kx)
 {
     int32_t iy, ix;
     if (l->kind == HWBIN_CONV) {
