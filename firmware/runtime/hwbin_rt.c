@@ -223,8 +223,9 @@ static void xor_counts2(const uint32_t *x, const uint32_t *y, const uint32_t *s,
     }
 }
 #elif defined(HWBIN_POPCNT64)
-/* 64-bit hosts with POPCNT: both planes against each 64-bit weight load, two channels per
- * pass over the row, so each activation word is loaded once for two weight rows. */
+/* 64-bit hosts with POPCNT: two weight rows per pass over the row and two 64-bit words per
+ * loop step, so each word of the two planes is loaded once for two channels. */
+
 static uint64_t load64(const uint32_t *p)
 {
     uint64_t v;
@@ -234,30 +235,49 @@ static uint64_t load64(const uint32_t *p)
 
 static uint32_t pop64(uint64_t v) { return (uint32_t)__builtin_popcountll(v); }
 
+/* cx += popcount(a ^ v), cy += popcount(b ^ v): one weight word against both planes. */
+static inline __attribute__((always_inline)) void count_pair(uint64_t a, uint64_t b, uint64_t v, uint32_t *cx,
+                                                             uint32_t *cy)
+{
+    *cx += pop64(a ^ v);
+    *cy += pop64(b ^ v);
+}
+
+/* Counts of x and y against the rows w0 and w1 (n words each), added into c[0..3]. */
+static inline __attribute__((always_inline)) void count_rows2(const uint32_t *x, const uint32_t *y,
+                                                              const uint32_t *w0, const uint32_t *w1, size_t n,
+                                                              uint32_t *c)
+{
+    size_t j = 0;
+    for (; j + 4u <= n; j += 4u) { /* two 64-bit words per pass: half the loop overhead */
+        uint64_t a0 = load64(x + j), b0 = load64(y + j), a1 = load64(x + j + 2u), b1 = load64(y + j + 2u);
+        count_pair(a0, b0, load64(w0 + j), &c[0], &c[1]);
+        count_pair(a0, b0, load64(w1 + j), &c[2], &c[3]);
+        count_pair(a1, b1, load64(w0 + j + 2u), &c[0], &c[1]);
+        count_pair(a1, b1, load64(w1 + j + 2u), &c[2], &c[3]);
+    }
+    if (j + 2u <= n) {
+        uint64_t a = load64(x + j), b = load64(y + j);
+        count_pair(a, b, load64(w0 + j), &c[0], &c[1]);
+        count_pair(a, b, load64(w1 + j), &c[2], &c[3]);
+        j += 2u;
+    }
+    if (j < n) { /* an odd last 32-bit word */
+        count_pair(x[j], y[j], w0[j], &c[0], &c[1]);
+        count_pair(x[j], y[j], w1[j], &c[2], &c[3]);
+    }
+}
+
 static void xor_counts2(const uint32_t *x, const uint32_t *y, const uint32_t *s, uint32_t n, uint32_t m,
                         uint32_t *out, const int32_t *f)
 {
-    size_t j; /* the native width: no index extension in the loop */
-    uint32_t c;
+    uint32_t c, f0 = (uint32_t)f[0], f1 = (uint32_t)f[1], f2 = (uint32_t)f[2];
     for (c = 0; c < m; c += 2u, s += 2u * n) {
-        const uint32_t *t = c + 1u < m ? s + n : s; /* an odd last channel pairs with itself */
-        uint32_t x0 = 0, y0 = 0, x1 = 0, y1 = 0;
-        for (j = 0; j + 2u <= n; j += 2u) {
-            uint64_t a = load64(x + j), b = load64(y + j), w0 = load64(s + j), w1 = load64(t + j);
-            x0 += pop64(a ^ w0);
-            y0 += pop64(b ^ w0);
-            x1 += pop64(a ^ w1);
-            y1 += pop64(b ^ w1);
-        }
-        if (j < n) {
-            x0 += pop64(x[j] ^ s[j]);
-            y0 += pop64(y[j] ^ s[j]);
-            x1 += pop64(x[j] ^ t[j]);
-            y1 += pop64(y[j] ^ t[j]);
-        }
-        out[c] = combine(f, x0, y0);
+        uint32_t k[4] = {0, 0, 0, 0};
+        count_rows2(x, y, s, c + 1u < m ? s + n : s, n, k); /* an odd last channel pairs with itself */
+        out[c] = f0 + f1 * k[0] + f2 * k[1];
         if (c + 1u < m) {
-            out[c + 1u] = combine(f, x1, y1);
+            out[c + 1u] = f0 + f1 * k[2] + f2 * k[3];
         }
     }
 }
@@ -604,16 +624,26 @@ static writer_t writer_for(const hwbin_layer_t *l, uint8_t *arena)
 }
 
 /* (g << 1) + (x >= t), unsigned: on ARM one compare and one add with carry (GCC spends an IT
- * block and two moves on the flag). */
+ * block and two moves on the flag). x86's carry is the borrow (x < t), so there the words are
+ * kept complemented, ~((g << 1) + (x >= t)) = (~g << 1) + (x < t): they start at
+ * HWBIN_GE_START (~0) and are XORed with it at the end. */
 #if defined(__GNUC__) && defined(__thumb2__)
 #define HWBIN_REG "r"
 #else
 #define HWBIN_REG "l" /* Thumb-1: the low registers */
 #endif
+#if defined(__GNUC__) && defined(__x86_64__)
+#define HWBIN_GE_START 0xFFFFFFFFu
+#else
+#define HWBIN_GE_START 0u
+#endif
 static inline __attribute__((always_inline)) uint32_t shift_in_ge(uint32_t g, uint32_t x, uint32_t t)
 {
 #if defined(__GNUC__) && defined(__arm__)
     __asm__(".syntax unified\n\tcmp %1, %2\n\tadcs %0, %0, %0" : "+" HWBIN_REG(g) : HWBIN_REG(x), HWBIN_REG(t) : "cc");
+    return g;
+#elif defined(__GNUC__) && defined(__x86_64__)
+    __asm__("cmpl %2, %1\n\tadcl %0, %0" : "+r"(g) : "r"(x), "rm"(t) : "cc");
     return g;
 #else
     return (g << 1) + (uint32_t)(x >= t);
@@ -633,7 +663,7 @@ static inline __attribute__((always_inline)) void level_bits(const writer_t *w, 
         bits[i] = flip;
     }
     for (j0 = 0; j0 < nthr; j0 += 3u) {
-        uint32_t ge[3] = {0, 0, 0};
+        uint32_t ge[3] = {HWBIN_GE_START, HWBIN_GE_START, HWBIN_GE_START};
         const uint32_t *t = w->thresholds + (o0 + run) * nthr + j0;
         for (r = run; r-- > 0u;) { /* the last channel first: it ends in bit run-1 */
             uint32_t x = (uint32_t)acc[r] ^ 0x80000000u;
@@ -648,7 +678,7 @@ static inline __attribute__((always_inline)) void level_bits(const writer_t *w, 
         }
         for (j = 0; j < 3u && j0 + j < nthr; j++) {
             for (i = 0; i < k && ((j0 + j + 1u) & ((1u << i) - 1u)) == 0u; i++) {
-                bits[k - 1u - i] ^= ge[j];
+                bits[k - 1u - i] ^= ge[j] ^ HWBIN_GE_START;
             }
         }
     }
@@ -690,7 +720,7 @@ static void emit_run(const writer_t *w, uint32_t o0, uint32_t pos, const int32_t
 }
 
 /* Input row of output (oy, ox) read by tap (ky, kx), or -1 for a padding cell (level 0). */
-static int32_t tap_source(const hwbin_layer_t *l, int32_t oy, int32_t ox, int32_t ky, int32_t kx)
+static inline int32_t tap_source(const hwbin_layer_t *l, int32_t oy, int32_t ox, int32_t ky, int32_t kx)
 {
     int32_t iy, ix;
     if (l->kind == HWBIN_CONV) {
@@ -824,16 +854,18 @@ static void build_pixel_tables(int16_t *tab, uint32_t chunks)
     }
 }
 
-/* acc[c] += the block's sum where weight word w[c * nw] has a 1, for the m channels. */
-static void add_block_sums(const int16_t *tab, uint32_t chunks, const uint32_t *w, uint32_t nw, uint32_t m,
-                           int32_t *acc)
+/* acc[c] += the block's sum where weight word w[c * nw] has a 1, for the m channels. A nibble
+ * of 0 adds tab[16q] = 0, and a weight word's bits past the phase's n values are 0 (the
+ * generator's padding), so a channel's lookups stop at its last nonzero nibble. */
+static void add_block_sums(const int16_t *tab, const uint32_t *w, uint32_t nw, uint32_t m, int32_t *acc)
 {
-    uint32_t c, q;
+    uint32_t c;
     for (c = 0; c < m; c++, w += nw) {
+        const int16_t *t = tab;
         uint32_t bits = *w;
         int32_t sum = 0;
-        for (q = 0; q < chunks; q++, bits >>= 4) {
-            sum += tab[16u * q + (bits & 15u)];
+        for (; bits != 0u; bits >>= 4, t += 16) {
+            sum += t[bits & 15u];
         }
         acc[c] += sum;
     }
@@ -873,7 +905,7 @@ static void pixel_position(const hwbin_layer_t *l, const phase_t *ph, const uint
                     if (j == 31u || left == 1u) {
                         chunks = pixel_chunks(j + 1u);
                         build_pixel_tables(tab, chunks);
-                        add_block_sums(tab, chunks, w++, ph->nw, m, acc);
+                        add_block_sums(tab, w++, ph->nw, m, acc);
                         j = ~0u; /* the next value starts a block */
                     }
                 }
