@@ -33,14 +33,15 @@ from .errors import HwbinError
 from .golden import gather_plan
 from .ir import Layer, Model
 
-#: Cycles from a compute step's issue to the capture of its tile's plane sums.
+#: Cycles from a compute step's issue to the drain taking its tile (its PE row 0 has the sums;
+#: row r has them r cycles later, so the drain waits ``drain_skew`` more).
 COMPUTE_LATENCY = 7
 #: Cycles from the drain selecting a column to writing it (bases, accumulators, levels).
 DRAIN_WRITE_LATENCY = 3
 #: Cycles from a pass step's issue to its memory write.
 PASS_LATENCY = 3
 #: Cycles from an output request to its beat being valid.
-OUTPUT_LATENCY = 4
+OUTPUT_LATENCY = 5
 #: Bits of an output beat (a signed score or a class index).
 OUT_BITS = 32
 
@@ -55,6 +56,11 @@ ARRAY_LIMITS = {"rows": (1, 256), "cols": (1, 256), "lanes": (1, 512)}
 
 class ConfigError(HwbinError):
     """A model that an array configuration cannot run, found before any Verilog is written."""
+
+
+def drain_skew(cfg: "ArrayConfig") -> int:
+    """Cycles the drain waits for the systolic array's last row: R - 1 (rtl/array.py)."""
+    return cfg.rows - 1
 
 
 @dataclass(frozen=True)
@@ -372,11 +378,18 @@ def _compile_compute(prog: Program, op: Op) -> tuple[int, int]:
                             "T": taps, "last": taps * op.J * op.K - 1,
                             "gbase": gbase, "wbase": wblocks[g, rt], "cbase": g * op.cin_g, "colbase": colbase,
                             "o0": o0, "rot": o0 % R // prog.gran, "rt": rt, "thr": 0, "nfix": bsum * n, "nvalid": len(cols),
+                            "gap": _drain_gap(len(cols), cfg),
                             "wen": _write_enables(prog, op, o0, min(R, og - rt * R))}
                     first = False
                     op.tiles.append(len(prog.tiles))
                     prog.tiles.append(tile)
     return bound, plane_bound
+
+
+def _drain_gap(nvalid: int, cfg: ArrayConfig) -> int:
+    """Least cycles from a tile's last step to the next tile's: the drain takes one column per
+    cycle, and a PE's sums must stay until the array's last row has its own (R cycles)."""
+    return max(nvalid, cfg.rows)
 
 
 def _tap_word(phase, c0: int, t: int, C: int, pad_pos: int, base: int) -> list[tuple[int, int]]:
@@ -490,8 +503,8 @@ def cycle_model(prog: Program) -> CycleReport:
             start = cyc if start is None else start
             if op.kind == "compute":
                 last = max(cyc + tile["T"] * op.J * op.K - 1, drain_free)
-                drain_free = last + tile["nvalid"]
-                flush_free = last + COMPUTE_LATENCY + tile["nvalid"] + DRAIN_WRITE_LATENCY
+                drain_free = last + tile["gap"]
+                flush_free = last + COMPUTE_LATENCY + drain_skew(prog.cfg) + tile["nvalid"] + DRAIN_WRITE_LATENCY
             else:
                 last = cyc + op.npos * op.window - 1
                 flush_free = last + PASS_LATENCY

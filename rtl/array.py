@@ -1,28 +1,40 @@
-"""The R x C array of processing elements (rtl/pe.py).
+"""The R x C systolic array of processing elements (rtl/pe.py).
 
-Each cycle every PE (r, c) takes column c's L-bit activation slice and row r's L-bit weight
-slice. ``planes`` concatenates the PEs' plane sums, PE (r, c) at index r * C + c, each PE's D
-sums of ``width`` bits; the drain turns a column of them into accumulators (rtl/top.py).
+A step enters at the edges: row r's weight slice and the step's control at the left of row r,
+delayed r cycles, column c's activation slice at the top of column c, delayed c cycles; inside,
+each PE passes them right and down one PE per cycle, so PE (r, c) works on a step r + c cycles
+after PE (0, 0). ``planes`` concatenates the PEs' plane sums, PE (r, c) at index r * C + c,
+each PE's D sums of ``width`` bits; the drain turns a column of them into accumulators
+(rtl/top.py). PE (r, c) holds a tile's sums from ``LATENCY + r + c`` cycles after the tile's
+last step entered until the next tile's last step gets there.
 """
 from __future__ import annotations
 
-from amaranth.hdl import Module, unsigned
+from amaranth.hdl import Module, Signal, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from .pe import PE
+from .pe import CONTROL, PE, control
+
+
+def _delayed(m: Module, value, n: int, name: str):
+    for i in range(n):
+        reg = Signal(len(value), name=f"{name}_{i}")
+        m.d.sync += reg.eq(value)
+        value = reg
+    return value
 
 
 class PEArray(wiring.Component):
-    """``valid``/``start``/``double`` qualify one step (see rtl/pe.py); ``acts`` is C slices,
-    ``weights`` R slices. The plane sums are final ``LATENCY`` cycles after a tile's last step."""
+    """``valid``/``start``/``double``/``last`` qualify one step (see rtl/pe.py); ``acts`` is C
+    slices, ``weights`` R slices, all entering together (the array skews them itself)."""
 
     LATENCY = PE.LATENCY
 
     def __init__(self, rows: int, cols: int, lanes: int, depth: int, width: int):
         self.rows, self.cols, self.lanes, self.depth, self.width = rows, cols, lanes, depth, width
         super().__init__({
-            "valid": In(1), "start": In(1), "double": In(1),
+            "valid": In(1), "start": In(1), "double": In(1), "last": In(1),
             "acts": In(unsigned(cols * lanes)), "weights": In(unsigned(rows * lanes)),
             "planes": Out(unsigned(rows * cols * depth * width)),
         })
@@ -31,11 +43,20 @@ class PEArray(wiring.Component):
         m = Module()
         R, C, L = self.rows, self.cols, self.lanes
         n = self.depth * self.width
+        ctl = control(self.valid, self.start, self.double, self.last)
+        pes = [[PE(L, self.depth, self.width) for _ in range(C)] for _ in range(R)]
         for r in range(R):
             for c in range(C):
-                pe = m.submodules[f"pe_{r}_{c}"] = PE(L, self.depth, self.width)
+                pe = m.submodules[f"pe_{r}_{c}"] = pes[r][c]
+                if c == 0:
+                    m.d.comb += [pe.ctl_in.eq(_delayed(m, ctl, r, f"ctl_skew{r}")),
+                                 pe.weight_in.eq(_delayed(m, self.weights[r * L:(r + 1) * L], r, f"w_skew{r}"))]
+                else:
+                    m.d.comb += [pe.ctl_in.eq(pes[r][c - 1].ctl_out), pe.weight_in.eq(pes[r][c - 1].weight_out)]
+                if r == 0:
+                    m.d.comb += pe.act_in.eq(_delayed(m, self.acts[c * L:(c + 1) * L], c, f"a_skew{c}"))
+                else:
+                    m.d.comb += pe.act_in.eq(pes[r - 1][c].act_out)
                 i = r * C + c
-                m.d.comb += [pe.valid.eq(self.valid), pe.start.eq(self.start), pe.double.eq(self.double),
-                             pe.act.eq(self.acts[c * L:(c + 1) * L]), pe.weight.eq(self.weights[r * L:(r + 1) * L]),
-                             self.planes[i * n:(i + 1) * n].eq(pe.planes)]
+                m.d.comb += self.planes[i * n:(i + 1) * n].eq(pe.planes)
         return m

@@ -1,54 +1,64 @@
-"""One processing element: XOR-popcount of an L-lane step, accumulated per input plane.
+"""One processing element of the systolic array: XOR-popcount of an L-lane step, accumulated
+per input plane, with its operands passed on to its neighbours.
+
+A step's weight slice and control (``valid``, ``start``, ``double``, ``last``) enter from the
+left and leave to the right one cycle later; its activation slice enters from above and leaves
+below one cycle later (``*_out`` are registers). So no operand fans out to more than one PE,
+and PE (r, c) sees a step r + c cycles after PE (0, 0) does.
 
 The steps of a tile arrive plane by plane (all taps and lane chunks of plane 0, then of plane
 1, ...). ``start`` marks a plane's first step. The PE keeps D plane sums in a chain: at a
-plane's start the chain shifts (``planes[i] <- planes[i - 1]``) and ``planes[0]`` restarts at
-the step's count, so after a tile ``planes[i]`` holds plane K-1-i's count. The bases are
-applied once per column in the drain, not here: a multiply by a base in every PE cost about
-70 LUT4s per PE, more than the popcount itself.
+plane's start the chain shifts (``sums[i] <- sums[i - 1]``) and ``sums[0]`` restarts at the
+step's count, so after a tile ``sums[i]`` holds plane K-1-i's count. The bases are applied once
+per column in the drain, not here: a multiply by a base in every PE cost about 70 LUT4s per
+PE, more than the popcount itself.
 
 A layer with more planes than the chain holds (the uint8 input: 8 planes, bases 128 .. 1)
-uses Horner's rule instead: ``double`` at a plane's start makes ``planes[0] <- 2 * planes[0] +
+uses Horner's rule instead: ``double`` at a plane's start makes ``sums[0] <- 2 * sums[0] +
 count``, which weights plane k by 2^(K-1-k) with no chain at all.
+
+When a tile's ``last`` step has been added, the sums are copied to ``planes``, which hold
+until the next tile's last step: the drain reads them from there while the next tile runs.
 
 The popcount is a plain sum of the XOR bits, registered once halfway: written this way yosys
 maps it to about 70 LUT4s for 32 lanes, against about 90 for a nibble-table tree.
 """
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal, unsigned
+from amaranth.hdl import Cat, Module, Mux, Signal, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 #: lanes summed before the popcount's pipeline register
 GROUP = 8
+#: the control bits that travel with a step: valid, start, double, last
+CONTROL = 4
 
 
-def _sum_bits(bits) -> object:
+def _sum_bits(bits):
     return sum(bits[i] for i in range(len(bits)))
 
 
 class PE(wiring.Component):
-    """``count`` of the step entering now is added ``LATENCY`` - 1 cycles later; ``planes``
-    (D sums of ``width`` bits, plane sum i at bits i*width ..) is final ``LATENCY`` cycles
-    after a tile's last step entered."""
+    """A step entering now is in ``planes`` ``LATENCY`` cycles later if it was its tile's last."""
 
-    #: register stages: group counts, the count, the accumulate
-    LATENCY = 3
+    #: register stages: group counts, the count, the accumulate, the copy to ``planes``
+    LATENCY = 4
 
     def __init__(self, lanes: int, depth: int, width: int):
         self.lanes, self.depth, self.width = lanes, depth, width
         super().__init__({
-            "valid": In(1), "start": In(1), "double": In(1),
-            "act": In(unsigned(lanes)), "weight": In(unsigned(lanes)),
+            "ctl_in": In(CONTROL), "act_in": In(unsigned(lanes)), "weight_in": In(unsigned(lanes)),
+            "ctl_out": Out(CONTROL), "act_out": Out(unsigned(lanes)), "weight_out": Out(unsigned(lanes)),
             "planes": Out(unsigned(depth * width)),
         })
 
     def elaborate(self, platform):
         m = Module()
         L = self.lanes
+        m.d.sync += [self.ctl_out.eq(self.ctl_in), self.act_out.eq(self.act_in), self.weight_out.eq(self.weight_in)]
         x = Signal(L)
-        m.d.comb += x.eq(self.act ^ self.weight)
+        m.d.comb += x.eq(self.act_in ^ self.weight_in)
         groups = []
         for i, g in enumerate(range(0, L, GROUP)):
             n = min(GROUP, L - g)
@@ -57,15 +67,19 @@ class PE(wiring.Component):
             groups.append(reg)
         count = Signal(range(L + 1))
         m.d.sync += count.eq(sum(groups))
-        v1, start1, double1 = Signal(), Signal(), Signal()
-        v2, start2, double2 = Signal(), Signal(), Signal()
-        m.d.sync += [v1.eq(self.valid), start1.eq(self.start), double1.eq(self.double),
-                     v2.eq(v1), start2.eq(start1), double2.eq(double1)]
-        sums = [Signal(self.width, name=f"plane{i}") for i in range(self.depth)]
-        with m.If(v2):
-            m.d.sync += sums[0].eq(Mux(start2, Mux(double2, sums[0] << 1, 0), sums[0]) + count)
-            with m.If(start2 & ~double2):
+        ctl1, ctl2, ctl3 = Signal(CONTROL), Signal(CONTROL), Signal(CONTROL)
+        m.d.sync += [ctl1.eq(self.ctl_in), ctl2.eq(ctl1), ctl3.eq(ctl2)]
+        valid, start, double, last = ctl2[0], ctl2[1], ctl2[2], ctl2[3]
+        sums = [Signal(self.width, name=f"sum{i}") for i in range(self.depth)]
+        with m.If(valid):
+            m.d.sync += sums[0].eq(Mux(start, Mux(double, sums[0] << 1, 0), sums[0]) + count)
+            with m.If(start & ~double):
                 m.d.sync += [sums[i].eq(sums[i - 1]) for i in range(1, self.depth)]
-        for i, s in enumerate(sums):
-            m.d.comb += self.planes[i * self.width:(i + 1) * self.width].eq(s)
+        with m.If(ctl3[0] & ctl3[3]):
+            m.d.sync += self.planes.eq(Cat(*sums))
         return m
+
+
+def control(valid, start, double, last):
+    """The control word that travels with a step (the PE's ``ctl_in`` layout)."""
+    return Cat(valid, start, double, last)

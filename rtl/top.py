@@ -14,7 +14,7 @@ below is what ``program.cycle_model`` replays, stage by stage (s = the cycle a s
               assembly register, or write one lane chunk of one plane of it to the column's
               im2col memory (its layer waits PASS_LATENCY like after any pass)
     output    request: score address   +1: select row and constant   +2: multiply   +3: add
-              +4: beat valid
+              +4: compare with the best so far   +5: beat valid
 
 Ports: ``i_pixel`` (uint8 stream, position-major, channel fastest), ``o_result`` (signed
 32-bit stream: per output position, one score per class and then the class), ``busy``,
@@ -93,7 +93,7 @@ def slice_offsets(prog: pg.Program) -> list[int]:
     return sorted(offs)
 
 
-TILE_FIELDS = ["kind", "layer", "wait", "last", "T", "gbase", "wbase", "cbase", "colbase", "rot", "rt", "thr", "nfix", "nvalid", "wen"]
+TILE_FIELDS = ["kind", "layer", "wait", "last", "T", "gbase", "wbase", "cbase", "colbase", "rot", "rt", "thr", "nfix", "nvalid", "gap", "wen"]
 
 
 def place_rows(rows, rot, R: int, gran: int, width: int):
@@ -260,8 +260,9 @@ class Top(wiring.Component):
         wstep = Signal(range(max(2, len(p.weights) + 1)))
         wpass = Signal(range(max(2, max([op.window for op in ops]) + 1)))
         opass = Signal(range(max(2, max([op.npos for op in ops]) + 1)))
-        drain_cd = Signal(range(cfg.cols + 2))
-        flush_cd = Signal(range(cfg.cols + pg.COMPUTE_LATENCY + pg.DRAIN_WRITE_LATENCY + pg.PASS_LATENCY + 2))
+        skew = pg.drain_skew(cfg)
+        drain_cd = Signal(range(max(cfg.cols, cfg.rows) + 2))
+        flush_cd = Signal(range(cfg.cols + skew + pg.COMPUTE_LATENCY + pg.DRAIN_WRITE_LATENCY + pg.PASS_LATENCY + 2))
         with m.If(drain_cd != 0):
             m.d.sync += drain_cd.eq(drain_cd - 1)
         with m.If(flush_cd != 0):
@@ -300,8 +301,8 @@ class Top(wiring.Component):
                 with m.If(t_c == tile.T - 1):
                     m.d.sync += [t_c.eq(0), wstep.eq(0), p_c.eq(p_c + 1), plane_base.eq(plane_base + stride)]
             with m.If(last_compute):
-                m.d.sync += [t_c.eq(0), j_c.eq(0), p_c.eq(0), plane_base.eq(0), wstep.eq(0), drain_cd.eq(tile.nvalid - 1),
-                             flush_cd.eq(tile.nvalid + pg.COMPUTE_LATENCY + pg.DRAIN_WRITE_LATENCY - 1)]
+                m.d.sync += [t_c.eq(0), j_c.eq(0), p_c.eq(0), plane_base.eq(0), wstep.eq(0), drain_cd.eq(tile.gap - 1),
+                             flush_cd.eq(tile.nvalid + skew + pg.COMPUTE_LATENCY + pg.DRAIN_WRITE_LATENCY - 1)]
         with m.If(pissue):
             m.d.sync += [wpass.eq(wpass + 1), t_c.eq(t_c + 1)]
             with m.If(wpass == window - 1):
@@ -363,16 +364,18 @@ class Top(wiring.Component):
         weights = _delay(m, weight_rp.data, 3, "w")
         # ---------------------------------------------------------- s+4 .. s+6: the array
         m.submodules.array = arr = PEArray(R, C, L, p.depth, p.pe_bits)
-        assert pg.COMPUTE_LATENCY == 4 + PEArray.LATENCY, "program.COMPUTE_LATENCY must follow the pipeline"
+        assert pg.COMPUTE_LATENCY == 3 + PEArray.LATENCY, "program.COMPUTE_LATENCY must follow the pipeline"
         m.d.comb += [arr.valid.eq(_delay(m, issue, 4, "v")), arr.start.eq(_delay(m, plane_start, 4, "start")),
-                     arr.double.eq(_delay(m, double, 4, "double")), arr.acts.eq(acts), arr.weights.eq(weights)]
+                     arr.double.eq(_delay(m, double, 4, "double")), arr.last.eq(_delay(m, issue & last_compute, 4, "last")),
+                     arr.acts.eq(acts), arr.weights.eq(weights)]
 
         # ---------------------------------------------------------- s+7: capture, drain
-        lat = pg.COMPUTE_LATENCY
+        # the drain takes column c of a tile when its last row has the sums: the array's rows
+        # are skewed, so skew = R - 1 cycles after row 0 (rtl/array.py)
+        lat = pg.COMPUTE_LATENCY + skew
         early = _delay(m, issue & last_compute, lat - 1, "cap")
         capture = _delay(m, early, 1, "cap")
         D, W = p.depth, p.pe_bits
-        shadow = Signal(R * C * D * W)
         m.d.comb += [tile_rp2.addr.eq(_delay(m, idx, lat - 1, "tidx")),
                      gather_rp2.addr.eq(_delay(m, tile.gbase + tile.T, lat - 1, "gout")),
                      thr_rp.addr.eq(_delay(m, tile.thr, lat - 1, "thr"))]
@@ -386,14 +389,14 @@ class Top(wiring.Component):
         dcol = Signal(range(max(2, C)))
         dtile = data.View(self.tile_layout, dtile_reg)
         with m.If(capture):
-            m.d.sync += [shadow.eq(arr.planes), dactive.eq(1), dcol.eq(0), dtile_reg.eq(tile_rp2.data),
+            m.d.sync += [dactive.eq(1), dcol.eq(0), dtile_reg.eq(tile_rp2.data),
                          out_word.eq(gather_rp2.data), thr_word.eq(thr_rp.data)]
         with m.Elif(dactive):
             m.d.sync += dcol.eq(dcol + 1)
             with m.If(dcol == dtile.nvalid - 1):
                 m.d.sync += dactive.eq(0)
         sb, ab, n = p.s_bits, p.acc_bits, D * W
-        col_planes = Array([Cat(shadow[(r * C + c) * n:(r * C + c + 1) * n] for r in range(R)) for c in range(C)])[dcol]
+        col_planes = Array([Cat(arr.planes[(r * C + c) * n:(r * C + c + 1) * n] for r in range(R)) for c in range(C)])[dcol]
         out_pos = Array([out_word[c * self.gw:c * self.gw + p.addr_bits] for c in range(C)])[dcol]
         is_score = by_op(lambda op: int(op.is_score), dtile.layer)
         dst_base = by_op(lambda op: op.dst_base, dtile.layer)
@@ -524,17 +527,21 @@ class Top(wiring.Component):
         accB = Array([score_rp.data[r * ab:(r + 1) * ab].as_signed() for r in range(R)])[rB]
         best, best_idx = Signal(signed(pg.OUT_BITS)), Signal(range(N + 1))
         olast = Signal()
+        # the score is registered before it is compared with the best so far: an add and a
+        # compare of 32 bits in one cycle was the design's longest path
+        vE, clsE, classE, lastE = Signal(), Signal.like(ocls), Signal(), Signal()
+        score = Signal(signed(pg.OUT_BITS))
         with m.If(adv):
             m.d.sync += [vB.eq(vA), clsB.eq(ocls), rB.eq(orr), classB.eq(is_class_a), lastB.eq(last_a),
                          vC.eq(vB), clsC.eq(clsB), classC.eq(classB), lastC.eq(lastB),
                          accC.eq(accB), mulC.eq(mul[clsB]),
                          vD.eq(vC), clsD.eq(clsC), classD.eq(classC), lastD.eq(lastC),
-                         prodD.eq(accC * mulC), o.valid.eq(vD), olast.eq(lastD)]
-            score = Signal(signed(pg.OUT_BITS))
-            m.d.comb += score.eq(prodD + add[clsD])
-            m.d.sync += o.payload.eq(Mux(classD, best_idx, score))
-            with m.If(vD & ~classD & ((clsD == 0) | (score > best))):
-                m.d.sync += [best.eq(score), best_idx.eq(clsD)]
+                         prodD.eq(accC * mulC),
+                         vE.eq(vD), clsE.eq(clsD), classE.eq(classD), lastE.eq(lastD),
+                         score.eq(prodD + add[clsD]), o.valid.eq(vE), olast.eq(lastE)]
+            m.d.sync += o.payload.eq(Mux(classE, best_idx, score))
+            with m.If(vE & ~classE & ((clsE == 0) | (score > best))):
+                m.d.sync += [best.eq(score), best_idx.eq(clsE)]
         with m.If(o.valid & o.ready & olast):
             m.d.sync += [done.eq(1), self.cycles.eq(cyc + 1), state.eq(IDLE), req_done.eq(0)]
         return m

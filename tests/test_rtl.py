@@ -21,7 +21,8 @@ from .helpers import random_ir, random_models, zoo_ir
 @pytest.mark.parametrize("planes, depth, horner", [(2, 2, False), (1, 2, False), (3, 3, False), (4, 2, True)])
 def test_pe_array_plane_sums_match_numpy(planes, depth, horner):
     """After a tile of ``planes`` x 3 steps (plane-major), PE (r, c)'s plane sum i is plane
-    K-1-i's sum of popcount(act_c XOR w_r), or with Horner's rule sum_k 2^(K-1-k) * plane k's."""
+    K-1-i's sum of popcount(act_c XOR w_r), or with Horner's rule sum_k 2^(K-1-k) * plane k's;
+    the systolic array has them all LATENCY + (R - 1) + (C - 1) cycles after the last step."""
     R, C, L, per_plane, W = 3, 2, 7, 3, 12
     rng = np.random.default_rng(planes * 10 + depth)
     acts = rng.integers(0, 2, (planes, per_plane, C, L))
@@ -46,12 +47,13 @@ def test_pe_array_plane_sums_match_numpy(planes, depth, horner):
                     ctx.set(dut.valid, 1)
                     ctx.set(dut.start, s == 0)
                     ctx.set(dut.double, horner and s == 0 and k > 0)
+                    ctx.set(dut.last, k == planes - 1 and s == per_plane - 1)
                     ctx.set(dut.acts, word(acts[k, s]))
                     ctx.set(dut.weights, word(wts[k, s]))
                     await ctx.tick()
                 ctx.set(dut.valid, 0)
                 await ctx.tick()       # a bubble: nothing moves while valid is low
-        await ctx.tick().repeat(PEArray.LATENCY - 1)
+        await ctx.tick().repeat(PEArray.LATENCY - 1 + (R - 1) + (C - 1))
         planes_word = ctx.get(dut.planes)
         mask = (1 << W) - 1
         got["s"] = [[[(planes_word >> (((r * C + c) * depth + i) * W)) & mask for c in range(C)] for r in range(R)]
@@ -112,9 +114,10 @@ def test_cycle_model_counts_tiles_and_steps(lanes, im2col, conv_steps, dense_chu
     conv_start = load + (im2col - 1 + pg.PASS_LATENCY if im2col else 0)
     dense_steps = 36 * dense_chunks * 2        # 36 positions as taps, 4 channels, order 2
     conv_last = conv_start + conv_steps - 1
-    dense_start = conv_last + pg.COMPUTE_LATENCY + 36 + pg.DRAIN_WRITE_LATENCY
+    skew = cfg.rows - 1                        # the drain waits for the array's last row
+    dense_start = conv_last + pg.COMPUTE_LATENCY + skew + 36 + pg.DRAIN_WRITE_LATENCY
     dense_last = dense_start + dense_steps - 1
-    first_request = dense_last + pg.COMPUTE_LATENCY + 1 + pg.DRAIN_WRITE_LATENCY + 1
+    first_request = dense_last + pg.COMPUTE_LATENCY + skew + 1 + pg.DRAIN_WRITE_LATENCY + 1
     assert rep.beat_cycles[0] == first_request + pg.OUTPUT_LATENCY
     assert rep.total == first_request + pg.OUTPUT_LATENCY + 4
 
@@ -180,3 +183,26 @@ def test_verilog_is_deterministic_with_header_and_lint_clean(tmp_path):
     assert str(tmp_path) not in text and "src =" not in text and ".py:" not in text
     lint = _lint(tmp_path / "a")
     assert lint.returncode == 0 and "%Warning" not in lint.stderr, lint.stderr[-2000:]
+
+
+def test_cells_per_component_add_up_to_the_flat_design(tmp_path):
+    """``modules`` in a synthesis report: the PE array and the rest of the top, whose cells add
+    up to yosys's count of the flattened design, and the array holds at least every PE's plane
+    sums in flip-flops (R x C x D x width)."""
+    import json
+
+    from hwbin.rtl.synth import synth_core
+
+    m, _ = random_ir((6, [{"kind": "conv", "out": 4, "k": 3, "s": 1, "p": 1, "g": 1},
+                          {"kind": "dense", "out": "classes"}], "classify", 2, 1), 1)
+    ir.save(m, tmp_path / "m.hwbin")
+    cfg = pg.ArrayConfig(2, 2, 8)
+    generate_rtl(tmp_path / "m.hwbin", tmp_path / "rtl", cfg)
+    s = synth_core(tmp_path / "rtl", "ice40-up5k", tmp_path / "synth")
+    mods = s["modules"]
+    assert set(mods) == {"array", "top"}
+    flat = json.loads((tmp_path / "synth" / "stat.json").read_text())["design"]["num_cells_by_type"]
+    assert sum(c["lut4"] for c in mods.values()) == flat["SB_LUT4"] == s["luts"]["used"]
+    assert sum(c["carry"] for c in mods.values()) == flat.get("SB_CARRY", 0)
+    prog = pg.compile_program(m, cfg)
+    assert mods["array"]["ff"] >= cfg.rows * cfg.cols * prog.depth * prog.pe_bits
