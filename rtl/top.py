@@ -252,6 +252,7 @@ class Top(wiring.Component):
                 m.d.sync += ch.eq(ch + 1)
 
         # ---------------------------------------------------------- sequencer (stage s)
+        m.submodules.sequencer = seq = Module()
         idx = Signal(range(len(p.tiles) + 1))
         t_c = Signal(range(max(2, max([t.get("T", 0) for t in p.tiles] + [op.npos * op.window for op in ops]) + 1)))
         j_c = Signal(range(max(2, max([op.J for op in ops]) + 1)))
@@ -263,10 +264,10 @@ class Top(wiring.Component):
         skew = pg.drain_skew(cfg)
         drain_cd = Signal(range(max(cfg.cols, cfg.rows) + 2))
         flush_cd = Signal(range(cfg.cols + skew + pg.COMPUTE_LATENCY + pg.DRAIN_WRITE_LATENCY + pg.PASS_LATENCY + 2))
-        with m.If(drain_cd != 0):
-            m.d.sync += drain_cd.eq(drain_cd - 1)
-        with m.If(flush_cd != 0):
-            m.d.sync += flush_cd.eq(flush_cd - 1)
+        with seq.If(drain_cd != 0):
+            seq.d.sync += drain_cd.eq(drain_cd - 1)
+        with seq.If(flush_cd != 0):
+            seq.d.sync += flush_cd.eq(flush_cd - 1)
 
         J = by_op(lambda op: op.J, tile.layer)
         src = by_op(lambda op: op.src, tile.layer)
@@ -283,52 +284,54 @@ class Top(wiring.Component):
         flush_ok = ~(tile.wait & first_step) | (flush_cd == 0)
         issue = Signal()
         pissue = Signal()
-        m.d.comb += [issue.eq(is_compute & flush_ok & (~last_compute | (drain_cd == 0))),
+        seq.d.comb += [issue.eq(is_compute & flush_ok & (~last_compute | (drain_cd == 0))),
                      pissue.eq(is_pass & flush_ok)]
         advance = (issue & last_compute) | (pissue & last_pass)
-        m.d.comb += [tile_rp.addr.eq(Mux(running, idx + 2, 1)), tile_rp.en.eq(~running | advance)]
-        with m.If(~running):
-            m.d.sync += [tile_reg.eq(tile_reg.init), left.eq(left.init), first_step.eq(1)]
-        with m.Elif(issue | pissue):
-            m.d.sync += [left.eq(Mux(advance, nxt.last, left - 1)), first_step.eq(advance)]
-        with m.If(advance):
-            m.d.sync += tile_reg.eq(tile_rp.data)
+        seq.d.comb += [tile_rp.addr.eq(Mux(running, idx + 2, 1)), tile_rp.en.eq(~running | advance)]
+        with seq.If(~running):
+            seq.d.sync += [tile_reg.eq(tile_reg.init), left.eq(left.init), first_step.eq(1)]
+        with seq.Elif(issue | pissue):
+            seq.d.sync += [left.eq(Mux(advance, nxt.last, left - 1)), first_step.eq(advance)]
+        with seq.If(advance):
+            seq.d.sync += tile_reg.eq(tile_rp.data)
         # step order: planes, then taps, then lane chunks (fastest); a weight word per (tap, chunk)
-        with m.If(issue):
-            m.d.sync += [j_c.eq(j_c + 1), wstep.eq(wstep + 1)]
-            with m.If(j_c == J - 1):
-                m.d.sync += [j_c.eq(0), t_c.eq(t_c + 1)]
-                with m.If(t_c == tile.T - 1):
-                    m.d.sync += [t_c.eq(0), wstep.eq(0), p_c.eq(p_c + 1), plane_base.eq(plane_base + stride)]
-            with m.If(last_compute):
-                m.d.sync += [t_c.eq(0), j_c.eq(0), p_c.eq(0), plane_base.eq(0), wstep.eq(0), drain_cd.eq(tile.gap - 1),
+        with seq.If(issue):
+            seq.d.sync += [j_c.eq(j_c + 1), wstep.eq(wstep + 1)]
+            with seq.If(j_c == J - 1):
+                seq.d.sync += [j_c.eq(0), t_c.eq(t_c + 1)]
+                with seq.If(t_c == tile.T - 1):
+                    seq.d.sync += [t_c.eq(0), wstep.eq(0), p_c.eq(p_c + 1), plane_base.eq(plane_base + stride)]
+            with seq.If(last_compute):
+                seq.d.sync += [t_c.eq(0), j_c.eq(0), p_c.eq(0), plane_base.eq(0), wstep.eq(0), drain_cd.eq(tile.gap - 1),
                              flush_cd.eq(tile.nvalid + skew + pg.COMPUTE_LATENCY + pg.DRAIN_WRITE_LATENCY - 1)]
-        with m.If(pissue):
-            m.d.sync += [wpass.eq(wpass + 1), t_c.eq(t_c + 1)]
-            with m.If(wpass == window - 1):
-                m.d.sync += [wpass.eq(0), opass.eq(opass + 1)]
-            with m.If(last_pass):
-                m.d.sync += [opass.eq(0), t_c.eq(0), flush_cd.eq(pg.PASS_LATENCY - 1)]
-        with m.If(advance):
-            m.d.sync += idx.eq(idx + 1)
+        with seq.If(pissue):
+            seq.d.sync += [wpass.eq(wpass + 1), t_c.eq(t_c + 1)]
+            with seq.If(wpass == window - 1):
+                seq.d.sync += [wpass.eq(0), opass.eq(opass + 1)]
+            with seq.If(last_pass):
+                seq.d.sync += [opass.eq(0), t_c.eq(0), flush_cd.eq(pg.PASS_LATENCY - 1)]
+        with seq.If(advance):
+            seq.d.sync += idx.eq(idx + 1)
         go_out = running & (tile.kind == pg.KIND_END) & (flush_cd == 0)
+        with seq.If(go_out):
+            seq.d.sync += idx.eq(0)
         with m.If(go_out):
-            m.d.sync += [state.eq(OUT), idx.eq(0)]
+            m.d.sync += state.eq(OUT)
 
-        m.d.comb += [gather_rp.addr.eq(tile.gbase + t_c), weight_rp.addr.eq(tile.wbase + wstep)]
+        seq.d.comb += [gather_rp.addr.eq(tile.gbase + t_c), weight_rp.addr.eq(tile.wbase + wstep)]
 
         # per-step values, computed at s and carried down the pipeline
         offsets = slice_offsets(p)
         offset = Signal(range(max(8 * cin, p.kmax * p.cpad) + L + 1))
         # an im2col memory word is one lane chunk of one plane: the step picks the address instead
-        m.d.sync += offset.eq(Mux(src == pg.SRC_COL, 0, step_offset(plane_base, j_c, tile.cbase, L)))
+        seq.d.sync += offset.eq(Mux(src == pg.SRC_COL, 0, step_offset(plane_base, j_c, tile.cbase, L)))
         off_index = Signal(range(max(2, len(offsets))))     # at s+1, from the offset registered at s
         for i, o in enumerate(offsets):
-            with m.If(offset == o):
-                m.d.comb += off_index.eq(i)
+            with seq.If(offset == o):
+                seq.d.comb += off_index.eq(i)
         im2col = next((op for op in ops if op.kind == "im2col"), None)
         # an im2col tile's word address comes from the tile and the step counters, all registers
-        col_addr = _delay(m, tile.colbase + j_c * im2col.K + p_c, 1, "coladdr") if im2col else 0
+        col_addr = _delay(seq, tile.colbase + j_c * im2col.K + p_c, 1, "coladdr") if im2col else 0
         last_lanes = [op.lanes_in - (op.J - 1) * L if op.kind == "compute" else L for op in ops] + [L]
         full = (1 << L) - 1
         mask = Mux(j_c == J - 1, _table([(1 << n) - 1 for n in last_lanes], tile.layer, L), full)
@@ -337,64 +340,67 @@ class Top(wiring.Component):
         double = plane_start & (p_c != 0) & by_op(lambda op: int(op.horner), tile.layer)
 
         # ---------------------------------------------------------- s+1: memory addresses
+        m.submodules.fetch = fetch = Module()
         for c in range(C):
             a = gather_rp.data[c * self.gw:c * self.gw + p.addr_bits]
-            m.d.comb += [in_rps[c].addr.eq(a), act_rps[c].addr.eq(a)]
+            fetch.d.comb += [in_rps[c].addr.eq(a), act_rps[c].addr.eq(a)]
             if im2col:
-                m.d.comb += col_rps[c].addr.eq(col_addr)
+                fetch.d.comb += col_rps[c].addr.eq(col_addr)
         pads1 = Signal(C)
-        m.d.comb += pads1.eq(Cat(gather_rp.data[c * self.gw + p.addr_bits] for c in range(C)))
+        fetch.d.comb += pads1.eq(Cat(gather_rp.data[c * self.gw + p.addr_bits] for c in range(C)))
         # ---------------------------------------------------------- s+2: register the word read
         # (a block RAM's output is slow: nothing but the source select follows it)
-        pads2 = _delay(m, pads1, 1, "pads")
-        src2 = _delay(m, src, 2, "src")
+        pads2 = _delay(fetch, pads1, 1, "pads")
+        src2 = _delay(fetch, src, 2, "src")
         words = []
         for c in range(C):
             word = Signal(max(p.in_width, p.region_width, L) + L, name=f"word{c}")
-            m.d.sync += word.eq(Mux(src2 == pg.SRC_INPUT, in_rps[c].data,
+            fetch.d.sync += word.eq(Mux(src2 == pg.SRC_INPUT, in_rps[c].data,
                                     Mux(src2 == pg.SRC_COL, col_rps[c].data if im2col else 0, act_rps[c].data)))
             words.append(word)
         # ---------------------------------------------------------- s+3: slice, lane mask, pad
-        pads3 = _delay(m, pads2, 1, "pads")
-        off3 = _delay(m, off_index, 2, "off")
-        mask3 = _delay(m, mask, 3, "mask")
+        pads3 = _delay(fetch, pads2, 1, "pads")
+        off3 = _delay(fetch, off_index, 2, "off")
+        mask3 = _delay(fetch, mask, 3, "mask")
         acts = Signal(C * L)
         for c, word in enumerate(words):
-            m.d.sync += acts[c * L:(c + 1) * L].eq(Mux(pads3[c], 0, Array(word[o:o + L] for o in offsets)[off3] & mask3))
-        weights = _delay(m, weight_rp.data, 3, "w")
-        # ---------------------------------------------------------- s+4 .. s+6: the array
+            fetch.d.sync += acts[c * L:(c + 1) * L].eq(Mux(pads3[c], 0, Array(word[o:o + L] for o in offsets)[off3] & mask3))
+        weights = _delay(fetch, weight_rp.data, 3, "w")
+        # ---------------------------------------------------------- s+4 .. s+7: the array (rtl/array.py)
         m.submodules.array = arr = PEArray(R, C, L, p.depth, p.pe_bits)
         assert pg.COMPUTE_LATENCY == 3 + PEArray.LATENCY, "program.COMPUTE_LATENCY must follow the pipeline"
-        m.d.comb += [arr.valid.eq(_delay(m, issue, 4, "v")), arr.start.eq(_delay(m, plane_start, 4, "start")),
-                     arr.double.eq(_delay(m, double, 4, "double")), arr.last.eq(_delay(m, issue & last_compute, 4, "last")),
-                     arr.acts.eq(acts), arr.weights.eq(weights)]
+        fetch.d.comb += [arr.valid.eq(_delay(fetch, issue, 4, "v")), arr.start.eq(_delay(fetch, plane_start, 4, "start")),
+                         arr.double.eq(_delay(fetch, double, 4, "double")),
+                         arr.last.eq(_delay(fetch, issue & last_compute, 4, "last")),
+                         arr.acts.eq(acts), arr.weights.eq(weights)]
 
-        # ---------------------------------------------------------- s+7: capture, drain
+        # ---------------------------------------------------------- s+7 + R-1: the drain
+        m.submodules.drain = drain = Module()
         # the drain takes column c of a tile when its last row has the sums: the array's rows
         # are skewed, so skew = R - 1 cycles after row 0 (rtl/array.py)
         lat = pg.COMPUTE_LATENCY + skew
-        early = _delay(m, issue & last_compute, lat - 1, "cap")
-        capture = _delay(m, early, 1, "cap")
+        early = _delay(drain, issue & last_compute, lat - 1, "cap")
+        capture = _delay(drain, early, 1, "cap")
         D, W = p.depth, p.pe_bits
-        m.d.comb += [tile_rp2.addr.eq(_delay(m, idx, lat - 1, "tidx")),
-                     gather_rp2.addr.eq(_delay(m, tile.gbase + tile.T, lat - 1, "gout")),
-                     thr_rp.addr.eq(_delay(m, tile.thr, lat - 1, "thr"))]
+        drain.d.comb += [tile_rp2.addr.eq(_delay(drain, idx, lat - 1, "tidx")),
+                     gather_rp2.addr.eq(_delay(drain, tile.gbase + tile.T, lat - 1, "gout")),
+                     thr_rp.addr.eq(_delay(drain, tile.thr, lat - 1, "thr"))]
         # the drain's context (tile, out word, thresholds) is read the cycle before capture and
         # registered at capture, held while the next tile runs: no block RAM output in the drain
-        m.d.comb += [tile_rp2.en.eq(early), gather_rp2.en.eq(early), thr_rp.en.eq(early)]
+        drain.d.comb += [tile_rp2.en.eq(early), gather_rp2.en.eq(early), thr_rp.en.eq(early)]
         dtile_reg = Signal(self.tile_layout.size)
         out_word = Signal.like(gather_rp2.data)
         thr_word = Signal.like(thr_rp.data)
         dactive = Signal()
         dcol = Signal(range(max(2, C)))
         dtile = data.View(self.tile_layout, dtile_reg)
-        with m.If(capture):
-            m.d.sync += [dactive.eq(1), dcol.eq(0), dtile_reg.eq(tile_rp2.data),
+        with drain.If(capture):
+            drain.d.sync += [dactive.eq(1), dcol.eq(0), dtile_reg.eq(tile_rp2.data),
                          out_word.eq(gather_rp2.data), thr_word.eq(thr_rp.data)]
-        with m.Elif(dactive):
-            m.d.sync += dcol.eq(dcol + 1)
-            with m.If(dcol == dtile.nvalid - 1):
-                m.d.sync += dactive.eq(0)
+        with drain.Elif(dactive):
+            drain.d.sync += dcol.eq(dcol + 1)
+            with drain.If(dcol == dtile.nvalid - 1):
+                drain.d.sync += dactive.eq(0)
         sb, ab, n = p.s_bits, p.acc_bits, D * W
         col_planes = Array([Cat(arr.planes[(r * C + c) * n:(r * C + c + 1) * n] for r in range(R)) for c in range(C)])[dcol]
         out_pos = Array([out_word[c * self.gw:c * self.gw + p.addr_bits] for c in range(C)])[dcol]
@@ -410,11 +416,11 @@ class Top(wiring.Component):
         prods = [[Signal(sb, name=f"prod{r}_{i}") for i in range(D)] for r in range(R)]
         for r in range(R):
             for i in range(D):
-                m.d.sync += prods[r][i].eq(col_planes[(r * D + i) * W:(r * D + i + 1) * W] * coefs[i])
+                drain.d.sync += prods[r][i].eq(col_planes[(r * D + i) * W:(r * D + i + 1) * W] * coefs[i])
         ctx = {"thr": thr_word, "kshift": kshift, "rot": dtile.rot, "nfix": dtile.nfix,
                "lv_addr": dst_base + out_pos, "lv_en": Mux(dactive & ~is_score, dtile.wen, 0),
                "sc_addr": out_pos * p.score_rows + dtile.rt, "sc_en": dactive & is_score}
-        ctx1 = {k: _delay(m, v, 1, f"d1_{k}") for k, v in ctx.items()}
+        ctx1 = {k: _delay(drain, v, 1, f"d1_{k}") for k, v in ctx.items()}
         # drain stage 2: the accumulators (acc for scores, d * acc for thresholds)
         accs, daccs = [], []
         for r in range(R):
@@ -422,44 +428,45 @@ class Top(wiring.Component):
             acc, dacc = Signal(signed(ab + 1), name=f"acc{r}"), Signal(signed(ab + 1), name=f"dacc{r}")
             neg = ctx1["thr"][r * self.rw + p.nthr * tb]
             nfix = ctx1["nfix"]
-            m.d.sync += [acc.eq(nfix - two_s), dacc.eq(Mux(neg, two_s - nfix, nfix - two_s))]
+            drain.d.sync += [acc.eq(nfix - two_s), dacc.eq(Mux(neg, two_s - nfix, nfix - two_s))]
             accs.append(acc)
             daccs.append(dacc)
         thr2, kshift2, rot2, lv_addr, lv_en, sc_addr, sc_en = (
-            _delay(m, ctx1[k], 1, f"d2_{k}") for k in ("thr", "kshift", "rot", "lv_addr", "lv_en", "sc_addr", "sc_en"))
+            _delay(drain, ctx1[k], 1, f"d2_{k}") for k in ("thr", "kshift", "rot", "lv_addr", "lv_en", "sc_addr", "sc_en"))
         # drain stage 3: thresholds -> levels -> the activation word
         plane_rows = [[] for _ in range(p.kmax)]
         for r, dacc in enumerate(daccs):
             row = thr2[r * self.rw:(r + 1) * self.rw]
             level = Signal(range(p.nthr + 1), name=f"level{r}")
-            m.d.comb += level.eq(sum((dacc >= row[j * tb:(j + 1) * tb].as_signed()) for j in range(p.nthr)))
+            drain.d.comb += level.eq(sum((dacc >= row[j * tb:(j + 1) * tb].as_signed()) for j in range(p.nthr)))
             lv = Signal(p.kmax, name=f"lv{r}")
-            m.d.comb += lv.eq(level << kshift2)
+            drain.d.comb += lv.eq(level << kshift2)
             for pl in range(p.kmax):
                 plane_rows[pl].append(lv[p.kmax - 1 - pl])
         level_word = Cat(place_rows(Cat(*plane_rows[pl]), rot2, R, p.gran, p.cpad) for pl in range(p.kmax))
 
         # ---------------------------------------------------------- passes (s+3: write)
+        m.submodules.passes = passes = Module()
         # pool and shuffle: the word read is registered at s+2, combined and written at s+3
-        pv2 = _delay(m, pissue, 2, "pv")
-        w_pass2 = _delay(m, wpass, 2, "wpass")
-        layer2 = _delay(m, tile.layer, 2, "player")
-        pv3, w_pass3 = _delay(m, pv2, 1, "pv"), _delay(m, w_pass2, 1, "wpass")
-        o_pass3 = _delay(m, opass, 3, "opass")
-        layer3 = _delay(m, layer2, 1, "player")
+        pv2 = _delay(passes, pissue, 2, "pv")
+        w_pass2 = _delay(passes, wpass, 2, "wpass")
+        layer2 = _delay(passes, tile.layer, 2, "player")
+        pv3, w_pass3 = _delay(passes, pv2, 1, "pv"), _delay(passes, w_pass2, 1, "wpass")
+        o_pass3 = _delay(passes, opass, 3, "opass")
+        layer3 = _delay(passes, layer2, 1, "player")
         window3 = by_op(lambda op: op.window, layer3)
         pdst3 = by_op(lambda op: op.dst_base, layer3)
         mode3 = by_op(lambda op: {"shuffle": pg.PASS_SHUFFLE, "im2col": pg.PASS_IM2COL}.get(op.kind, pg.PASS_POOL),
                       layer3)
         sid3 = by_op(lambda op: op.shuffle_id, layer3)
-        rdata = _delay(m, act_rps[0].data, 1, "prd")
+        rdata = _delay(passes, act_rps[0].data, 1, "prd")
         run = Signal(p.region_width)
         combined = Signal(p.region_width)
         cmax = [Signal(p.kmax, name=f"cmax{c}") for c in range(p.cpad)]
         for c in range(p.cpad):
             lv_new = Cat(rdata[pl * p.cpad + c] for pl in reversed(range(p.kmax)))
             lv_run = Cat(run[pl * p.cpad + c] for pl in reversed(range(p.kmax)))
-            m.d.comb += cmax[c].eq(Mux((w_pass3 == 0) | (lv_new > lv_run), lv_new, lv_run))
+            passes.d.comb += cmax[c].eq(Mux((w_pass3 == 0) | (lv_new > lv_run), lv_new, lv_run))
         pooled = Cat(Cat(cmax[c][p.kmax - 1 - pl] for c in range(p.cpad)) for pl in range(p.kmax))
         shuffles = [op for op in ops if op.kind == "shuffle"]
         if shuffles:
@@ -470,32 +477,34 @@ class Top(wiring.Component):
             shuffled = Array(perms)[sid3]
         else:
             shuffled = rdata
-        m.d.comb += combined.eq(Mux(mode3 == pg.PASS_SHUFFLE, shuffled, pooled))
-        with m.If(pv3):
-            m.d.sync += run.eq(combined)
+        passes.d.comb += combined.eq(Mux(mode3 == pg.PASS_SHUFFLE, shuffled, pooled))
+        with passes.If(pv3):
+            passes.d.sync += run.eq(combined)
         pass_write = pv3 & (w_pass3 == window3 - 1) & (mode3 != pg.PASS_IM2COL)
         if im2col:
-            self._im2col(m, im2col, pv2 & (layer2 == im2col.index), w_pass2, pads2, in_rps, col_wps,
-                         _delay(m, gather_rp.data[:p.addr_bits], 1, "colw"))
+            self._im2col(passes, im2col, pv2 & (layer2 == im2col.index), w_pass2, pads2, in_rps, col_wps,
+                         _delay(passes, gather_rp.data[:p.addr_bits], 1, "colw"))
 
         # ---------------------------------------------------------- activation and score writes
+        m.submodules.writes = writes = Module()
         # a drained column is written DRAIN_WRITE_LATENCY = 3 cycles after it is selected: three
         # register stages (above), then the memory's write
         d_addr = Signal(p.addr_bits)
         d_data = Signal(p.region_width)
         d_en = Signal(p.region_width // p.gran)
-        m.d.sync += [d_addr.eq(lv_addr), d_data.eq(level_word), d_en.eq(lv_en)]
+        writes.d.sync += [d_addr.eq(lv_addr), d_data.eq(level_word), d_en.eq(lv_en)]
         all_granules = (1 << (p.region_width // p.gran)) - 1
         for wp in act_wps:
-            m.d.comb += [wp.addr.eq(Mux(pass_write, pdst3 + o_pass3, d_addr)),
+            writes.d.comb += [wp.addr.eq(Mux(pass_write, pdst3 + o_pass3, d_addr)),
                          wp.data.eq(Mux(pass_write, combined, d_data)),
                          wp.en.eq(Mux(pass_write, all_granules, d_en))]
-        m.d.comb += [self.trace_addr.eq(act_wps[0].addr), self.trace_data.eq(act_wps[0].data),
+        writes.d.comb += [self.trace_addr.eq(act_wps[0].addr), self.trace_data.eq(act_wps[0].data),
                      self.trace_en.eq(act_wps[0].en)]
-        m.d.sync += [score_wp.addr.eq(sc_addr), score_wp.data.eq(Cat(a[:ab] for a in accs)),
+        writes.d.sync += [score_wp.addr.eq(sc_addr), score_wp.data.eq(Cat(a[:ab] for a in accs)),
                      score_wp.en.eq(sc_en)]
 
         # ---------------------------------------------------------- output unit
+        m.submodules.output_unit = out = Module()
         o = self.o_result
         N = p.num_classes
         adv = ~o.valid | o.ready
@@ -505,18 +514,18 @@ class Top(wiring.Component):
         orr = Signal(range(max(2, R)))
         req_done = Signal()
         vA = (state == OUT) & ~req_done
-        m.d.comb += [score_rp.addr.eq(opos * p.score_rows + ort), score_rp.en.eq(adv)]
+        out.d.comb += [score_rp.addr.eq(opos * p.score_rows + ort), score_rp.en.eq(adv)]
         is_class_a = ocls == N
         last_a = is_class_a & (opos == p.out_positions - 1)
-        with m.If(vA & adv):
-            with m.If(is_class_a):
-                m.d.sync += [ocls.eq(0), ort.eq(0), orr.eq(0), opos.eq(opos + 1)]
-                with m.If(last_a):
-                    m.d.sync += [req_done.eq(1), opos.eq(0)]
-            with m.Else():
-                m.d.sync += [ocls.eq(ocls + 1), orr.eq(orr + 1)]
-                with m.If(orr == R - 1):
-                    m.d.sync += [orr.eq(0), ort.eq(ort + 1)]
+        with out.If(vA & adv):
+            with out.If(is_class_a):
+                out.d.sync += [ocls.eq(0), ort.eq(0), orr.eq(0), opos.eq(opos + 1)]
+                with out.If(last_a):
+                    out.d.sync += [req_done.eq(1), opos.eq(0)]
+            with out.Else():
+                out.d.sync += [ocls.eq(ocls + 1), orr.eq(orr + 1)]
+                with out.If(orr == R - 1):
+                    out.d.sync += [orr.eq(0), ort.eq(ort + 1)]
         vB, clsB, rB, classB, lastB = Signal(), Signal.like(ocls), Signal.like(orr), Signal(), Signal()
         vC, clsC, classC, lastC = Signal(), Signal.like(ocls), Signal(), Signal()
         vD, clsD, classD, lastD = Signal(), Signal.like(ocls), Signal(), Signal()
@@ -531,17 +540,20 @@ class Top(wiring.Component):
         # compare of 32 bits in one cycle was the design's longest path
         vE, clsE, classE, lastE = Signal(), Signal.like(ocls), Signal(), Signal()
         score = Signal(signed(pg.OUT_BITS))
-        with m.If(adv):
-            m.d.sync += [vB.eq(vA), clsB.eq(ocls), rB.eq(orr), classB.eq(is_class_a), lastB.eq(last_a),
+        with out.If(adv):
+            out.d.sync += [vB.eq(vA), clsB.eq(ocls), rB.eq(orr), classB.eq(is_class_a), lastB.eq(last_a),
                          vC.eq(vB), clsC.eq(clsB), classC.eq(classB), lastC.eq(lastB),
                          accC.eq(accB), mulC.eq(mul[clsB]),
                          vD.eq(vC), clsD.eq(clsC), classD.eq(classC), lastD.eq(lastC),
                          prodD.eq(accC * mulC),
                          vE.eq(vD), clsE.eq(clsD), classE.eq(classD), lastE.eq(lastD),
                          score.eq(prodD + add[clsD]), o.valid.eq(vE), olast.eq(lastE)]
-            m.d.sync += o.payload.eq(Mux(classE, best_idx, score))
-            with m.If(vE & ~classE & ((clsE == 0) | (score > best))):
-                m.d.sync += [best.eq(score), best_idx.eq(clsE)]
-        with m.If(o.valid & o.ready & olast):
-            m.d.sync += [done.eq(1), self.cycles.eq(cyc + 1), state.eq(IDLE), req_done.eq(0)]
+            out.d.sync += o.payload.eq(Mux(classE, best_idx, score))
+            with out.If(vE & ~classE & ((clsE == 0) | (score > best))):
+                out.d.sync += [best.eq(score), best_idx.eq(clsE)]
+        image_done = o.valid & o.ready & olast
+        with out.If(image_done):
+            out.d.sync += req_done.eq(0)
+        with m.If(image_done):
+            m.d.sync += [done.eq(1), self.cycles.eq(cyc + 1), state.eq(IDLE)]
         return m
