@@ -58,8 +58,13 @@ def _table(values, index, width=None):
 def _memory(shape, depth: int, init) -> memory.Memory:
     """A memory of at least two words: a one-word memory has a zero-width address, which
     Amaranth emits as a ``[-1:0]`` wire that Verilator's lint rejects (a model whose only layer
-    is the last one has one threshold word; a classifier with R or fewer classes one score word)."""
-    return memory.Memory(shape=shape, depth=max(2, depth), init=init)
+    is the last one has one threshold word; a classifier with R or fewer classes one score word).
+
+    ``no_rw_check``: no memory here is read and written at the same address in the same cycle
+    (a layer reads one activation region and writes the other; a layer starts only after the
+    previous one's writes), so yosys need not add collision logic behind the block RAM's
+    output, which was the design's longest path (block RAM output to an address compare)."""
+    return memory.Memory(shape=shape, depth=max(2, depth), init=init, attrs={"no_rw_check": 1})
 
 
 def _delay(m: Module, sig, n: int, name: str):
