@@ -42,10 +42,10 @@ def cmd_train(args) -> int:
                        epochs=args.epochs, order=args.order, seed=args.seed, lr=args.lr,
                        batch_size=args.batch_size, channel_order=args.channel_order,
                        phase_order=args.phase_order, distill=not args.no_distill, init=args.init,
-                       finetune_share=args.finetune_share)
+                       finetune_share=args.finetune_share, teacher=args.teacher)
     if args.ratios is not None:
         opt.ratios = args.ratios
-    inputs = [p for p in (args.init, args.data_path, args.spec) if p]
+    inputs = [p for p in (args.init, args.data_path, args.spec, args.teacher) if p]
     with folder(args.out, "train", args.force, "--out", inputs) as tmp:
         m = train(opt, tmp, plot=not args.no_plot)
     fin = m["final"]
@@ -421,7 +421,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="srb: weights then activations, the reverse, or both together (joint)")
     t.add_argument("--finetune-share", type=at.float_in(0, 1, lo_open=True, hi_open=True), help="srb: share of the epochs after pre-training "
                    "spent fully binary at the end (default: as long as two staged steps)")
-    t.add_argument("--no-distill", action="store_true", help="no distillation from the fp snapshot")
+    t.add_argument("--no-distill", action="store_true", help="no distillation (from the fp snapshot or --teacher)")
+    t.add_argument("--teacher", metavar="RUN", type=at.path_text, help="distill from this trained model (a run "
+                   "folder or its model.pt, e.g. an fp run) instead of the snapshot after pre-training")
     t.add_argument("--init", type=at.path_text, help="start from this checkpoint's weights (same config)")
     t.add_argument("--no-plot", action="store_true")
     _force_arg(t)

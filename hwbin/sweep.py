@@ -63,15 +63,14 @@ def run_train_cell(params: dict, blob: bytes | None = None, threads: int = 1) ->
     import torch
 
     from .export import compare_with_torch, export_model
-    from .train import deployed_accuracy, prepare
-    from .train.loop import TrainConfig, evaluate, run_stages
+    from .train import deployed_accuracy, fit, prepare
+    from .train.loop import evaluate
 
     torch.set_num_threads(max(1, threads))
     opt = _train_options(params)
     data, net, stages = prepare(opt)
     t0 = time.perf_counter()
-    hist = run_stages(net, data, stages, TrainConfig(lr=opt.lr, batch_size=opt.batch_size, seed=opt.seed),
-                      binary=opt.method != "fp")
+    hist = fit(opt, data, net, stages)
     wall = time.perf_counter() - t0
     torch_acc = evaluate(net, data.x_test, data.y_test, data.num_classes)
     gold = deployed_accuracy(net, data)
