@@ -36,10 +36,16 @@ def grid(models: list[str], methods: list[str], seeds: range, epochs: int, optio
     """Models x methods x seeds; shapes-seg only with the methods worth its time. ``options``
     (further hwbin train options: data set, image counts, lr) go to every cell,
     ``srb_options`` (schedule variants) to the srb cells only."""
-    return [{"model": model, "method": method, "seed": seed, "epochs": epochs, **(options or {}),
-             **(srb_options or {} if method == "srb" else {})}
+    return [{"model": model, "method": method, "seed": seed, "epochs": epochs, **per_seed(options, seed),
+             **(per_seed(srb_options, seed) if method == "srb" else {})}
             for model in models for method in methods if model != "shapes-seg" or method in SEG_METHODS
             for seed in seeds]
+
+
+def per_seed(options: dict | None, seed: int) -> dict:
+    """``{seed}`` in a text value becomes the cell's seed: 'teacher=runs/fp-s{seed}' gives each
+    seed its own teacher."""
+    return {k: v.replace("{seed}", str(seed)) if isinstance(v, str) else v for k, v in (options or {}).items()}
 
 
 def parse_options(text: str | None) -> dict:

@@ -98,3 +98,20 @@ def test_missing_teacher_is_one_line(tmp_path):
     r = run_cli("train", "--model", "digits-tiny", "--epochs", "14", "--teacher", tmp_path / "none", "--out",
                 tmp_path / "run")
     assert r.returncode == 2 and "checkpoint not found" in r.stderr and r.stderr.count("\n") == 1, r.stderr
+
+
+def test_cli_two_step_run_records_its_recipe(fp_teacher, tmp_path):
+    """--init and --teacher from the same fp run, as the README's recipe; metrics.json keeps the
+    options, and the result is fully binary and deployable."""
+    import json
+
+    out = tmp_path / "run"
+    r = run_cli("train", "--model", "digits-tiny", "--method", "srb", "--epochs", "8", "--ratios", "50,100",
+                "--init", fp_teacher / "model.pt", "--teacher", fp_teacher, "--pretrain-fraction", "0.05",
+                "--distill-weight", "0.7", "--distill-temperature", "3", "--out", out, "--no-plot")
+    assert r.returncode == 0, r.stderr
+    m = json.loads((out / "metrics.json").read_text())
+    o = m["options"]
+    assert (o["teacher"], o["init"]) == (str(fp_teacher), str(fp_teacher / "model.pt"))
+    assert (o["pretrain_fraction"], o["distill_weight"], o["distill_temperature"]) == (0.05, 0.7, 3.0)
+    assert m["stages"][0]["epochs"] == 1 and m["final"]["source"] == "golden"
