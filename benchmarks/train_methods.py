@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -51,9 +52,10 @@ def per_seed(options: dict | None, seed: int) -> dict:
 
 
 def parse_options(text: str | None) -> dict:
-    """'phase_order=joint,finetune_share=0.4' -> {'phase_order': 'joint', 'finetune_share': 0.4}."""
+    """'phase_order=joint,finetune_share=0.4' -> {'phase_order': 'joint', 'finetune_share': 0.4};
+    a comma splits only before the next 'key=', so 'ratios=[0.5,1.0]' is one list."""
     out = {}
-    for item in filter(None, (text or "").split(",")):
+    for item in filter(None, re.split(r",(?=\s*\w+=)", text or "")):
         key, _, value = item.partition("=")
         try:
             out[key.strip()] = json.loads(value)
