@@ -9,6 +9,8 @@ fp and bwn (not deployable: real-valued activations) report torch eval.
     .venv/bin/python benchmarks/train_methods.py --address auto   # on a Ray cluster ('ray start --head')
     .venv/bin/python benchmarks/train_methods.py --models fmnist-cnn --seeds 2 --epochs 14 \
         --train-images 3000 --test-images 2000 --threads 1             # Fashion-MNIST grid (see README)
+    .venv/bin/python benchmarks/train_methods.py ... --options init=runs/fp-s{seed}/model.pt,teacher=runs/fp-s{seed}
+        # two-step: every cell starts from (and distills from) an fp run of its seed (see README)
 
 The runs are the cells of a ``hwbin sweep train`` (Ray tasks, one CPU and one torch thread
 each by default); its folder (``--sweep-dir``) keeps every finished run, so an interrupted
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -36,16 +39,23 @@ def grid(models: list[str], methods: list[str], seeds: range, epochs: int, optio
     """Models x methods x seeds; shapes-seg only with the methods worth its time. ``options``
     (further hwbin train options: data set, image counts, lr) go to every cell,
     ``srb_options`` (schedule variants) to the srb cells only."""
-    return [{"model": model, "method": method, "seed": seed, "epochs": epochs, **(options or {}),
-             **(srb_options or {} if method == "srb" else {})}
+    return [{"model": model, "method": method, "seed": seed, "epochs": epochs, **per_seed(options, seed),
+             **(per_seed(srb_options, seed) if method == "srb" else {})}
             for model in models for method in methods if model != "shapes-seg" or method in SEG_METHODS
             for seed in seeds]
 
 
+def per_seed(options: dict | None, seed: int) -> dict:
+    """``{seed}`` in a text value becomes the cell's seed: 'teacher=runs/fp-s{seed}' gives each
+    seed its own teacher."""
+    return {k: v.replace("{seed}", str(seed)) if isinstance(v, str) else v for k, v in (options or {}).items()}
+
+
 def parse_options(text: str | None) -> dict:
-    """'phase_order=joint,finetune_share=0.4' -> {'phase_order': 'joint', 'finetune_share': 0.4}."""
+    """'phase_order=joint,finetune_share=0.4' -> {'phase_order': 'joint', 'finetune_share': 0.4};
+    a comma splits only before the next 'key=', so 'ratios=[0.5,1.0]' is one list."""
     out = {}
-    for item in filter(None, (text or "").split(",")):
+    for item in filter(None, re.split(r",(?=\s*\w+=)", text or "")):
         key, _, value = item.partition("=")
         try:
             out[key.strip()] = json.loads(value)
@@ -78,6 +88,8 @@ def main() -> int:
     p.add_argument("--train-images", type=int, help="only the first N training images")
     p.add_argument("--test-images", type=int, help="only the first N test images")
     p.add_argument("--lr", type=float, help="learning rate of every method (default: hwbin train's)")
+    p.add_argument("--options", help="hwbin train options for every cell, e.g. a two-step recipe: "
+                   "init=runs/fp-s{seed}/model.pt,teacher=runs/fp-s{seed},pretrain_fraction=0.05")
     p.add_argument("--srb-options", help="hwbin train options for srb cells only, e.g. "
                    "phase_order=joint,finetune_share=0.4")
     p.add_argument("--threads", type=int, default=1, help="torch threads per run (Ray reserves as many CPUs)")
@@ -94,6 +106,7 @@ def main() -> int:
     options = {k: v for k, v in (("dataset", args.dataset), ("data_path", args.data_path),
                                  ("train_images", args.train_images), ("test_images", args.test_images),
                                  ("lr", args.lr)) if v is not None}
+    options.update(parse_options(args.options))
     seeds = range(args.first_seed, args.first_seed + args.seeds)
     cells = make_cells("train", grid(args.models.split(","), args.methods.split(","), seeds, args.epochs,
                                      options, parse_options(args.srb_options)))

@@ -42,10 +42,12 @@ def cmd_train(args) -> int:
                        epochs=args.epochs, order=args.order, seed=args.seed, lr=args.lr,
                        batch_size=args.batch_size, channel_order=args.channel_order,
                        phase_order=args.phase_order, distill=not args.no_distill, init=args.init,
-                       finetune_share=args.finetune_share)
+                       finetune_share=args.finetune_share, teacher=args.teacher,
+                       pretrain_fraction=args.pretrain_fraction, distill_weight=args.distill_weight,
+                       distill_temperature=args.distill_temperature)
     if args.ratios is not None:
         opt.ratios = args.ratios
-    inputs = [p for p in (args.init, args.data_path, args.spec) if p]
+    inputs = [p for p in (args.init, args.data_path, args.spec, args.teacher) if p]
     with folder(args.out, "train", args.force, "--out", inputs) as tmp:
         m = train(opt, tmp, plot=not args.no_plot)
     fin = m["final"]
@@ -421,7 +423,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="srb: weights then activations, the reverse, or both together (joint)")
     t.add_argument("--finetune-share", type=at.float_in(0, 1, lo_open=True, hi_open=True), help="srb: share of the epochs after pre-training "
                    "spent fully binary at the end (default: as long as two staged steps)")
-    t.add_argument("--no-distill", action="store_true", help="no distillation from the fp snapshot")
+    t.add_argument("--pretrain-fraction", type=at.float_in(0, 1, lo_open=True, hi_open=True), default=0.25,
+                   help="staged methods: share of the epochs in full precision first (default 0.25; at least 1 epoch)")
+    t.add_argument("--distill-weight", type=at.float_in(0, 1), default=0.5,
+                   help="share of the distillation term in the loss of distilled stages (default 0.5)")
+    t.add_argument("--distill-temperature", type=at.float_in(0, 100, lo_open=True), default=2.0,
+                   help="softmax temperature of distillation (default 2)")
+    t.add_argument("--no-distill", action="store_true", help="no distillation (from the fp snapshot or --teacher)")
+    t.add_argument("--teacher", metavar="RUN", type=at.path_text, help="distill from this trained model (a run "
+                   "folder or its model.pt, e.g. an fp run) instead of the snapshot after pre-training")
     t.add_argument("--init", type=at.path_text, help="start from this checkpoint's weights (same config)")
     t.add_argument("--no-plot", action="store_true")
     _force_arg(t)

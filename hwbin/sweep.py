@@ -63,15 +63,14 @@ def run_train_cell(params: dict, blob: bytes | None = None, threads: int = 1) ->
     import torch
 
     from .export import compare_with_torch, export_model
-    from .train import deployed_accuracy, prepare
-    from .train.loop import TrainConfig, evaluate, run_stages
+    from .train import deployed_accuracy, fit, prepare
+    from .train.loop import evaluate
 
     torch.set_num_threads(max(1, threads))
     opt = _train_options(params)
     data, net, stages = prepare(opt)
     t0 = time.perf_counter()
-    hist = run_stages(net, data, stages, TrainConfig(lr=opt.lr, batch_size=opt.batch_size, seed=opt.seed),
-                      binary=opt.method != "fp")
+    hist = fit(opt, data, net, stages)
     wall = time.perf_counter() - t0
     torch_acc = evaluate(net, data.x_test, data.y_test, data.num_classes)
     gold = deployed_accuracy(net, data)
@@ -435,6 +434,9 @@ def split_ir_spec(spec: str) -> tuple[str, str]:
     return name, str(Path(path).resolve())
 
 
+TRAIN_PATH_OPTIONS = ("data_path", "spec", "init", "teacher")
+
+
 def make_cells(kind_name: str, combos: list[dict]) -> list[Cell]:
     """Cells for the grid's combinations; rtl and sim cells get their IR's name and hash."""
     from . import ir
@@ -450,8 +452,10 @@ def make_cells(kind_name: str, combos: list[dict]) -> list[Cell]:
             params.update(model=name, ir=path, model_hash=hashes[path])
         if "config" in params:
             parse_config(params["config"])     # a malformed configuration is refused up front
-        if kind_name == "train" and params.get("data_path"):
-            params["data_path"] = str(Path(params["data_path"]).resolve())
+        if kind_name == "train":   # a Ray worker need not share the driver's working folder
+            for key in TRAIN_PATH_OPTIONS:
+                if params.get(key):
+                    params[key] = str(Path(params[key]).resolve())
         cells.append(Cell(params, cell_key(kind, params)))
     keys = [c.key for c in cells]
     if len(set(keys)) != len(keys):

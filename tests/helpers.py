@@ -1,5 +1,6 @@
 """Models for tests: zoo models with random (but fully binary) parameters, and random
-small layer stacks drawn by hypothesis, exported to IR."""
+small layer stacks drawn by hypothesis, exported to IR; building and running a model's
+firmware."""
 import numpy as np
 import torch
 from hypothesis import strategies as st
@@ -107,3 +108,13 @@ def zoo_ir(name: str, seed: int = 3):
     data = load_dataset(MODELS[name]["dataset"])
     torch.manual_seed(0)
     return export_model(randomize(build_model(name, data.in_shape, data.num_classes), seed=seed)), data
+
+
+def build_and_run(m, x, out, target="host", sanitize=True, **opts):
+    """Generate ``m``'s firmware with ``x`` as golden vectors, build it for ``target`` and run
+    it; returns (plan, run result with vectors and mismatches)."""
+    from hwbin.firmware import FirmwareOptions, generate_firmware, toolchain
+
+    plan = generate_firmware(m, out, FirmwareOptions(**opts), x)
+    toolchain.build(out, target, sanitize=sanitize, image=target != "host")
+    return plan, toolchain.run(out, target, sanitize=sanitize)

@@ -7,14 +7,14 @@ import numpy as np
 import pytest
 import torch
 
-from hwbin import golden
+from hwbin import golden, ir
 from hwbin.data import load_dataset
 from hwbin.errors import HwbinError
 from hwbin.export import compare_with_torch, export_model
 from hwbin.models import MODELS, build_model
 
 from .conftest import run_cli
-from .helpers import randomize
+from .helpers import build_and_run, randomize
 
 
 @pytest.fixture(scope="module")
@@ -149,3 +149,43 @@ def test_spec_errors_on_the_command_line(tmp_path):
     r = run_cli("train", "--spec", tmp_path / "none.json", "--out", out)
     assert r.returncode == 2 and "none.json: spec file not found" in r.stderr and "Traceback" not in r.stderr
     assert not out.exists()
+
+
+
+@pytest.fixture(scope="module")
+def trained_fmnist(fashion):
+    """(IR, test images) of fmnist-cnn trained for one epoch on 300 real images (horq: fully
+    binary, order 2). Training gives thresholds and bases that random parameters do not."""
+    from hwbin.train import TrainOptions, fit, prepare
+
+    opt = TrainOptions(model="fmnist-cnn", method="horq", epochs=1, train_images=300, test_images=100)
+    data, model, stages = prepare(opt)
+    fit(opt, data, model, stages)
+    irm = export_model(model, {"dataset": data.name})
+    cmp = compare_with_torch(model, irm, data.x_test)
+    assert cmp["prediction_agreement"] == 1.0 and min(cmp["activation_agreement"].values()) == 1.0
+    return irm, data.x_test
+
+
+def test_trained_fmnist_cnn_simulates_bit_and_cycle_exact(trained_fmnist, tmp_path):
+    """The generated Verilog in cocotb (Icarus: no C++ build, so quicker here than Verilator
+    for two images of 28x28) against the golden model and the cycle model."""
+    from hwbin import program as pg
+    from hwbin.rtl.emit import generate_rtl
+    from hwbin.sim import runner
+
+    m, x = trained_fmnist
+    ir.save(m, tmp_path / "m.hwbin")
+    generate_rtl(tmp_path / "m.hwbin", tmp_path / "rtl", pg.ArrayConfig(4, 4, 16))
+    s = runner.run(tmp_path / "rtl", "icarus", x[:2])
+    assert s["vectors"] == 2
+    assert s["mismatches"] == 0 and s["cycle_mismatches"] == 0, s["first_divergence"]
+    assert s["measured_cycles"] == [s["predicted_cycles"]] * 2
+
+
+def test_trained_fmnist_cnn_host_firmware_is_bit_exact(trained_fmnist, tmp_path):
+    """The generated C on the host under ASan and UBSan: every score and class of 20 test
+    images equals the golden model's (embedded as the reference)."""
+    m, x = trained_fmnist
+    _, res = build_and_run(m, x[:20], tmp_path / "fw")
+    assert (res.vectors, res.mismatches) == (20, 0), res.output[-2000:]

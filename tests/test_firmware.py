@@ -13,13 +13,7 @@ from hwbin.firmware import FirmwareOptions, generate_firmware, toolchain
 from hwbin.models import MODELS
 
 from .conftest import run_cli
-from .helpers import random_ir, random_models, zoo_ir
-
-
-def build_and_run(m, x, out, target="host", sanitize=True, **opts):
-    plan = generate_firmware(m, out, FirmwareOptions(**opts), x)
-    toolchain.build(out, target, sanitize=sanitize, image=target != "host")
-    return plan, toolchain.run(out, target, sanitize=sanitize)
+from .helpers import build_and_run, random_ir, random_models, zoo_ir
 
 
 @pytest.mark.parametrize("name", list(MODELS))

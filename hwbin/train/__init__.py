@@ -43,6 +43,9 @@ class TrainOptions:
     finetune_share: float | None = None  # srb: share of the post-pretrain epochs in the fine-tune
     pretrain_fraction: float = 0.25
     init: str | None = None        # start from this checkpoint's weights
+    teacher: str | None = None     # distill from this trained model (run folder or model.pt)
+    distill_weight: float = 0.5    # share of the distillation term in the loss (the rest: cross-entropy)
+    distill_temperature: float = 2.0
 
 
 def _check_options(opt: TrainOptions):
@@ -52,6 +55,11 @@ def _check_options(opt: TrainOptions):
         raise HwbinError(f"unknown method {opt.method!r}: expected one of {', '.join(METHODS)}")
     if not 1 <= opt.order <= 8:
         raise HwbinError(f"order: expected 1..8, found {opt.order}")
+    if opt.teacher and not opt.distill:
+        raise HwbinError("--teacher: distillation is off (--no-distill); drop one of the two")
+    if not 0 <= opt.distill_weight <= 1 or not opt.distill_temperature > 0:
+        raise HwbinError(f"distillation: expected a weight in [0, 1] and a temperature > 0, found "
+                         f"{opt.distill_weight} and {opt.distill_temperature}")
 
 
 def _build_for(opt: TrainOptions, order: int):
@@ -109,6 +117,28 @@ def prepare(opt: TrainOptions):
     return data, model, stages
 
 
+def load_teacher(path: str, data) -> BinaryNet:
+    """A trained model to distill from: any architecture, but the same input and classes as
+    ``data``. Read like every checkpoint (``torch.load`` with ``weights_only``, never a
+    pickle with code); a run folder means its ``model.pt``."""
+    p = Path(path)
+    teacher, _ = load_checkpoint(p / "model.pt" if p.is_dir() else p)
+    got = (tuple(teacher.config["in_shape"]), teacher.config["num_classes"], teacher.task)
+    want = (tuple(data.in_shape), data.num_classes, data.task)
+    if got != want:
+        raise HwbinError(f"{path}: teacher is for input {got[0]}, {got[1]} classes, {got[2]}; "
+                         f"data set {data.name!r} has input {want[0]}, {want[1]} classes, {want[2]}")
+    return teacher
+
+
+def fit(opt: TrainOptions, data, model: BinaryNet, stages):
+    """Run the prepared schedule as ``opt`` says (learning rate, batch, seed, teacher)."""
+    cfg = TrainConfig(lr=opt.lr, batch_size=opt.batch_size, seed=opt.seed, distill_weight=opt.distill_weight,
+                      distill_temperature=opt.distill_temperature)
+    teacher = load_teacher(opt.teacher, data) if opt.teacher else None
+    return run_stages(model, data, stages, cfg, binary=opt.method != "fp", teacher=teacher)
+
+
 def deployed_accuracy(model: BinaryNet, data) -> float | None:
     """The golden model's test accuracy (what the hardware computes), or None if the
     model is not fully binary and so cannot be deployed."""
@@ -127,10 +157,8 @@ def deployed_accuracy(model: BinaryNet, data) -> float | None:
 def train(opt: TrainOptions, out_dir: str | Path, plot: bool = True) -> dict:
     """Train and write ``out_dir`` (only once everything succeeded). Returns the metrics."""
     data, model, stages = prepare(opt)
-    cfg = TrainConfig(lr=opt.lr, batch_size=opt.batch_size, seed=opt.seed)
     t0 = time.perf_counter()
-    binary = opt.method != "fp"
-    hist = run_stages(model, data, stages, cfg, binary)
+    hist = fit(opt, data, model, stages)
     wall = time.perf_counter() - t0
     torch_acc = evaluate(model, data.x_test, data.y_test, data.num_classes)
     golden_acc = deployed_accuracy(model, data)

@@ -1,6 +1,7 @@
 """The training loop: stages from the schedule, Adam with a cosine learning rate restarted
-at every stage, latent weights clipped to [-1, 1], optional distillation from the
-full-precision snapshot, metrics per epoch and per stage."""
+at every stage, latent weights clipped to [-1, 1], optional distillation (from the
+full-precision snapshot after pre-training, or from a given teacher model), metrics per
+epoch and per stage."""
 from __future__ import annotations
 
 import copy
@@ -97,9 +98,20 @@ def _loss(model_task, logits, y, teacher_logits, cfg: TrainConfig):
     return (1 - cfg.distill_weight) * ce + cfg.distill_weight * kd
 
 
+def _frozen_copy(model: BinaryNet) -> BinaryNet:
+    """A copy in eval mode that no optimizer step or batch-norm update can change."""
+    frozen = copy.deepcopy(model).eval()
+    for p in frozen.parameters():
+        p.requires_grad_(False)
+    return frozen
+
+
 def run_stages(model: BinaryNet, data: Dataset, stages: list[Stage], cfg: TrainConfig,
-               binary: bool, on_epoch=None) -> History:
-    """Train ``model`` through ``stages``; returns per-epoch and per-stage metrics."""
+               binary: bool, on_epoch=None, teacher: BinaryNet | None = None) -> History:
+    """Train ``model`` through ``stages``; returns per-epoch and per-stage metrics.
+
+    Stages marked ``distill`` learn from ``teacher`` (a trained model, kept in eval mode)
+    when one is given, otherwise from the snapshot a ``snapshot_teacher`` stage left."""
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     mask_gen = torch.Generator().manual_seed(cfg.seed + 1)
@@ -108,7 +120,8 @@ def run_stages(model: BinaryNet, data: Dataset, stages: list[Stage], cfg: TrainC
     n = len(x_all)
     steps_per_epoch = math.ceil(n / cfg.batch_size)
     hist = History()
-    teacher = None
+    fixed_teacher = _frozen_copy(teacher) if teacher is not None else None
+    teacher = fixed_teacher
     epoch = 0
     sub = data.x_train[: cfg.eval_train_subset], data.y_train[: cfg.eval_train_subset]
     for stage in stages:
@@ -164,10 +177,8 @@ def run_stages(model: BinaryNet, data: Dataset, stages: list[Stage], cfg: TrainC
         hist.stages.append({**stage.as_dict(), "train_loss": last.get("train_loss"),
                             "train_acc": last.get("train_acc"), "test_acc": last.get("test_acc"),
                             "end_epoch": epoch})
-        if stage.snapshot_teacher:
-            teacher = copy.deepcopy(model).eval()
-            for p in teacher.parameters():
-                p.requires_grad_(False)
+        if stage.snapshot_teacher and fixed_teacher is None:
+            teacher = _frozen_copy(model)
     _freeze(model, 0)
     model.eval()
     return hist
