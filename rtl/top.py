@@ -6,8 +6,8 @@ below is what ``program.cycle_model`` replays, stage by stage (s = the cycle a s
     compute   s: tile/gather/weight ROM addresses   s+1: activation memory addresses
               s+2: register the word   s+3: slice, lane mask, pad   s+4: XOR + group counts
               s+5: popcount   s+6: plane sum += it   s+7: capture the plane sums of a tile's
-              last step   s+8 ..: drain, one column per cycle: times the bases, accumulators,
-              thresholds, then the write (DRAIN_WRITE_LATENCY = 3)
+              last step in PE row 0   s+8+R-1 ..: drain, one column per cycle: register the column, times the
+              bases, accumulators, thresholds, then the write (DRAIN_WRITE_LATENCY = 4)
     pass      s: gather ROM   s+1: memory address   s+2: register the word   s+3: max /
               permute, write
     im2col    s: gather ROM   s+1: input memory address   s+2: shift a tap into the column's
@@ -418,14 +418,17 @@ class Top(wiring.Component):
         # plane (block multipliers, not LUTs); every stage registers the context the next one
         # needs, as the next tile's capture may replace the drain's while this tile's last
         # column is still in the pipeline
+        # the column is registered first, so each multiplier starts from flip-flops
+        col_reg = _delay(drain, col_planes, 1, "dcolumn")
+        coefs_reg = [_delay(drain, c, 1, f"dcoef{i}") for i, c in enumerate(coefs)]
         prods = [[Signal(sb, name=f"prod{r}_{i}") for i in range(D)] for r in range(R)]
         for r in range(R):
             for i in range(D):
-                drain.d.sync += prods[r][i].eq(col_planes[(r * D + i) * W:(r * D + i + 1) * W] * coefs[i])
+                drain.d.sync += prods[r][i].eq(col_reg[(r * D + i) * W:(r * D + i + 1) * W] * coefs_reg[i])
         ctx = {"thr": thr_word, "kshift": kshift, "rot": dtile.rot, "nfix": dtile.nfix,
                "lv_addr": dst_base + out_pos, "lv_en": Mux(dactive & ~is_score, dtile.wen, 0),
                "sc_addr": out_pos * p.score_rows + dtile.rt, "sc_en": dactive & is_score}
-        ctx1 = {k: _delay(drain, v, 1, f"d1_{k}") for k, v in ctx.items()}
+        ctx1 = {k: _delay(drain, v, 2, f"d1_{k}") for k, v in ctx.items()}
         # drain stage 2: the accumulators (acc for scores, d * acc for thresholds)
         accs, daccs = [], []
         for r in range(R):
@@ -492,7 +495,7 @@ class Top(wiring.Component):
 
         # ---------------------------------------------------------- activation and score writes
         m.submodules.writes = writes = Module()
-        # a drained column is written DRAIN_WRITE_LATENCY = 3 cycles after it is selected: three
+        # a drained column is written DRAIN_WRITE_LATENCY = 4 cycles after it is selected: four
         # register stages (above), then the memory's write
         d_addr = Signal(p.addr_bits)
         d_data = Signal(p.region_width)
