@@ -170,8 +170,9 @@ def synth_board(rtl_dir, board: str, out_dir, seed: int = 1) -> dict:
     _yowasp_env()
     platform = getattr(importlib.import_module(module), cls)()
     out = Path(out_dir)
+    extra = {"synth_opts": "-nowidelut"} if family == "ecp5" else {}     # as synth_core, see there
     platform.build(_BoardTop(load_program(rtl_dir)[2]), name="hwbin_board", build_dir=str(out), do_program=False,
-                   nextpnr_opts=f"--report nextpnr-report.json --seed {seed} --timing-allow-fail")
+                   nextpnr_opts=f"--report nextpnr-report.json --seed {seed} --timing-allow-fail", **extra)
     s = summarize(out / "nextpnr-report.json", family)
     s["bitstream"] = next(out.glob("hwbin_board.bi*")).name  # relative to the build folder
     return s

@@ -55,7 +55,7 @@ def _table(values, index, width=None):
     return Array([Const(int(v), width) for v in values])[index]
 
 
-def _memory(shape, depth: int, init) -> memory.Memory:
+def _memory(shape, depth: int, init, block: bool = False) -> memory.Memory:
     """A memory of at least two words: a one-word memory has a zero-width address, which
     Amaranth emits as a ``[-1:0]`` wire that Verilator's lint rejects (a model whose only layer
     is the last one has one threshold word; a classifier with R or fewer classes one score word).
@@ -63,8 +63,12 @@ def _memory(shape, depth: int, init) -> memory.Memory:
     ``no_rw_check``: no memory here is read and written at the same address in the same cycle
     (a layer reads one activation region and writes the other; a layer starts only after the
     previous one's writes), so yosys need not add collision logic behind the block RAM's
-    output, which was the design's longest path (block RAM output to an address compare)."""
-    return memory.Memory(shape=shape, depth=max(2, depth), init=init, attrs={"no_rw_check": 1})
+    output, which was the design's longest path (block RAM output to an address compare).
+    ``block`` asks for block RAM even where a small memory would fit LUT RAM: a LUT RAM reads
+    asynchronously, so an address coming from another block RAM's slow output would run
+    through it into the next register in one cycle."""
+    attrs = {"no_rw_check": 1, **({"ram_style": "block"} if block else {})}
+    return memory.Memory(shape=shape, depth=max(2, depth), init=init, attrs=attrs)
 
 
 def _delay(m: Module, sig, n: int, name: str):
@@ -154,7 +158,7 @@ class Top(wiring.Component):
             if p.col_depth:
                 self.col_mems.append(_memory(shape=unsigned(L), depth=p.col_depth, init=[]))
                 m.submodules[f"col_mem{c}"] = self.col_mems[-1]
-            im = _memory(shape=unsigned(p.in_width), depth=p.in_positions, init=[])
+            im = _memory(shape=unsigned(p.in_width), depth=p.in_positions, init=[], block=True)
             am = _memory(shape=unsigned(p.region_width), depth=2 * p.region_depth, init=[])
             m.submodules[f"in_mem{c}"] = im
             m.submodules[f"act_mem{c}"] = am
@@ -357,11 +361,18 @@ class Top(wiring.Component):
         # (a block RAM's output is slow: nothing but the source select follows it)
         pads2 = _delay(fetch, pads1, 1, "pads")
         src2 = _delay(fetch, src, 2, "src")
+        # only the memories some compute layer reads are in the select (a block RAM's output
+        # is slow: one mux level after it is what the clock allows)
+        sources = {op.src for op in ops if op.kind == "compute"}
         words = []
         for c in range(C):
             word = Signal(max(p.in_width, p.region_width, L) + L, name=f"word{c}")
-            fetch.d.sync += word.eq(Mux(src2 == pg.SRC_INPUT, in_rps[c].data,
-                                    Mux(src2 == pg.SRC_COL, col_rps[c].data if im2col else 0, act_rps[c].data)))
+            chosen = act_rps[c].data if pg.SRC_REGION in sources else 0
+            if pg.SRC_COL in sources:
+                chosen = Mux(src2 == pg.SRC_COL, col_rps[c].data, chosen)
+            if pg.SRC_INPUT in sources:
+                chosen = Mux(src2 == pg.SRC_INPUT, in_rps[c].data, chosen)
+            fetch.d.sync += word.eq(chosen)
             words.append(word)
         # ---------------------------------------------------------- s+3: slice, lane mask, pad
         pads3 = _delay(fetch, pads2, 1, "pads")
