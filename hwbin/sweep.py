@@ -63,17 +63,10 @@ def run_train_cell(params: dict, blob: bytes | None = None, threads: int = 1) ->
     import torch
 
     from .export import compare_with_torch, export_model
-    from .train import deployed_accuracy, fit, prepare
-    from .train.loop import evaluate
+    from .train import train_and_measure
 
     torch.set_num_threads(max(1, threads))
-    opt = _train_options(params)
-    data, net, stages = prepare(opt)
-    t0 = time.perf_counter()
-    hist = fit(opt, data, net, stages)
-    wall = time.perf_counter() - t0
-    torch_acc = evaluate(net, data.x_test, data.y_test, data.num_classes)
-    gold = deployed_accuracy(net, data)
+    data, net, hist, wall, torch_acc, gold = train_and_measure(_train_options(params))
     agree = compare_with_torch(net, export_model(net), data.x_test)["prediction_agreement"] \
         if gold is not None else None
     return {"test": gold if gold is not None else torch_acc, "test_torch": torch_acc, "test_golden": gold,

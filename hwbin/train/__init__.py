@@ -154,14 +154,20 @@ def deployed_accuracy(model: BinaryNet, data) -> float | None:
     return mean_iou(result.pred, data.y_test, data.num_classes)
 
 
-def train(opt: TrainOptions, out_dir: str | Path, plot: bool = True) -> dict:
-    """Train and write ``out_dir`` (only once everything succeeded). Returns the metrics."""
+def train_and_measure(opt: TrainOptions):
+    """One run, prepared, fitted and measured the same way for ``hwbin train`` and a sweep cell:
+    (data, model, history, wall seconds, torch test accuracy, deployed accuracy or None)."""
     data, model, stages = prepare(opt)
     t0 = time.perf_counter()
     hist = fit(opt, data, model, stages)
     wall = time.perf_counter() - t0
     torch_acc = evaluate(model, data.x_test, data.y_test, data.num_classes)
-    golden_acc = deployed_accuracy(model, data)
+    return data, model, hist, wall, torch_acc, deployed_accuracy(model, data)
+
+
+def train(opt: TrainOptions, out_dir: str | Path, plot: bool = True) -> dict:
+    """Train and write ``out_dir`` (only once everything succeeded). Returns the metrics."""
+    data, model, hist, wall, torch_acc, golden_acc = train_and_measure(opt)
     metric = "accuracy" if data.task == "classify" else "mean_iou"
     metrics = {
         "options": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(opt).items()},
