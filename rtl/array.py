@@ -10,19 +10,12 @@ last step entered until the next tile's last step gets there.
 """
 from __future__ import annotations
 
-from amaranth.hdl import Module, Signal, unsigned
+from amaranth.hdl import Module, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from .pe import CONTROL, PE, control
-
-
-def _delayed(m: Module, value, n: int, name: str):
-    for i in range(n):
-        reg = Signal(len(value), name=f"{name}_{i}")
-        m.d.sync += reg.eq(value)
-        value = reg
-    return value
+from .pe import PE, control
+from .pipeline import delay
 
 
 class PEArray(wiring.Component):
@@ -49,12 +42,12 @@ class PEArray(wiring.Component):
             for c in range(C):
                 pe = m.submodules[f"pe_{r}_{c}"] = pes[r][c]
                 if c == 0:
-                    m.d.comb += [pe.ctl_in.eq(_delayed(m, ctl, r, f"ctl_skew{r}")),
-                                 pe.weight_in.eq(_delayed(m, self.weights[r * L:(r + 1) * L], r, f"w_skew{r}"))]
+                    m.d.comb += [pe.ctl_in.eq(delay(m, ctl, r, f"ctl_skew{r}")),
+                                 pe.weight_in.eq(delay(m, self.weights[r * L:(r + 1) * L], r, f"w_skew{r}"))]
                 else:
                     m.d.comb += [pe.ctl_in.eq(pes[r][c - 1].ctl_out), pe.weight_in.eq(pes[r][c - 1].weight_out)]
                 if r == 0:
-                    m.d.comb += pe.act_in.eq(_delayed(m, self.acts[c * L:(c + 1) * L], c, f"a_skew{c}"))
+                    m.d.comb += pe.act_in.eq(delay(m, self.acts[c * L:(c + 1) * L], c, f"a_skew{c}"))
                 else:
                     m.d.comb += pe.act_in.eq(pes[r - 1][c].act_out)
                 i = r * C + c

@@ -31,6 +31,7 @@ from amaranth.lib.wiring import In, Out
 from hwbin import program as pg
 
 from .array import PEArray
+from .pipeline import delay
 
 
 def _width(values) -> int:
@@ -69,14 +70,6 @@ def _memory(shape, depth: int, init, block: bool = False) -> memory.Memory:
     through it into the next register in one cycle."""
     attrs = {"no_rw_check": 1, **({"ram_style": "block"} if block else {})}
     return memory.Memory(shape=shape, depth=max(2, depth), init=init, attrs=attrs)
-
-
-def _delay(m: Module, sig, n: int, name: str):
-    for i in range(n):
-        nxt = Signal.like(sig, name=f"{name}_d{i + 1}")
-        m.d.sync += nxt.eq(sig)
-        sig = nxt
-    return sig
 
 
 def step_offset(plane_base, j_c, cbase, lanes):
@@ -294,7 +287,7 @@ class Top(wiring.Component):
         issue = Signal()
         pissue = Signal()
         seq.d.comb += [issue.eq(is_compute & flush_ok & (~last_compute | (drain_cd == 0))),
-                     pissue.eq(is_pass & flush_ok)]
+                       pissue.eq(is_pass & flush_ok)]
         advance = (issue & last_compute) | (pissue & last_pass)
         seq.d.comb += [tile_rp.addr.eq(Mux(running, idx + 2, 1)), tile_rp.en.eq(~running | advance)]
         with seq.If(~running):
@@ -312,7 +305,7 @@ class Top(wiring.Component):
                     seq.d.sync += [t_c.eq(0), wstep.eq(0), p_c.eq(p_c + 1), plane_base.eq(plane_base + stride)]
             with seq.If(last_compute):
                 seq.d.sync += [t_c.eq(0), j_c.eq(0), p_c.eq(0), plane_base.eq(0), wstep.eq(0), drain_cd.eq(tile.gap - 1),
-                             flush_cd.eq(tile.nvalid + skew + pg.COMPUTE_LATENCY + pg.DRAIN_WRITE_LATENCY - 1)]
+                               flush_cd.eq(tile.nvalid + skew + pg.COMPUTE_LATENCY + pg.DRAIN_WRITE_LATENCY - 1)]
         with seq.If(pissue):
             seq.d.sync += [wpass.eq(wpass + 1), t_c.eq(t_c + 1)]
             with seq.If(wpass == window - 1):
@@ -340,7 +333,7 @@ class Top(wiring.Component):
                 seq.d.comb += off_index.eq(i)
         im2col = next((op for op in ops if op.kind == "im2col"), None)
         # an im2col tile's word address comes from the tile and the step counters, all registers
-        col_addr = _delay(seq, tile.colbase + j_c * im2col.K + p_c, 1, "coladdr") if im2col else 0
+        col_addr = delay(seq, tile.colbase + j_c * im2col.K + p_c, 1, "coladdr") if im2col else 0
         last_lanes = [op.lanes_in - (op.J - 1) * L if op.kind == "compute" else L for op in ops] + [L]
         full = (1 << L) - 1
         mask = Mux(j_c == J - 1, _table([(1 << n) - 1 for n in last_lanes], tile.layer, L), full)
@@ -359,8 +352,8 @@ class Top(wiring.Component):
         fetch.d.comb += pads1.eq(Cat(gather_rp.data[c * self.gw + p.addr_bits] for c in range(C)))
         # ---------------------------------------------------------- s+2: register the word read
         # (a block RAM's output is slow: nothing but the source select follows it)
-        pads2 = _delay(fetch, pads1, 1, "pads")
-        src2 = _delay(fetch, src, 2, "src")
+        pads2 = delay(fetch, pads1, 1, "pads")
+        src2 = delay(fetch, src, 2, "src")
         # only the memories some compute layer reads are in the select (a block RAM's output
         # is slow: one mux level after it is what the clock allows)
         sources = {op.src for op in ops if op.kind == "compute"}
@@ -375,19 +368,19 @@ class Top(wiring.Component):
             fetch.d.sync += word.eq(chosen)
             words.append(word)
         # ---------------------------------------------------------- s+3: slice, lane mask, pad
-        pads3 = _delay(fetch, pads2, 1, "pads")
-        off3 = _delay(fetch, off_index, 2, "off")
-        mask3 = _delay(fetch, mask, 3, "mask")
+        pads3 = delay(fetch, pads2, 1, "pads")
+        off3 = delay(fetch, off_index, 2, "off")
+        mask3 = delay(fetch, mask, 3, "mask")
         acts = Signal(C * L)
         for c, word in enumerate(words):
             fetch.d.sync += acts[c * L:(c + 1) * L].eq(Mux(pads3[c], 0, Array(word[o:o + L] for o in offsets)[off3] & mask3))
-        weights = _delay(fetch, weight_rp.data, 3, "w")
+        weights = delay(fetch, weight_rp.data, 3, "w")
         # ---------------------------------------------------------- s+4 .. s+7: the array (rtl/array.py)
         m.submodules.array = arr = PEArray(R, C, L, p.depth, p.pe_bits)
         assert pg.COMPUTE_LATENCY == 3 + PEArray.LATENCY, "program.COMPUTE_LATENCY must follow the pipeline"
-        fetch.d.comb += [arr.valid.eq(_delay(fetch, issue, 4, "v")), arr.start.eq(_delay(fetch, plane_start, 4, "start")),
-                         arr.double.eq(_delay(fetch, double, 4, "double")),
-                         arr.last.eq(_delay(fetch, issue & last_compute, 4, "last")),
+        fetch.d.comb += [arr.valid.eq(delay(fetch, issue, 4, "v")), arr.start.eq(delay(fetch, plane_start, 4, "start")),
+                         arr.double.eq(delay(fetch, double, 4, "double")),
+                         arr.last.eq(delay(fetch, issue & last_compute, 4, "last")),
                          arr.acts.eq(acts), arr.weights.eq(weights)]
 
         # ---------------------------------------------------------- s+7 + R-1: the drain
@@ -395,12 +388,12 @@ class Top(wiring.Component):
         # the drain takes column c of a tile when its last row has the sums: the array's rows
         # are skewed, so skew = R - 1 cycles after row 0 (rtl/array.py)
         lat = pg.COMPUTE_LATENCY + skew
-        early = _delay(drain, issue & last_compute, lat - 1, "cap")
-        capture = _delay(drain, early, 1, "cap")
+        early = delay(drain, issue & last_compute, lat - 1, "cap")
+        capture = delay(drain, early, 1, "cap")
         D, W = p.depth, p.pe_bits
-        drain.d.comb += [tile_rp2.addr.eq(_delay(drain, idx, lat - 1, "tidx")),
-                     gather_rp2.addr.eq(_delay(drain, tile.gbase + tile.T, lat - 1, "gout")),
-                     thr_rp.addr.eq(_delay(drain, tile.thr, lat - 1, "thr"))]
+        drain.d.comb += [tile_rp2.addr.eq(delay(drain, idx, lat - 1, "tidx")),
+                         gather_rp2.addr.eq(delay(drain, tile.gbase + tile.T, lat - 1, "gout")),
+                         thr_rp.addr.eq(delay(drain, tile.thr, lat - 1, "thr"))]
         # the drain's context (tile, out word, thresholds) is read the cycle before capture and
         # registered at capture, held while the next tile runs: no block RAM output in the drain
         drain.d.comb += [tile_rp2.en.eq(early), gather_rp2.en.eq(early), thr_rp.en.eq(early)]
@@ -412,7 +405,7 @@ class Top(wiring.Component):
         dtile = data.View(self.tile_layout, dtile_reg)
         with drain.If(capture):
             drain.d.sync += [dactive.eq(1), dcol.eq(0), dtile_reg.eq(tile_rp2.data),
-                         out_word.eq(gather_rp2.data), thr_word.eq(thr_rp.data)]
+                             out_word.eq(gather_rp2.data), thr_word.eq(thr_rp.data)]
         with drain.Elif(dactive):
             drain.d.sync += dcol.eq(dcol + 1)
             with drain.If(dcol == dtile.nvalid - 1):
@@ -430,8 +423,8 @@ class Top(wiring.Component):
         # needs, as the next tile's capture may replace the drain's while this tile's last
         # column is still in the pipeline
         # the column is registered first, so each multiplier starts from flip-flops
-        col_reg = _delay(drain, col_planes, 1, "dcolumn")
-        coefs_reg = [_delay(drain, c, 1, f"dcoef{i}") for i, c in enumerate(coefs)]
+        col_reg = delay(drain, col_planes, 1, "dcolumn")
+        coefs_reg = [delay(drain, c, 1, f"dcoef{i}") for i, c in enumerate(coefs)]
         prods = [[Signal(sb, name=f"prod{r}_{i}") for i in range(D)] for r in range(R)]
         for r in range(R):
             for i in range(D):
@@ -439,7 +432,7 @@ class Top(wiring.Component):
         ctx = {"thr": thr_word, "kshift": kshift, "rot": dtile.rot, "nfix": dtile.nfix,
                "lv_addr": dst_base + out_pos, "lv_en": Mux(dactive & ~is_score, dtile.wen, 0),
                "sc_addr": out_pos * p.score_rows + dtile.rt, "sc_en": dactive & is_score}
-        ctx1 = {k: _delay(drain, v, 2, f"d1_{k}") for k, v in ctx.items()}
+        ctx1 = {k: delay(drain, v, 2, f"d1_{k}") for k, v in ctx.items()}
         # drain stage 2: the accumulators (acc for scores, d * acc for thresholds)
         accs, daccs = [], []
         for r in range(R):
@@ -451,7 +444,7 @@ class Top(wiring.Component):
             accs.append(acc)
             daccs.append(dacc)
         thr2, kshift2, rot2, lv_addr, lv_en, sc_addr, sc_en = (
-            _delay(drain, ctx1[k], 1, f"d2_{k}") for k in ("thr", "kshift", "rot", "lv_addr", "lv_en", "sc_addr", "sc_en"))
+            delay(drain, ctx1[k], 1, f"d2_{k}") for k in ("thr", "kshift", "rot", "lv_addr", "lv_en", "sc_addr", "sc_en"))
         # drain stage 3: thresholds -> levels -> the activation word
         plane_rows = [[] for _ in range(p.kmax)]
         for r, dacc in enumerate(daccs):
@@ -467,18 +460,18 @@ class Top(wiring.Component):
         # ---------------------------------------------------------- passes (s+3: write)
         m.submodules.passes = passes = Module()
         # pool and shuffle: the word read is registered at s+2, combined and written at s+3
-        pv2 = _delay(passes, pissue, 2, "pv")
-        w_pass2 = _delay(passes, wpass, 2, "wpass")
-        layer2 = _delay(passes, tile.layer, 2, "player")
-        pv3, w_pass3 = _delay(passes, pv2, 1, "pv"), _delay(passes, w_pass2, 1, "wpass")
-        o_pass3 = _delay(passes, opass, 3, "opass")
-        layer3 = _delay(passes, layer2, 1, "player")
+        pv2 = delay(passes, pissue, 2, "pv")
+        w_pass2 = delay(passes, wpass, 2, "wpass")
+        layer2 = delay(passes, tile.layer, 2, "player")
+        pv3, w_pass3 = delay(passes, pv2, 1, "pv"), delay(passes, w_pass2, 1, "wpass")
+        o_pass3 = delay(passes, opass, 3, "opass")
+        layer3 = delay(passes, layer2, 1, "player")
         window3 = by_op(lambda op: op.window, layer3)
         pdst3 = by_op(lambda op: op.dst_base, layer3)
         mode3 = by_op(lambda op: {"shuffle": pg.PASS_SHUFFLE, "im2col": pg.PASS_IM2COL}.get(op.kind, pg.PASS_POOL),
                       layer3)
         sid3 = by_op(lambda op: op.shuffle_id, layer3)
-        rdata = _delay(passes, act_rps[0].data, 1, "prd")
+        rdata = delay(passes, act_rps[0].data, 1, "prd")
         run = Signal(p.region_width)
         combined = Signal(p.region_width)
         cmax = [Signal(p.kmax, name=f"cmax{c}") for c in range(p.cpad)]
@@ -502,7 +495,7 @@ class Top(wiring.Component):
         pass_write = pv3 & (w_pass3 == window3 - 1) & (mode3 != pg.PASS_IM2COL)
         if im2col:
             self._im2col(passes, im2col, pv2 & (layer2 == im2col.index), w_pass2, pads2, in_rps, col_wps,
-                         _delay(passes, gather_rp.data[:p.addr_bits], 1, "colw"))
+                         delay(passes, gather_rp.data[:p.addr_bits], 1, "colw"))
 
         # ---------------------------------------------------------- activation and score writes
         m.submodules.writes = writes = Module()

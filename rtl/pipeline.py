@@ -1,0 +1,13 @@
+"""A pipeline helper shared by the array and the top level."""
+from __future__ import annotations
+
+from amaranth.hdl import Module, Signal
+
+
+def delay(m: Module, sig, n: int, name: str):
+    """``sig`` n cycles later, through n registers of ``m`` named ``name_d1`` .. ``name_dn``."""
+    for i in range(n):
+        nxt = Signal.like(sig, name=f"{name}_d{i + 1}")
+        m.d.sync += nxt.eq(sig)
+        sig = nxt
+    return sig
