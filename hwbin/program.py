@@ -45,7 +45,7 @@ OUTPUT_LATENCY = 5
 #: Bits of an output beat (a signed score or a class index).
 OUT_BITS = 32
 
-KIND_COMPUTE, KIND_PASS, KIND_END = 0, 1, 2
+KIND_COMPUTE, KIND_PASS, KIND_END, KIND_FIRST = 0, 1, 2, 3
 PASS_POOL, PASS_SHUFFLE, PASS_IM2COL = 0, 1, 2
 SRC_INPUT, SRC_REGION, SRC_COL = 0, 1, 2
 
@@ -102,6 +102,7 @@ class Op:
     lanes_in: int = 0         # inputs of one tap's lane chunks: cin_g, or T x cin_g after im2col
     coefs: tuple = ()         # the drain's multiplier per PE plane sum: plane sum i is plane K-1-i
     horner: bool = False      # planes weighted in the PE by Horner's rule (bases halve: the uint8 input)
+    engine: str = "array"     # "array" (the PE array) or "first" (the first-layer engine, rtl/first_layer.py)
     k_out: int = 0            # planes of the activation this op writes (0: scores)
     rows_per_tile: int = 0
     # pass constants (an im2col pass: npos column tiles of window T + J x K steps)
@@ -171,7 +172,8 @@ def pe_depth(ops: list) -> int:
     """D, the plane sums each PE keeps: the most input planes of a layer that reads a previous
     layer's levels (the activation order). The input layer's 8 pixel planes do not count: it
     uses Horner's rule instead (see rtl/pe.py)."""
-    return max([op.K for op in ops if op.kind == "compute" and op.src == SRC_REGION], default=1)
+    return max([op.K for op in ops if op.kind == "compute" and op.src == SRC_REGION and op.engine == "array"],
+               default=1)
 
 
 def _plane_weights(op: Op, depth: int) -> None:
@@ -179,7 +181,7 @@ def _plane_weights(op: Op, depth: int) -> None:
     or, with more planes than the PE keeps, all planes by Horner's rule, which needs each base
     to be twice the next (true of the uint8 input's 128 .. 1)."""
     b = op.layer.in_bases
-    op.horner = op.K > depth
+    op.horner = op.K > depth or op.engine == "first"     # the engine weights by Horner's rule too
     if op.horner:
         if any(b[k] != 2 * b[k + 1] for k in range(op.K - 1)):
             raise ConfigError(f"layer '{op.layer.name}' field 'in_bases': {op.K} planes need each base twice the "
@@ -197,6 +199,15 @@ def _im2col_taps(layer: Layer, cfg: ArrayConfig) -> int:
     T = len(gather_plan(layer)[0].taps)
     cin = layer.in_shape[0]
     return T if T > 1 and math.ceil(T * cin / cfg.lanes) < T * math.ceil(cin / cfg.lanes) else 0
+
+
+def _first_engine_fits(layer: Layer, taps: int, cfg: ArrayConfig) -> bool:
+    """Whether the first layer runs on the first-layer engine (rtl/first_layer.py) rather than
+    an im2col pass and the PE array: a conv whose window (taps x channels pixels) fits one
+    weight word's lanes, as a grey or colour image's 3x3 or 5x5 first conv does. A dense first
+    layer (a window of the whole image) keeps the im2col pass: its byte adder would be as wide
+    as the image."""
+    return layer.kind == "conv" and taps * layer.in_shape[0] <= cfg.lanes
 
 
 def _compute_op(index: int, layer: Layer, cfg: ArrayConfig, im2col_taps: int) -> Op:
@@ -222,6 +233,11 @@ def _ops(model: Model, cfg: ArrayConfig) -> list[Op]:
         kind = {"maxpool": "pool", "shuffle": "shuffle"}.get(layer.kind, "compute")
         if kind == "compute":
             taps = _im2col_taps(layer, cfg) if i == 0 else 0
+            if taps and _first_engine_fits(layer, taps, cfg):
+                op = _compute_op(len(ops), layer, cfg, taps)
+                op.engine, op.src = "first", SRC_INPUT
+                ops.append(op)
+                continue
             op = _compute_op(len(ops) + bool(taps), layer, cfg, taps)
             if taps:
                 ops.append(Op(len(ops), layer, "im2col", src=SRC_INPUT, J=op.J, K=op.K, taps=taps,
@@ -287,7 +303,7 @@ def compile_program(model: Model, cfg: ArrayConfig | None = None) -> Program:
     for op in ops:
         if op.kind == "compute":
             _plane_weights(op, prog.depth)
-            bound, plane_bound = _compile_compute(prog, op)
+            bound, plane_bound = (_compile_first if op.engine == "first" else _compile_compute)(prog, op)
             bound_max = max(bound_max, bound)
             pe_max = max(pe_max, plane_bound * ((1 << op.K) - 1 if op.horner else 1))
         else:
@@ -321,7 +337,7 @@ def _weight_block(op: Op, phase, g: int, rt: int, R: int, L: int) -> list[int]:
         taps = [w[:, :, t] for t in range(w.shape[2])]
     else:
         taps = [w[:, :, ky, kx] for ky, kx in phase.taps]   # (cout, cin_g) per tap
-    if op.src == SRC_COL:
+    if op.src == SRC_COL or op.engine == "first":
         taps = [np.concatenate(taps, axis=1)]               # one tap: lane t * cin + ch
     words = []
     for tap in taps:
@@ -384,6 +400,58 @@ def _compile_compute(prog: Program, op: Op) -> tuple[int, int]:
                     op.tiles.append(len(prog.tiles))
                     prog.tiles.append(tile)
     return bound, plane_bound
+
+
+def _compile_first(prog: Program, op: Op) -> tuple[int, int]:
+    """Tiles of the first-layer engine (rtl/first_layer.py): per group of C output positions,
+    one tile per row tile of C steps, step c computing column c's R sums from the windows
+    held for the group. While a group's tiles run, their steps read the next group's T taps
+    into the assembly registers (up to C reads a tile, C - 1 in the group's last: its last
+    step loads the windows, so every read must be in by then); taps left over go to an
+    assembly tile of their own (reads + 1 steps, no outputs), as do group 0's taps before the
+    first tile. Returns the |acc| bound and the most disagreements of one plane."""
+    cfg = prog.cfg
+    R, C = cfg.rows, cfg.cols
+    layer = op.layer
+    _, h, w = layer.in_shape
+    phase = gather_plan(layer)[0]
+    T = len(phase.taps)
+    n = T * op.cin_g
+    bsum = sum(layer.in_bases)
+    rts = math.ceil(layer.out_shape[0] / R)
+    wbase = {}
+    for rt in range(rts):
+        wbase[rt] = len(prog.weights)
+        prog.weights.extend(_weight_block(op, phase, 0, rt, R, cfg.lanes))
+    starts = list(range(0, len(phase.out_pos), C))
+
+    def reads(c0):
+        return [_tap_word(phase, c0, t, C, h * w, 0) for t in range(T)]
+
+    def tile(kind, taps, out_word, last, load, **fields):
+        gbase = len(prog.gather)
+        prog.gather.extend(taps + [out_word])
+        op.tiles.append(len(prog.tiles))
+        prog.tiles.append({"kind": kind, "layer": op.index, "wait": int(not op.tiles), "gbase": gbase,
+                           "T": len(taps), "last": last, "load": load, "gap": 1, "nvalid": 0, **fields})
+
+    no_out = [(0, 0)] * C
+    tile(KIND_FIRST, reads(0), no_out, T, 1)
+    for i, c0 in enumerate(starts):
+        cols = phase.out_pos[c0:c0 + C]
+        out_word = [(int(cols[c]) if c < len(cols) else 0, 0) for c in range(C)]
+        pending = reads(starts[i + 1]) if i + 1 < len(starts) else []
+        for rt in range(rts):
+            last_rt = rt == rts - 1
+            take = pending[:C - 1 if last_rt else C]
+            pending = pending[len(take):]
+            o0 = rt * R
+            tile(KIND_FIRST, take, out_word, C - 1, int(last_rt and not pending and i + 1 < len(starts)),
+                 wbase=wbase[rt], o0=o0, rot=o0 % R // prog.gran, rt=rt, thr=0, nfix=bsum * n,
+                 nvalid=len(cols), gap=len(cols), wen=_write_enables(prog, op, o0, min(R, layer.out_shape[0] - o0)))
+        if pending:
+            tile(KIND_FIRST, pending, no_out, len(pending), 1)
+    return bsum * n, n
 
 
 def _drain_gap(nvalid: int, cfg: ArrayConfig) -> int:
@@ -459,6 +527,8 @@ def _compile_thresholds(prog: Program, bound: int) -> None:
         index = {}
         for ti in op.tiles:
             tile = prog.tiles[ti]
+            if "o0" not in tile:       # a first-layer engine tile that only reads taps
+                continue
             o0 = tile["o0"]
             if o0 not in index:
                 index[o0] = len(prog.thresholds)
@@ -501,7 +571,13 @@ def cycle_model(prog: Program) -> CycleReport:
             if tile["wait"]:
                 cyc = max(cyc, flush_free)
             start = cyc if start is None else start
-            if op.kind == "compute":
+            if op.engine == "first":
+                last = max(cyc + tile["last"], drain_free)
+                if tile["nvalid"] and last != cyc + tile["last"]:
+                    raise AssertionError("a first-layer engine tile must run its steps back to back")
+                drain_free = last + tile["gap"]
+                flush_free = last + COMPUTE_LATENCY + drain_skew(prog.cfg) + tile["nvalid"] + DRAIN_WRITE_LATENCY
+            elif op.kind == "compute":
                 last = max(cyc + tile["T"] * op.J * op.K - 1, drain_free)
                 drain_free = last + tile["gap"]
                 flush_free = last + COMPUTE_LATENCY + drain_skew(prog.cfg) + tile["nvalid"] + DRAIN_WRITE_LATENCY

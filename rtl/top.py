@@ -28,9 +28,11 @@ from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigne
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from hwbin import arith
 from hwbin import program as pg
 
 from .array import PEArray
+from .first_layer import FirstLayerEngine
 from .pipeline import delay
 
 
@@ -87,7 +89,7 @@ def slice_offsets(prog: pg.Program) -> list[int]:
     offs = {0}
     L = prog.cfg.lanes
     for op in prog.ops:
-        if op.kind != "compute" or op.src == pg.SRC_COL:
+        if op.kind != "compute" or op.src == pg.SRC_COL or op.engine != "array":
             continue
         stride = prog.in_channels if op.src == pg.SRC_INPUT else prog.cpad
         for cbase in {prog.tiles[t]["cbase"] for t in op.tiles}:
@@ -95,7 +97,8 @@ def slice_offsets(prog: pg.Program) -> list[int]:
     return sorted(offs)
 
 
-TILE_FIELDS = ["kind", "layer", "wait", "last", "T", "gbase", "wbase", "cbase", "colbase", "rot", "rt", "thr", "nfix", "nvalid", "gap", "wen"]
+TILE_FIELDS = ["kind", "layer", "wait", "last", "T", "gbase", "wbase", "cbase", "colbase", "rot", "rt", "thr", "nfix", "nvalid", "gap", "wen",
+               "load"]
 
 
 def place_rows(rows, rot, R: int, gran: int, width: int):
@@ -180,6 +183,35 @@ class Top(wiring.Component):
             chunks = Array([planes[k][j * L:(j + 1) * L] for j in range(op.J) for k in range(op.K)])
             m.d.comb += [wp.addr.eq(waddr), wp.data.eq(chunks[sel]), wp.en.eq(valid & (step >= T))]
 
+    # ------------------------------------------------------------------ first-layer engine
+    def _first_layer_engine(self, m: Module, seq: Module, op: pg.Op, step, last, tile, t_c, in_rps, gather_rp, weight_rp):
+        """The engine (rtl/first_layer.py) and the late reads that feed it. Its sums must reach
+        the drain exactly when an array tile's column would (COMPUTE_LATENCY + skew after the
+        tile's last step), so rather than delay the sums, the engine's step stream is delayed:
+        its gather and weight reads are issued k - 3 and k - 1 cycles after the step, and it
+        takes the step at k (nothing else reads those ports while the first layer runs)."""
+        p = self.prog
+        R, C, L = p.cfg.rows, p.cfg.cols, p.cfg.lanes
+        lat = pg.COMPUTE_LATENCY + pg.drain_skew(p.cfg)
+        taps = int(op.lanes_in // op.cin_g)
+        stages = FirstLayerEngine.stages_for(taps * op.cin_g, C + lat - 4)     # so that k >= 3
+        m.submodules.first_layer = engine = FirstLayerEngine(R, C, op.cin_g, taps, L, p.pe_bits, stages)
+        k = C + lat - engine.LATENCY                  # the cycle after the step at which the engine takes it
+        read = step & (t_c < tile.T)
+        gw, ab = self.gw, p.addr_bits
+        pads = Cat(gather_rp.data[c * gw + ab] for c in range(C))
+        m.d.comb += [engine.shift.eq(delay(seq, read, k, "fl_shift")),
+                     engine.pixels.eq(Cat(rp.data for rp in in_rps)),
+                     engine.pads.eq(delay(seq, pads, 1, "fl_pads")),
+                     engine.load.eq(delay(seq, step & last & tile.load, k, "fl_load")),
+                     engine.col.eq(delay(seq, t_c, k, "fl_col")),
+                     engine.weights.eq(weight_rp.data)]
+        return {"read_late": delay(seq, read, k - 3, "fl_read"),
+                "gather_late": delay(seq, tile.gbase + t_c, k - 3, "fl_gaddr"),
+                "col_late": delay(seq, step, k - 1, "fl_step"),
+                "weight_late": delay(seq, tile.wbase, k - 1, "fl_waddr"),
+                "sums": engine.sums}
+
     # ------------------------------------------------------------------ elaborate
     def elaborate(self, platform):
         m = Module()
@@ -256,6 +288,7 @@ class Top(wiring.Component):
         # ---------------------------------------------------------- sequencer (stage s)
         m.submodules.sequencer = seq = Module()
         idx = Signal(range(len(p.tiles) + 1))
+        self._idx = idx           # for tests that follow the sequencer
         t_c = Signal(range(max(2, max([t.get("T", 0) for t in p.tiles] + [op.npos * op.window for op in ops]) + 1)))
         j_c = Signal(range(max(2, max([op.J for op in ops]) + 1)))
         p_c = Signal(range(9))
@@ -277,7 +310,8 @@ class Top(wiring.Component):
         K = by_op(lambda op: op.K, tile.layer)
         window = by_op(lambda op: op.window, tile.layer)
         running = state == RUN
-        is_compute = running & (tile.kind == pg.KIND_COMPUTE)
+        is_first = tile.kind == pg.KIND_FIRST        # a first-layer engine tile (rtl/first_layer.py)
+        is_compute = running & ((tile.kind == pg.KIND_COMPUTE) | is_first)
         is_pass = running & (tile.kind == pg.KIND_PASS)
         # steps left in the tile after this one, and whether this is the tile's first step
         left = Signal(range(max(t["last"] for t in p.tiles) + 1), init=tile0["last"])
@@ -298,11 +332,14 @@ class Top(wiring.Component):
             seq.d.sync += tile_reg.eq(tile_rp.data)
         # step order: planes, then taps, then lane chunks (fastest); a weight word per (tap, chunk)
         with seq.If(issue):
-            seq.d.sync += [j_c.eq(j_c + 1), wstep.eq(wstep + 1)]
-            with seq.If(j_c == J - 1):
-                seq.d.sync += [j_c.eq(0), t_c.eq(t_c + 1)]
-                with seq.If(t_c == tile.T - 1):
-                    seq.d.sync += [t_c.eq(0), wstep.eq(0), p_c.eq(p_c + 1), plane_base.eq(plane_base + stride)]
+            with seq.If(is_first):
+                seq.d.sync += t_c.eq(t_c + 1)                        # an engine tile's steps: t_c
+            with seq.Else():
+                seq.d.sync += [j_c.eq(j_c + 1), wstep.eq(wstep + 1)]
+                with seq.If(j_c == J - 1):
+                    seq.d.sync += [j_c.eq(0), t_c.eq(t_c + 1)]
+                    with seq.If(t_c == tile.T - 1):
+                        seq.d.sync += [t_c.eq(0), wstep.eq(0), p_c.eq(p_c + 1), plane_base.eq(plane_base + stride)]
             with seq.If(last_compute):
                 seq.d.sync += [t_c.eq(0), j_c.eq(0), p_c.eq(0), plane_base.eq(0), wstep.eq(0), drain_cd.eq(tile.gap - 1),
                                flush_cd.eq(tile.nvalid + skew + pg.COMPUTE_LATENCY + pg.DRAIN_WRITE_LATENCY - 1)]
@@ -320,7 +357,14 @@ class Top(wiring.Component):
         with m.If(go_out):
             m.d.sync += state.eq(OUT)
 
-        seq.d.comb += [gather_rp.addr.eq(tile.gbase + t_c), weight_rp.addr.eq(tile.wbase + wstep)]
+        gather_addr, weight_addr = tile.gbase + t_c, tile.wbase + wstep
+        engine_op = next((op for op in ops if op.engine == "first"), None)
+        if engine_op:
+            engine = self._first_layer_engine(m, seq, engine_op, issue & is_first, last_compute, tile, t_c, in_rps,
+                                              gather_rp, weight_rp)
+            gather_addr = Mux(engine["read_late"], engine["gather_late"], gather_addr)
+            weight_addr = Mux(engine["col_late"], engine["weight_late"], weight_addr)
+        seq.d.comb += [gather_rp.addr.eq(gather_addr), weight_rp.addr.eq(weight_addr)]
 
         # per-step values, computed at s and carried down the pipeline
         offsets = slice_offsets(p)
@@ -356,7 +400,7 @@ class Top(wiring.Component):
         src2 = delay(fetch, src, 2, "src")
         # only the memories some compute layer reads are in the select (a block RAM's output
         # is slow: one mux level after it is what the clock allows)
-        sources = {op.src for op in ops if op.kind == "compute"}
+        sources = {op.src for op in ops if op.kind == "compute" and op.engine == "array"}
         words = []
         for c in range(C):
             word = Signal(max(p.in_width, p.region_width, L) + L, name=f"word{c}")
@@ -378,9 +422,10 @@ class Top(wiring.Component):
         # ---------------------------------------------------------- s+4 .. s+7: the array (rtl/array.py)
         m.submodules.array = arr = PEArray(R, C, L, p.depth, p.pe_bits)
         assert pg.COMPUTE_LATENCY == 3 + PEArray.LATENCY, "program.COMPUTE_LATENCY must follow the pipeline"
-        fetch.d.comb += [arr.valid.eq(delay(fetch, issue, 4, "v")), arr.start.eq(delay(fetch, plane_start, 4, "start")),
+        array_step = issue & ~is_first
+        fetch.d.comb += [arr.valid.eq(delay(fetch, array_step, 4, "v")), arr.start.eq(delay(fetch, plane_start, 4, "start")),
                          arr.double.eq(delay(fetch, double, 4, "double")),
-                         arr.last.eq(delay(fetch, issue & last_compute, 4, "last")),
+                         arr.last.eq(delay(fetch, array_step & last_compute, 4, "last")),
                          arr.acts.eq(acts), arr.weights.eq(weights)]
 
         # ---------------------------------------------------------- s+7 + R-1: the drain
@@ -388,7 +433,8 @@ class Top(wiring.Component):
         # the drain takes column c of a tile when its last row has the sums: the array's rows
         # are skewed, so skew = R - 1 cycles after row 0 (rtl/array.py)
         lat = pg.COMPUTE_LATENCY + skew
-        early = delay(drain, issue & last_compute, lat - 1, "cap")
+        # (an engine tile that only reads taps has no columns to drain)
+        early = delay(drain, issue & last_compute & (tile.nvalid != 0), lat - 1, "cap")
         capture = delay(drain, early, 1, "cap")
         D, W = p.depth, p.pe_bits
         drain.d.comb += [tile_rp2.addr.eq(delay(drain, idx, lat - 1, "tidx")),
@@ -412,6 +458,11 @@ class Top(wiring.Component):
                 drain.d.sync += dactive.eq(0)
         sb, ab, n = p.s_bits, p.acc_bits, D * W
         col_planes = Array([Cat(arr.planes[(r * C + c) * n:(r * C + c + 1) * n] for r in range(R)) for c in range(C)])[dcol]
+        if engine_op:
+            # an engine tile's column: its sums in each row's plane sum 0 (the others weigh 0)
+            from_engine = dtile.kind == pg.KIND_FIRST
+            col_planes = Cat(Cat(Mux(from_engine, engine["sums"][r * W:(r + 1) * W], col_planes[r * n:r * n + W]),
+                                 col_planes[r * n + W:(r + 1) * n]) for r in range(R))
         out_pos = Array([out_word[c * self.gw:c * self.gw + p.addr_bits] for c in range(C)])[dcol]
         is_score = by_op(lambda op: int(op.is_score), dtile.layer)
         dst_base = by_op(lambda op: op.dst_base, dtile.layer)
@@ -541,10 +592,13 @@ class Top(wiring.Component):
         vB, clsB, rB, classB, lastB = Signal(), Signal.like(ocls), Signal.like(orr), Signal(), Signal()
         vC, clsC, classC, lastC = Signal(), Signal.like(ocls), Signal(), Signal()
         vD, clsD, classD, lastD = Signal(), Signal.like(ocls), Signal(), Signal()
-        accC, mulC = Signal(signed(ab)), Signal(signed(32))
-        prodD = Signal(signed(ab + 32))
-        mul = Array([Const(v, signed(32)) for v in p.score_mul] or [Const(0, signed(32))])
-        add = Array([Const(v, signed(32)) for v in p.score_add] or [Const(0, signed(32))])
+        # the constants as narrow as their values (score_mul has SCORE_MUL_BITS): a 32-bit
+        # factor took three block multipliers and a carry chain joining them, the longest path
+        mw = arith.signed_width(max([abs(int(v)) for v in p.score_mul], default=1))
+        accC, mulC = Signal(signed(ab)), Signal(signed(mw))
+        prodD = Signal(signed(ab + mw))
+        mul = Array([Const(v, signed(mw)) for v in p.score_mul] or [Const(0, signed(mw))])
+        add = Array([Const(v, signed(pg.OUT_BITS)) for v in p.score_add] or [Const(0, signed(pg.OUT_BITS))])
         accB = Array([score_rp.data[r * ab:(r + 1) * ab].as_signed() for r in range(R)])[rB]
         best, best_idx = Signal(signed(pg.OUT_BITS)), Signal(range(N + 1))
         olast = Signal()

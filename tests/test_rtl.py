@@ -12,6 +12,7 @@ from hwbin import golden, ir
 from hwbin import program as pg
 from hwbin.rtl.array import PEArray
 from hwbin.rtl.emit import generate_rtl
+from hwbin.rtl.first_layer import FirstLayerEngine
 from hwbin.rtl.pysim import run_images
 
 from .conftest import run_cli
@@ -64,6 +65,66 @@ def test_pe_array_plane_sums_match_numpy(planes, depth, horner):
     assert got["s"] == [w.tolist() for w in want]
 
 
+@pytest.mark.parametrize("cin, taps, stages", [(1, 9, 4), (3, 4, 2), (2, 3, 1)])
+def test_first_layer_engine_sums_match_numpy(cin, taps, stages):
+    """Column c's row r sum is sum over the window of (pixel XOR 0xFF if w else pixel), the
+    Horner sum over the 8 bit planes, from pixel words in the input memory's plane order,
+    padded taps reading 0; the next group's taps shift in while this group's sums are read."""
+    R, C, L, W = 3, 2, 32, 12
+    rng = np.random.default_rng(cin * 100 + taps)
+    groups = rng.integers(0, 256, (2, C, taps, cin))
+    pads = rng.integers(0, 2, (2, C, taps))
+    groups[pads == 1] = 0
+    wts = rng.integers(0, 2, (R, taps * cin))
+    dut = FirstLayerEngine(R, C, cin, taps, L, W, stages)
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+
+    def word(pixels):           # bit plane * cin + ch = bit 7 - plane of channel ch
+        return sum(((int(pixels[ch]) >> (7 - k)) & 1) << (k * cin + ch) for k in range(8) for ch in range(cin))
+
+    got = []
+
+    async def shift_group(ctx, g):      # each pixel word a cycle before its shift
+        for t in range(taps + 1):
+            if t < taps:
+                ctx.set(dut.pixels, sum(word(groups[g, c, t]) << (c * 8 * cin) for c in range(C)))
+                ctx.set(dut.pads, sum(int(pads[g, c, t]) << c for c in range(C)))
+            ctx.set(dut.shift, t > 0)
+            await ctx.tick()
+        ctx.set(dut.shift, 0)
+
+    async def read_columns(ctx):
+        sums = []
+        for c in range(C):
+            ctx.set(dut.col, c)
+            await ctx.tick().repeat(dut.LATENCY)
+            sums.append(ctx.get(dut.sums))
+        return sums
+
+    async def load(ctx):
+        ctx.set(dut.load, 1)
+        await ctx.tick()
+        ctx.set(dut.load, 0)
+
+    async def bench(ctx):
+        ctx.set(dut.weights, sum(int(b) << (r * L + i) for r in range(R) for i, b in enumerate(wts[r])))
+        await shift_group(ctx, 0)
+        await load(ctx)
+        await shift_group(ctx, 1)            # the next group's taps leave the windows alone
+        got.append(await read_columns(ctx))
+        await load(ctx)
+        got.append(await read_columns(ctx))
+
+    sim.add_testbench(bench)
+    sim.run()
+    for g in range(2):
+        for c in range(C):
+            x = groups[g, c].reshape(-1)
+            want = [int(np.sum(np.where(wts[r] == 1, 255 - x, x))) for r in range(R)]
+            assert [(got[g][c] >> (r * W)) & ((1 << W) - 1) for r in range(R)] == want, f"group {g} column {c}"
+
+
 def _check_top(m, x, cfg):
     prog = pg.compile_program(m, cfg)
     predicted = pg.cycle_model(prog)
@@ -83,6 +144,12 @@ def _check_top(m, x, cfg):
 @example(params=(5, [{"kind": "conv", "out": 4, "k": 3, "s": 1, "p": 1, "g": 1},
                      {"kind": "dense", "out": "classes"}], "classify", 2, 1, 3),
           rows=2, cols=3, lanes=8).via("im2col of 3 input channels: 27 lanes in 4 chunks, the last partial")
+@example(params=(5, [{"kind": "conv", "out": 4, "k": 3, "s": 1, "p": 1, "g": 1},
+                     {"kind": "dense", "out": "classes"}], "classify", 2, 1, 3),
+          rows=3, cols=4, lanes=32).via("first-layer engine, 3 channels: 27 bytes a window, a partial row tile")
+@example(params=(5, [{"kind": "conv", "out": 4, "k": 3, "s": 2, "p": 1, "g": 1},
+                     {"kind": "dense", "out": "classes"}], "classify", 2, 1),
+          rows=2, cols=1, lanes=16).via("first-layer engine, one column: taps left over for an assembly tile")
 def test_top_bit_and_cycle_exact_on_random_models(params, rows, cols, lanes):
     """Every layer kind (grouped conv, deconv, shuffle, pool, dense) on random array shapes."""
     m, x = random_ir(params, 2)
@@ -100,6 +167,7 @@ def test_top_bit_and_cycle_exact_on_zoo_models(name):
 @pytest.mark.parametrize("lanes, im2col, conv_steps, dense_chunks", [
     (8, 9 + 2 * 8, 1 * 2 * 8, 1),     # im2col: 9 tap reads + 2 chunks x 8 planes of writes; then 1 tap
     (1, 0, 9 * 1 * 8, 4),             # 1 lane: im2col saves nothing; 9 taps x 1 chunk x 8 planes
+    (16, 0, (9 + 1) + 36, 1),         # the first-layer engine: 9 tap reads + a load, then 36 columns
 ])
 def test_cycle_model_counts_tiles_and_steps(lanes, im2col, conv_steps, dense_chunks):
     """A hand count for one conv and one dense layer: tiles x (taps x chunks x planes), the
@@ -109,6 +177,7 @@ def test_cycle_model_counts_tiles_and_steps(lanes, im2col, conv_steps, dense_chu
     cfg = pg.ArrayConfig(rows=4, cols=36, lanes=lanes)   # one tile per layer
     prog = pg.compile_program(m, cfg)
     assert [op.kind for op in prog.ops] == ["im2col"] * bool(im2col) + ["compute", "compute"]
+    assert prog.ops[-2].engine == ("first" if lanes >= 9 and not im2col else "array")
     rep = pg.cycle_model(prog)
     load = 36
     conv_start = load + (im2col - 1 + pg.PASS_LATENCY if im2col else 0)
