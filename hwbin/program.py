@@ -17,7 +17,9 @@ drain of the previous tile is done. Max pooling and channel shuffle are passes: 
 cycle, one write per output position. A first layer with few input channels (one, for a grey
 image) would use a lane or three of every lane chunk; an im2col pass first gathers each output
 position's T taps x channels into lane chunks of a column memory (T reads, then J x K writes per
-column tile), and the layer then runs as if it had one tap of T x channels inputs. The first tile of every layer waits until the previous
+column tile), and the layer then runs as if it had one tap of T x channels inputs; a first conv
+whose window fits L lanes runs on the first-layer engine instead (byte sums, one column a
+cycle: ``_compile_first``, rtl/first_layer.py). The first tile of every layer waits until the previous
 layer's writes are done. Then the output unit streams, per output position, one score per class
 and then the class, one beat per cycle.
 """
