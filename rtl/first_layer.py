@@ -18,8 +18,8 @@ window registers the sums read from, so the next group's taps are read while thi
 columns are summed (hwbin/program.py ``_compile_first`` schedules both).
 
 Timing: ``shift``, ``load``, ``col`` and ``weights`` act in the cycle they are given; the
-pixel words and pad flags are wanted one cycle before their ``shift`` (a block RAM's output,
-registered here first); ``sums`` holds column ``col``'s R sums ``LATENCY`` cycles later.
+pixel words and pad flags are wanted ``READ_AHEAD`` cycles before their ``shift`` (a block
+RAM's output, registered here twice first); ``sums`` holds column ``col``'s R sums ``LATENCY`` cycles later.
 """
 from __future__ import annotations
 
@@ -42,6 +42,9 @@ def tree_levels(n: int) -> int:
 
 
 class FirstLayerEngine(wiring.Component):
+    #: cycles between a pixel word at ``pixels`` and its ``shift``
+    READ_AHEAD = 2
+
     def __init__(self, rows: int, cols: int, cin: int, taps: int, lanes: int, width: int, stages: int):
         """``stages``: pipeline registers in the adder tree (at most its levels; fewer put
         several levels between two registers)."""
@@ -70,11 +73,14 @@ class FirstLayerEngine(wiring.Component):
         for c in range(C):
             asm = Signal(win_bits, name=f"assembly{c}")
             win = Signal(win_bits, name=f"window{c}")
-            # a block RAM's output goes straight into a register placed beside it (it is
-            # slow: 5.8 ns on an ECP5), the pad select only after it
+            # a block RAM's output goes straight into a register with one load, which the
+            # placer can put beside it (the output is slow: 5.8 ns on an ECP5), then into
+            # a second one; the pad select comes only after that
+            landed = Signal(8 * cin, name=f"landed{c}")
             word = Signal(8 * cin, name=f"pixels{c}")
-            pad = Signal(name=f"pad{c}")
-            m.d.sync += [word.eq(self.pixels[c * 8 * cin:(c + 1) * 8 * cin]), pad.eq(self.pads[c])]
+            pad_landed, pad = Signal(name=f"pad_landed{c}"), Signal(name=f"pad{c}")
+            m.d.sync += [landed.eq(self.pixels[c * 8 * cin:(c + 1) * 8 * cin]), word.eq(landed),
+                         pad_landed.eq(self.pads[c]), pad.eq(pad_landed)]
             tap = Mux(pad, 0, Cat(*pixel_bytes(word, cin)))
             with m.If(self.shift):
                 m.d.sync += asm.eq(Cat(asm[8 * cin:], tap) if n > cin else tap)

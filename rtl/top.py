@@ -7,7 +7,8 @@ below is what ``program.cycle_model`` replays, stage by stage (s = the cycle a s
               s+2: register the word   s+3: slice, lane mask, pad   s+4: XOR + group counts
               s+5: popcount   s+6: plane sum += it   s+7: capture the plane sums of a tile's
               last step in PE row 0   s+8+R-1 ..: drain, one column per cycle: register the column, times the
-              bases, accumulators, thresholds, then the write (DRAIN_WRITE_LATENCY = 4)
+              bases (two registers either side of the multipliers), accumulators,
+              thresholds, then the write (DRAIN_WRITE_LATENCY = 6)
     pass      s: gather ROM   s+1: memory address   s+2: register the word   s+3: max /
               permute, write
     im2col    s: gather ROM   s+1: input memory address   s+2: shift a tap into the column's
@@ -96,6 +97,9 @@ def slice_offsets(prog: pg.Program) -> list[int]:
             offs.update(step_offset(p * stride, j, cbase, L) for p in range(op.K) for j in range(op.J))
     return sorted(offs)
 
+
+#: registers before and after the drain's block multipliers (program.DRAIN_WRITE_LATENCY counts them)
+MUL_IN_REGS, MUL_OUT_REGS = 2, 2
 
 TILE_FIELDS = ["kind", "layer", "wait", "last", "T", "gbase", "wbase", "cbase", "colbase", "rot", "rt", "thr", "nfix", "nvalid", "gap", "wen",
                "load"]
@@ -188,13 +192,14 @@ class Top(wiring.Component):
         """The engine (rtl/first_layer.py) and the late reads that feed it. Its sums must reach
         the drain exactly when an array tile's column would (COMPUTE_LATENCY + skew after the
         tile's last step), so rather than delay the sums, the engine's step stream is delayed:
-        its gather and weight reads are issued k - 3 and k - 1 cycles after the step, and it
-        takes the step at k (nothing else reads those ports while the first layer runs)."""
+        its gather and weight reads are issued k - 2 - READ_AHEAD and k - 1 cycles after the
+        step, and it takes the step at k (nothing else reads those ports in the first layer)."""
         p = self.prog
         R, C, L = p.cfg.rows, p.cfg.cols, p.cfg.lanes
         lat = pg.COMPUTE_LATENCY + pg.drain_skew(p.cfg)
         taps = int(op.lanes_in // op.cin_g)
-        stages = FirstLayerEngine.stages_for(taps * op.cin_g, C + lat - 4)     # so that k >= 3
+        ahead = FirstLayerEngine.READ_AHEAD
+        stages = FirstLayerEngine.stages_for(taps * op.cin_g, C + lat - 3 - ahead)     # so that k >= 2 + ahead
         m.submodules.first_layer = engine = FirstLayerEngine(R, C, op.cin_g, taps, L, p.pe_bits, stages)
         k = C + lat - engine.LATENCY                  # the cycle after the step at which the engine takes it
         read = step & (t_c < tile.T)
@@ -202,12 +207,12 @@ class Top(wiring.Component):
         pads = Cat(gather_rp.data[c * gw + ab] for c in range(C))
         m.d.comb += [engine.shift.eq(delay(seq, read, k, "fl_shift")),
                      engine.pixels.eq(Cat(rp.data for rp in in_rps)),
-                     engine.pads.eq(delay(seq, pads, 1, "fl_pads")),
+                     engine.pads.eq(delay(seq, pads, 1, "fl_pads")),      # the gather word: a cycle before the pixels
                      engine.load.eq(delay(seq, step & last & tile.load, k, "fl_load")),
                      engine.col.eq(delay(seq, t_c, k, "fl_col")),
                      engine.weights.eq(weight_rp.data)]
-        return {"read_late": delay(seq, read, k - 3, "fl_read"),
-                "gather_late": delay(seq, tile.gbase + t_c, k - 3, "fl_gaddr"),
+        return {"read_late": delay(seq, read, k - 2 - ahead, "fl_read"),
+                "gather_late": delay(seq, tile.gbase + t_c, k - 2 - ahead, "fl_gaddr"),
                 "col_late": delay(seq, step, k - 1, "fl_step"),
                 "weight_late": delay(seq, tile.wbase, k - 1, "fl_waddr"),
                 "sums": engine.sums}
@@ -473,17 +478,17 @@ class Top(wiring.Component):
         # plane (block multipliers, not LUTs); every stage registers the context the next one
         # needs, as the next tile's capture may replace the drain's while this tile's last
         # column is still in the pipeline
-        # the column is registered first, so each multiplier starts from flip-flops
-        col_reg = delay(drain, col_planes, 1, "dcolumn")
-        coefs_reg = [delay(drain, c, 1, f"dcoef{i}") for i, c in enumerate(coefs)]
-        prods = [[Signal(sb, name=f"prod{r}_{i}") for i in range(D)] for r in range(R)]
-        for r in range(R):
-            for i in range(D):
-                drain.d.sync += prods[r][i].eq(col_reg[(r * D + i) * W:(r * D + i + 1) * W] * coefs_reg[i])
+        # the column is registered twice before the multipliers and their products twice after
+        # (a block multiplier is 3.9 ns by itself: a register on each side, placed beside it,
+        # keeps the routing to the array's far corners out of that cycle)
+        col_reg = delay(drain, col_planes, MUL_IN_REGS, "dcolumn")
+        coefs_reg = [delay(drain, c, MUL_IN_REGS, f"dcoef{i}") for i, c in enumerate(coefs)]
+        prods = [[delay(drain, col_reg[(r * D + i) * W:(r * D + i + 1) * W] * coefs_reg[i], MUL_OUT_REGS, f"prod{r}_{i}")
+                  for i in range(D)] for r in range(R)]
         ctx = {"thr": thr_word, "kshift": kshift, "rot": dtile.rot, "nfix": dtile.nfix,
                "lv_addr": dst_base + out_pos, "lv_en": Mux(dactive & ~is_score, dtile.wen, 0),
                "sc_addr": out_pos * p.score_rows + dtile.rt, "sc_en": dactive & is_score}
-        ctx1 = {k: delay(drain, v, 2, f"d1_{k}") for k, v in ctx.items()}
+        ctx1 = {k: delay(drain, v, MUL_IN_REGS + MUL_OUT_REGS, f"d1_{k}") for k, v in ctx.items()}
         # drain stage 2: the accumulators (acc for scores, d * acc for thresholds)
         accs, daccs = [], []
         for r in range(R):
@@ -550,7 +555,7 @@ class Top(wiring.Component):
 
         # ---------------------------------------------------------- activation and score writes
         m.submodules.writes = writes = Module()
-        # a drained column is written DRAIN_WRITE_LATENCY = 4 cycles after it is selected: four
+        # a drained column is written DRAIN_WRITE_LATENCY cycles after it is selected: the
         # register stages (above), then the memory's write
         d_addr = Signal(p.addr_bits)
         d_data = Signal(p.region_width)

@@ -85,12 +85,13 @@ def test_first_layer_engine_sums_match_numpy(cin, taps, stages):
 
     got = []
 
-    async def shift_group(ctx, g):      # each pixel word a cycle before its shift
-        for t in range(taps + 1):
+    async def shift_group(ctx, g):      # each pixel word READ_AHEAD cycles before its shift
+        ahead = FirstLayerEngine.READ_AHEAD
+        for t in range(taps + ahead):
             if t < taps:
                 ctx.set(dut.pixels, sum(word(groups[g, c, t]) << (c * 8 * cin) for c in range(C)))
                 ctx.set(dut.pads, sum(int(pads[g, c, t]) << c for c in range(C)))
-            ctx.set(dut.shift, t > 0)
+            ctx.set(dut.shift, t >= ahead)
             await ctx.tick()
         ctx.set(dut.shift, 0)
 
