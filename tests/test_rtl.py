@@ -220,3 +220,50 @@ def test_cells_per_component_add_up_to_the_flat_design(tmp_path):
     assert sum(c["carry"] for c in mods.values()) == flat.get("SB_CARRY", 0)
     prog = pg.compile_program(m, cfg)
     assert mods["array"]["ff"] >= cfg.rows * cfg.cols * prog.depth * prog.pe_bits
+
+
+@pytest.mark.parametrize("part", ["", "ice40-up5k"])
+def test_resource_model_memories_are_the_designs(part):
+    """rtl/resources.py's memory shapes are the elaborated Top's memories (depth, width, how
+    many), and on a part each ROM carries the style the model counted."""
+    from hwbin.rtl import resources as rs
+    from hwbin.rtl.top import Top
+
+    m, _ = zoo_ir("digits-tiny")
+    prog = pg.compile_program(m, pg.ArrayConfig(4, 2, 16, 100.0, part))
+    got = {}
+    top = Top(prog)
+    for name, mem in _memories_of(top):
+        base = name.rstrip("0123456789")
+        got.setdefault(base, []).append((mem.depth, mem.shape.width, mem.attrs.get("ram_style", "")))
+    want = {s.name: [(s.depth, s.width, rs.memory_style(s, part))] * s.copies for s in rs.memory_shapes(prog)}
+    assert got == want
+
+
+def _memories_of(top):
+    from amaranth.lib import memory
+
+    from amaranth.hdl import Fragment
+
+    m = top.elaborate(None)
+    mems = [(n, sub) for n, (sub, _) in m._named_submodules.items() if isinstance(sub, memory.Memory)]
+    Fragment.get(m, None)           # elaborated once: no unused-elaboratable warnings
+    return mems
+
+
+def test_board_picks_a_config_that_the_model_says_fits_or_refuses_in_one_line(tmp_path):
+    """--board icebreaker: digits-tiny gets the largest configuration within the UP5K's totals
+    by the resource model (and the Verilog is shaped for the part); digits-cnn fits none yet
+    and is refused with one line, before anything is written."""
+    from hwbin.rtl import resources as rs
+
+    tiny, _ = zoo_ir("digits-tiny")
+    cfg, est, tried = rs.choose_config(tiny, "icebreaker")
+    assert cfg.part == "ice40-up5k" and not rs.fits(est, "ice40-up5k")
+    size = cfg.rows * cfg.cols * cfg.lanes
+    assert all(t[3] or t[0].rows * t[0].cols * t[0].lanes <= size for t in tried)
+    cnn, _ = zoo_ir("digits-cnn")
+    ir.save(cnn, tmp_path / "cnn.hwbin")
+    r = run_cli("rtl", tmp_path / "cnn.hwbin", "-o", tmp_path / "rtl", "--board", "icebreaker")
+    assert r.returncode != 0 and r.stderr.count("\n") == 1 and "fits no array configuration" in r.stderr
+    assert not (tmp_path / "rtl").exists()
