@@ -282,17 +282,34 @@ def _profile_firmware(args, plan, x, out) -> str:
 # --------------------------------------------------------------------------- gateware
 
 def _array_config(args):
+    """--rows/--cols/--lanes as given (defaults 8x4x32); with --board, the resource model's
+    choice for the board's part, where any of the three given overrides it."""
     from .program import ArrayConfig
 
-    return ArrayConfig(args.rows, args.cols, args.lanes, args.clock_mhz)
+    given = (args.rows, args.cols, args.lanes)
+    if not args.board:
+        return ArrayConfig(*(v or d for v, d in zip(given, (8, 4, 32))), args.clock_mhz)
+    from . import ir
+    from .rtl import resources as rs
+
+    part = rs.BOARD_PARTS[args.board]
+    if all(given):
+        return ArrayConfig(*given, args.clock_mhz, part)
+    cfg, est, _ = rs.choose_config(ir.load(args.file), args.board, args.clock_mhz)
+    cfg = ArrayConfig(*(v or c for v, c in zip(given, (cfg.rows, cfg.cols, cfg.lanes))), args.clock_mhz, part)
+    p = rs.PARTS[part]
+    print(f"--board {args.board}: array {cfg.label()} on the {part}, the largest that fits by the resource model "
+          f"(estimate {est['luts']} of {p.luts} LUT4s, {est['brams']} of {p.brams} block RAMs; rtl/resources.py)")
+    return cfg
 
 
 def cmd_rtl(args) -> int:
     from .rtl.emit import generate_rtl
 
     check_target(args.output, "folder", args.force, "-o", [args.file])
+    cfg = _array_config(args)
     with folder(args.output, "rtl", args.force, "-o", [args.file]) as tmp:
-        generate_rtl(args.file, tmp, _array_config(args))
+        generate_rtl(args.file, tmp, cfg)
     print((Path(args.output) / "report.md").read_text().split("\n", 2)[2].rstrip())
     print(f"wrote {args.output}/: hwbin_top.v, report.json, report.md, manifest.json, model.hwbin, verilator.vlt")
     return 0
@@ -483,9 +500,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     r.add_argument("file", type=at.path_text)
     r.add_argument("-o", "--output", required=True, type=at.path_text, help="folder to write")
-    r.add_argument("--rows", type=at.int_in(*ARRAY_LIMITS["rows"]), default=8, help="output channels at once (default 8)")
-    r.add_argument("--cols", type=at.int_in(*ARRAY_LIMITS["cols"]), default=4, help="output positions at once (default 4)")
-    r.add_argument("--lanes", type=at.int_in(*ARRAY_LIMITS["lanes"]), default=32, help="bits per PE per cycle (default 32)")
+    r.add_argument("--rows", type=at.int_in(*ARRAY_LIMITS["rows"]), help="output channels at once (default 8)")
+    r.add_argument("--cols", type=at.int_in(*ARRAY_LIMITS["cols"]), help="output positions at once (default 4)")
+    r.add_argument("--lanes", type=at.int_in(*ARRAY_LIMITS["lanes"]), help="bits per PE per cycle (default 32)")
+    from .rtl.resources import BOARD_PARTS
+
+    r.add_argument("--board", choices=sorted(BOARD_PARTS), help="shape the memories for the board's part and pick "
+                   "the largest array that fits it (--rows/--cols/--lanes override)")
     r.add_argument("--clock-mhz", type=at.float_in(0, 10_000, lo_open=True), default=100.0,
                    help="clock for images/s in the report")
     _force_arg(r)

@@ -52,6 +52,9 @@ PASS_POOL, PASS_SHUFFLE, PASS_IM2COL = 0, 1, 2
 SRC_INPUT, SRC_REGION, SRC_COL = 0, 1, 2
 
 
+#: The parts whose memories the gateware can be shaped for (rtl/resources.py has their totals)
+PARTS = ("", "ice40-up5k", "ecp5-25f", "ecp5-85f")
+
 #: The array sizes hwbin builds (what --rows, --cols and --lanes accept).
 ARRAY_LIMITS = {"rows": (1, 256), "cols": (1, 256), "lanes": (1, 512)}
 
@@ -71,6 +74,7 @@ class ArrayConfig:
     cols: int = 4        # C: output positions computed at once
     lanes: int = 32      # L: bits of one XNOR-popcount per PE per cycle
     clock_mhz: float = 100.0
+    part: str = ""       # the FPGA part the memories are shaped for (rtl/resources.py); "" any
 
     def check(self) -> None:
         for name, (lo, hi) in ARRAY_LIMITS.items():
@@ -80,6 +84,8 @@ class ArrayConfig:
         if isinstance(self.clock_mhz, bool) or not isinstance(self.clock_mhz, (int, float)) \
                 or not 0 < self.clock_mhz <= 10_000:
             raise ConfigError(f"array config: --clock-mhz must be a number in (0, 10000], found {self.clock_mhz!r}")
+        if self.part not in PARTS:
+            raise ConfigError(f"array config: part must be one of {', '.join(p for p in PARTS if p)}, found {self.part!r}")
 
     def label(self) -> str:
         return f"{self.rows}x{self.cols}x{self.lanes}"
@@ -593,6 +599,12 @@ def cycle_model(prog: Program) -> CycleReport:
     return CycleReport(beats, load, spans, int(beats[-1]) + 1)
 
 
+def config_dict(cfg: ArrayConfig) -> dict:
+    """The config as manifests and reports write it (the part only when there is one)."""
+    d = {"rows": cfg.rows, "cols": cfg.cols, "lanes": cfg.lanes, "clock_mhz": cfg.clock_mhz}
+    return {**d, "part": cfg.part} if cfg.part else d
+
+
 def layer_report(prog: Program, cycles: CycleReport | None = None) -> dict:
     """Per layer: tiles, cycles, ideal cycles at full PE use, utilization; and totals."""
     cycles = cycles or cycle_model(prog)
@@ -615,9 +627,11 @@ def layer_report(prog: Program, cycles: CycleReport | None = None) -> dict:
                        "im2col_cycles": im2col[1] if im2col else 0})
         im2col = None
     total = cycles.total
-    macs = sum(op.layer.binary_macs() for op in prog.ops)
+    # per layer, not per op: an im2col pass shares its layer with the compute op after it,
+    # and counting that layer twice put a whole image above 100%
+    macs = sum(lay["binary_macs"] for lay in layers)
     return {
-        "config": {"rows": cfg.rows, "cols": cfg.cols, "lanes": cfg.lanes, "clock_mhz": cfg.clock_mhz},
+        "config": config_dict(cfg),
         "layers": layers,
         "load_cycles": cycles.load_cycles,
         "output_beats": prog.out_beats,

@@ -35,6 +35,7 @@ from hwbin import program as pg
 from .array import PEArray
 from .first_layer import FirstLayerEngine
 from .pipeline import delay
+from .resources import memory_shapes, memory_style
 
 
 def _width(values) -> int:
@@ -59,7 +60,7 @@ def _table(values, index, width=None):
     return Array([Const(int(v), width) for v in values])[index]
 
 
-def _memory(shape, depth: int, init, block: bool = False) -> memory.Memory:
+def _memory(shape, depth: int, init, style: str = "") -> memory.Memory:
     """A memory of at least two words: a one-word memory has a zero-width address, which
     Amaranth emits as a ``[-1:0]`` wire that Verilator's lint rejects (a model whose only layer
     is the last one has one threshold word; a classifier with R or fewer classes one score word).
@@ -68,10 +69,11 @@ def _memory(shape, depth: int, init, block: bool = False) -> memory.Memory:
     (a layer reads one activation region and writes the other; a layer starts only after the
     previous one's writes), so yosys need not add collision logic behind the block RAM's
     output, which was the design's longest path (block RAM output to an address compare).
-    ``block`` asks for block RAM even where a small memory would fit LUT RAM: a LUT RAM reads
-    asynchronously, so an address coming from another block RAM's slow output would run
-    through it into the next register in one cycle."""
-    attrs = {"no_rw_check": 1, **({"ram_style": "block"} if block else {})}
+    ``style`` "block" asks for block RAM even where a small memory would fit LUT RAM: a LUT
+    RAM reads asynchronously, so an address coming from another block RAM's slow output would
+    run through it into the next register in one cycle; "logic" keeps a shallow ROM out of
+    block RAM on a part that has few (rtl/resources.py)."""
+    attrs = {"no_rw_check": 1, **({"ram_style": style} if style else {})}
     return memory.Memory(shape=shape, depth=max(2, depth), init=init, attrs=attrs)
 
 
@@ -101,8 +103,25 @@ def slice_offsets(prog: pg.Program) -> list[int]:
 #: registers before and after the drain's block multipliers (program.DRAIN_WRITE_LATENCY counts them)
 MUL_IN_REGS, MUL_OUT_REGS = 2, 2
 
-TILE_FIELDS = ["kind", "layer", "wait", "last", "T", "gbase", "wbase", "cbase", "colbase", "rot", "rt", "thr", "nfix", "nvalid", "gap", "wen",
-               "load"]
+#: a tile's fields, split by who reads them: the sequencer (the tile ROM, read a tile ahead)
+#: and the drain (the drain ROM, read when it takes the tile; ``out`` is the tile's out word,
+#: the destination of each column). Each ROM has one read port: an iCE40 block RAM has one,
+#: so a ROM read by both would be stored twice (300 of 324 block RAMs at 2x1x8 on a UP5K).
+TILE_FIELDS = ["kind", "layer", "wait", "last", "T", "gbase", "wbase", "cbase", "colbase", "thr", "nvalid", "gap", "load"]
+DRAIN_FIELDS = ["kind", "layer", "rot", "rt", "nfix", "nvalid", "wen", "out"]
+
+
+def gather_words(prog: pg.Program) -> list[int]:
+    """The gather ROM's words: per column its (address, flag) pair, ``addr_bits + 1`` bits each."""
+    ab = prog.addr_bits
+    return [sum(((a | (f << ab)) << (c * (ab + 1))) for c, (a, f) in enumerate(word)) for word in prog.gather]
+
+
+def drain_rows(prog: pg.Program, gwords: list[int]) -> list[dict]:
+    """The drain ROM's rows: a tile's drain fields with its out word (the gather word after
+    its taps); zero for the passes and the END entry, which the drain never takes."""
+    return [{**t, "out": gwords[t["gbase"] + t["T"]]} if t["kind"] in (pg.KIND_COMPUTE, pg.KIND_FIRST) and t.get("nvalid")
+            else {} for t in prog.tiles]
 
 
 def place_rows(rows, rot, R: int, gran: int, width: int):
@@ -132,17 +151,23 @@ class Top(wiring.Component):
         p = self.prog
         cfg = p.cfg
         R, C, L = cfg.rows, cfg.cols, cfg.lanes
+        style = {mem.name: memory_style(mem, cfg.part) for mem in memory_shapes(p)}
         self.tile_layout = _layout(p.tiles, TILE_FIELDS)
         # one more END entry: the sequencer reads a tile ahead of the one it runs
         m.submodules.tile_rom = tile_rom = _memory(
             shape=unsigned(self.tile_layout.size), depth=len(p.tiles) + 1,
-            init=[_pack(self.tile_layout, t) for t in p.tiles + p.tiles[-1:]])
-        ab = p.addr_bits
-        self.gw = ab + 1
-        gwords = [sum(((a | (f << ab)) << (c * self.gw)) for c, (a, f) in enumerate(word)) for word in p.gather]
-        m.submodules.gather_rom = gather_rom = _memory(shape=unsigned(C * self.gw), depth=len(gwords), init=gwords)
+            init=[_pack(self.tile_layout, t) for t in p.tiles + p.tiles[-1:]], style=style["tile_rom"])
+        self.gw = p.addr_bits + 1
+        gwords = gather_words(p)
+        drows = drain_rows(p, gwords)
+        self.drain_layout = _layout(drows, DRAIN_FIELDS)
+        m.submodules.drain_rom = drain_rom = _memory(
+            shape=unsigned(self.drain_layout.size), depth=len(drows),
+            init=[_pack(self.drain_layout, d) for d in drows], style=style["drain_rom"])
+        m.submodules.gather_rom = gather_rom = _memory(shape=unsigned(C * self.gw), depth=len(gwords), init=gwords,
+                                                         style=style["gather_rom"])
         m.submodules.weight_rom = weight_rom = _memory(shape=unsigned(R * L), depth=len(p.weights),
-                                                             init=p.weights or [0])
+                                                             init=p.weights or [0], style=style["weight_rom"])
         tb = p.thr_bits
         self.rw = p.nthr * tb + 1
         twords = []
@@ -152,21 +177,22 @@ class Top(wiring.Component):
                 row = sum((t & ((1 << tb) - 1)) << (j * tb) for j, t in enumerate(thr)) | (neg << (p.nthr * tb))
                 word |= row << (r * self.rw)
             twords.append(word)
-        m.submodules.thr_rom = thr_rom = _memory(shape=unsigned(R * self.rw), depth=len(twords), init=twords)
+        m.submodules.thr_rom = thr_rom = _memory(shape=unsigned(R * self.rw), depth=len(twords), init=twords,
+                                                   style=style["thr_rom"])
         self.in_mems, self.act_mems, self.col_mems = [], [], []
         for c in range(C):
             if p.col_depth:
                 self.col_mems.append(_memory(shape=unsigned(L), depth=p.col_depth, init=[]))
                 m.submodules[f"col_mem{c}"] = self.col_mems[-1]
-            im = _memory(shape=unsigned(p.in_width), depth=p.in_positions, init=[], block=True)
+            im = _memory(shape=unsigned(p.in_width), depth=p.in_positions, init=[], style=style["in_mem"])
             am = _memory(shape=unsigned(p.region_width), depth=2 * p.region_depth, init=[])
             m.submodules[f"in_mem{c}"] = im
             m.submodules[f"act_mem{c}"] = am
             self.in_mems.append(im)
             self.act_mems.append(am)
         m.submodules.score_mem = score_mem = _memory(
-            shape=unsigned(R * p.acc_bits), depth=p.out_positions * p.score_rows, init=[])
-        return tile_rom, gather_rom, weight_rom, thr_rom, score_mem
+            shape=unsigned(R * p.acc_bits), depth=p.out_positions * p.score_rows, init=[], style=style["score_mem"])
+        return tile_rom, drain_rom, gather_rom, weight_rom, thr_rom, score_mem
 
     # ------------------------------------------------------------------ im2col
     def _im2col(self, m: Module, op: pg.Op, valid, step, pads, in_rps, col_wps, waddr) -> None:
@@ -224,16 +250,15 @@ class Top(wiring.Component):
         cfg = p.cfg
         R, C, L = cfg.rows, cfg.cols, cfg.lanes
         ops = p.ops
-        tile_rom, gather_rom, weight_rom, thr_rom, score_mem = self._memories(m)
+        tile_rom, drain_rom, gather_rom, weight_rom, thr_rom, score_mem = self._memories(m)
 
         def by_op(value, index, width=None):
             """A per-layer constant, indexed by a tile's layer (the END entry reads 0)."""
             return _table([value(op) for op in ops] + [0], index, width)
 
         tile_rp = tile_rom.read_port()
-        tile_rp2 = tile_rom.read_port()
+        drain_rp = drain_rom.read_port()
         gather_rp = gather_rom.read_port()
-        gather_rp2 = gather_rom.read_port()
         weight_rp = weight_rom.read_port()
         thr_rp = thr_rom.read_port()
         in_wps = [mem.write_port() for mem in self.in_mems]
@@ -442,21 +467,20 @@ class Top(wiring.Component):
         early = delay(drain, issue & last_compute & (tile.nvalid != 0), lat - 1, "cap")
         capture = delay(drain, early, 1, "cap")
         D, W = p.depth, p.pe_bits
-        drain.d.comb += [tile_rp2.addr.eq(delay(drain, idx, lat - 1, "tidx")),
-                         gather_rp2.addr.eq(delay(drain, tile.gbase + tile.T, lat - 1, "gout")),
+        drain.d.comb += [drain_rp.addr.eq(delay(drain, idx, lat - 1, "tidx")),
                          thr_rp.addr.eq(delay(drain, tile.thr, lat - 1, "thr"))]
         # the drain's context (tile, out word, thresholds) is read the cycle before capture and
         # registered at capture, held while the next tile runs: no block RAM output in the drain
-        drain.d.comb += [tile_rp2.en.eq(early), gather_rp2.en.eq(early), thr_rp.en.eq(early)]
-        dtile_reg = Signal(self.tile_layout.size)
-        out_word = Signal.like(gather_rp2.data)
+        drain.d.comb += [drain_rp.en.eq(early), thr_rp.en.eq(early)]
+        dtile_reg = Signal(self.drain_layout.size)
+        out_word = Signal(C * self.gw)
         thr_word = Signal.like(thr_rp.data)
         dactive = Signal()
         dcol = Signal(range(max(2, C)))
-        dtile = data.View(self.tile_layout, dtile_reg)
+        dtile = data.View(self.drain_layout, dtile_reg)
         with drain.If(capture):
-            drain.d.sync += [dactive.eq(1), dcol.eq(0), dtile_reg.eq(tile_rp2.data),
-                             out_word.eq(gather_rp2.data), thr_word.eq(thr_rp.data)]
+            drain.d.sync += [dactive.eq(1), dcol.eq(0), dtile_reg.eq(drain_rp.data),
+                             out_word.eq(data.View(self.drain_layout, drain_rp.data).out), thr_word.eq(thr_rp.data)]
         with drain.Elif(dactive):
             drain.d.sync += dcol.eq(dcol + 1)
             with drain.If(dcol == dtile.nvalid - 1):

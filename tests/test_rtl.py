@@ -192,6 +192,21 @@ def test_cycle_model_counts_tiles_and_steps(lanes, im2col, conv_steps, dense_chu
     assert rep.total == first_request + pg.OUTPUT_LATENCY + 4
 
 
+def test_whole_image_utilization_counts_each_layer_once():
+    """An im2col pass shares its layer with the compute op after it: the whole-image MACs are
+    the model's (one count per layer), so the utilization of a busy array stays at or below 1
+    (it was 100.1% for digits-cnn at 2x1x8, conv0 counted twice)."""
+    m, _ = zoo_ir("digits-cnn")
+    for cfg in (pg.ArrayConfig(2, 1, 8), pg.ArrayConfig(8, 4, 32)):
+        prog = pg.compile_program(m, cfg)
+        # at 8 lanes the 9-pixel window does not fit the engine: an im2col pass
+        assert [op.kind for op in prog.ops[:2]] == (["im2col", "compute"] if cfg.lanes == 8 else ["compute", "compute"])
+        rep = pg.layer_report(prog)
+        assert rep["binary_macs"] == sum(lay.binary_macs() for lay in m.layers)
+        assert rep["utilization"] == round(rep["binary_macs"] / (cfg.rows * cfg.cols * cfg.lanes)
+                                           / rep["latency_cycles"], 4) <= 1
+
+
 def test_config_errors_are_one_line_before_writing(tmp_path):
     m, _ = zoo_ir("digits-tiny")
     f = tmp_path / "m.hwbin"
@@ -276,3 +291,50 @@ def test_cells_per_component_add_up_to_the_flat_design(tmp_path):
     assert sum(c["carry"] for c in mods.values()) == flat.get("SB_CARRY", 0)
     prog = pg.compile_program(m, cfg)
     assert mods["array"]["ff"] >= cfg.rows * cfg.cols * prog.depth * prog.pe_bits
+
+
+@pytest.mark.parametrize("part", ["", "ice40-up5k"])
+def test_resource_model_memories_are_the_designs(part):
+    """rtl/resources.py's memory shapes are the elaborated Top's memories (depth, width, how
+    many), and on a part each ROM carries the style the model counted."""
+    from hwbin.rtl import resources as rs
+    from hwbin.rtl.top import Top
+
+    m, _ = zoo_ir("digits-tiny")
+    prog = pg.compile_program(m, pg.ArrayConfig(4, 2, 16, 100.0, part))
+    got = {}
+    top = Top(prog)
+    for name, mem in _memories_of(top):
+        base = name.rstrip("0123456789")
+        got.setdefault(base, []).append((mem.depth, mem.shape.width, mem.attrs.get("ram_style", "")))
+    want = {s.name: [(s.depth, s.width, rs.memory_style(s, part))] * s.copies for s in rs.memory_shapes(prog)}
+    assert got == want
+
+
+def _memories_of(top):
+    from amaranth.lib import memory
+
+    from amaranth.hdl import Fragment
+
+    m = top.elaborate(None)
+    mems = [(n, sub) for n, (sub, _) in m._named_submodules.items() if isinstance(sub, memory.Memory)]
+    Fragment.get(m, None)           # elaborated once: no unused-elaboratable warnings
+    return mems
+
+
+def test_board_picks_a_config_that_the_model_says_fits_or_refuses_in_one_line(tmp_path):
+    """--board icebreaker: digits-tiny gets the largest configuration within the UP5K's totals
+    by the resource model (and the Verilog is shaped for the part); digits-cnn fits none yet
+    and is refused with one line, before anything is written."""
+    from hwbin.rtl import resources as rs
+
+    tiny, _ = zoo_ir("digits-tiny")
+    cfg, est, tried = rs.choose_config(tiny, "icebreaker")
+    assert cfg.part == "ice40-up5k" and not rs.fits(est, "ice40-up5k")
+    size = cfg.rows * cfg.cols * cfg.lanes
+    assert all(t[3] or t[0].rows * t[0].cols * t[0].lanes <= size for t in tried)
+    cnn, _ = zoo_ir("digits-cnn")
+    ir.save(cnn, tmp_path / "cnn.hwbin")
+    r = run_cli("rtl", tmp_path / "cnn.hwbin", "-o", tmp_path / "rtl", "--board", "icebreaker")
+    assert r.returncode != 0 and r.stderr.count("\n") == 1 and "fits no array configuration" in r.stderr
+    assert not (tmp_path / "rtl").exists()
