@@ -1,6 +1,22 @@
 /* hwbin runtime: layer kernels. See hwbin_rt.h and docs/arithmetic.md. */
 #include "hwbin_rt.h"
 
+/* Where inlining is a choice between size and speed. HWBIN_SIZE_NOINLINE: out of line in size
+ * builds (-Os: one copy of a helper used twice), the compiler's choice otherwise.
+ * HWBIN_SPEED_NOINLINE: out of line in speed builds, where a hot loop inlined into the big
+ * layer function would share its registers and spill (one call per block, not per channel),
+ * the compiler's choice in size builds (where inlining it is smaller). */
+#if defined(__GNUC__) && defined(__OPTIMIZE_SIZE__)
+#define HWBIN_SIZE_NOINLINE __attribute__((noinline))
+#define HWBIN_SPEED_NOINLINE
+#elif defined(__GNUC__)
+#define HWBIN_SIZE_NOINLINE
+#define HWBIN_SPEED_NOINLINE __attribute__((noinline))
+#else
+#define HWBIN_SIZE_NOINLINE
+#define HWBIN_SPEED_NOINLINE
+#endif
+
 /* ---------------------------------------------------------------- XOR-popcount per target
  *
  * The hot loop of every binary layer: popcount(A_i ^ W) summed over a row of nw words, for
@@ -719,32 +735,44 @@ static void emit_run(const writer_t *w, uint32_t o0, uint32_t pos, const int32_t
     }
 }
 
-/* Input row of output (oy, ox) read by tap (ky, kx), or -1 for a padding cell (level 0). */
-static inline int32_t tap_source(const hwbin_layer_t *l, int32_t oy, int32_t ox, int32_t ky, int32_t kx)
-{
-    int32_t iy, ix;
-    if (l->kind == HWBIN_CONV) {
-        iy = oy * l->sh - l->ph + ky;
-        ix = ox * l->sw - l->pw + kx;
-    } else { /* deconv: (o + p - k) is a multiple of the stride within a phase */
-        int32_t ny = oy + l->ph - ky, nx = ox + l->pw - kx;
-        if (ny < 0 || nx < 0) {
-            return -1;
-        }
-        iy = ny / l->sh;
-        ix = nx / l->sw;
-    }
-    if (iy < 0 || ix < 0 || iy >= (int32_t)l->in_h || ix >= (int32_t)l->in_w) {
-        return -1;
-    }
-    return iy * (int32_t)l->in_w + ix;
-}
-
 /* One stride phase of a conv (the only phase) or a deconv: the outputs whose (o + p) mod s
  * equals (ry, rx) sum the taps ky = ry, ry+s, ... (all taps for a conv). */
 typedef struct {
     uint32_t ry, rx, ty, tx, n, nw;
 } phase_t;
+
+/* The input cell that tap (ty, tx) of output (oy, ox) reads in a phase is (y - step*ty,
+ * x - step*tx)... written as (y + step*ty, x + step*tx): a conv's taps read iy = oy*s - p + ty
+ * (step +1); a deconv's taps ky = ry + ty*s read iy = (oy + p - ry)/s - ty (step -1; the
+ * division is exact within the phase, and a negative iy is the contract's "no input" cell).
+ * Worked out once per output, so the tap loops only step a row and a column. */
+typedef struct {
+    int32_t y, x, step;
+} tap_origin_t;
+
+HWBIN_SIZE_NOINLINE static tap_origin_t tap_origin(const hwbin_layer_t *l, const phase_t *ph, uint32_t oy, uint32_t ox)
+{
+    tap_origin_t t;
+    if (l->kind == HWBIN_CONV) {
+        t.y = (int32_t)(oy * l->sh) - (int32_t)l->ph;
+        t.x = (int32_t)(ox * l->sw) - (int32_t)l->pw;
+        t.step = 1;
+    } else {
+        t.y = ((int32_t)oy + (int32_t)l->ph - (int32_t)ph->ry) / (int32_t)l->sh;
+        t.x = ((int32_t)ox + (int32_t)l->pw - (int32_t)ph->rx) / (int32_t)l->sw;
+        t.step = -1;
+    }
+    return t;
+}
+
+/* The input position (iy*in_w + ix) of a tap, or -1 for a padding cell (level 0). */
+static inline int32_t tap_at(const hwbin_layer_t *l, int32_t iy, int32_t ix)
+{
+    if ((uint32_t)iy >= l->in_h || (uint32_t)ix >= l->in_w) {
+        return -1;
+    }
+    return iy * (int32_t)l->in_w + ix;
+}
 
 /* Word j of plane i in the gathered row: the planes one after another, or (paired) the two
  * planes of an order-2 row word by word, where the order-2 kernel loads both at once. */
@@ -762,15 +790,15 @@ static void gather_row(const hwbin_layer_t *l, const phase_t *ph, const uint8_t 
     const uint32_t *in = (const uint32_t *)(const void *)(arena + l->in_offset);
     uint32_t in_pw = words_for(elements(l->in_c, l->in_h, l->in_w)), k = l->in_order;
     uint32_t cg = l->in_c / l->groups, cw = cg >> 5, whole = (cg & 31u) == 0u;
-    uint32_t kys = l->kind == HWBIN_CONV ? 1u : l->sh, kxs = l->kind == HWBIN_CONV ? 1u : l->sw;
+    tap_origin_t o = tap_origin(l, ph, oy, ox);
     uint32_t t = 0, ty, tx, i, j;
+    int32_t iy = o.y, ix;
     if (!whole) {
         memset(row, 0, k * ph->nw * 4u);
     }
-    for (ty = 0; ty < ph->ty; ty++) {
-        for (tx = 0; tx < ph->tx; tx++, t++) {
-            int32_t src = tap_source(l, (int32_t)oy, (int32_t)ox, (int32_t)(ph->ry + ty * kys),
-                                     (int32_t)(ph->rx + tx * kxs));
+    for (ty = 0; ty < ph->ty; ty++, iy += o.step) {
+        for (tx = 0, ix = o.x; tx < ph->tx; tx++, t++, ix += o.step) {
+            int32_t src = tap_at(l, iy, ix);
             if (whole) {
                 uint32_t s0 = src < 0 ? 0u : ((uint32_t)src * l->in_c + g * cg) >> 5;
                 for (j = 0; j < cw; j++) {
@@ -857,7 +885,7 @@ static void build_pixel_tables(int16_t *tab, uint32_t chunks)
 /* acc[c] += the block's sum where weight word w[c * nw] has a 1, for the m channels. A nibble
  * of 0 adds tab[16q] = 0, and a weight word's bits past the phase's n values are 0 (the
  * generator's padding), so a channel's lookups stop at its last nonzero nibble. */
-static void add_block_sums(const int16_t *tab, const uint32_t *w, uint32_t nw, uint32_t m, int32_t *acc)
+HWBIN_SPEED_NOINLINE static void add_block_sums(const int16_t *tab, const uint32_t *w, uint32_t nw, uint32_t m, int32_t *acc)
 {
     uint32_t c;
     for (c = 0; c < m; c++, w += nw) {
@@ -880,20 +908,19 @@ static void pixel_position(const hwbin_layer_t *l, const phase_t *ph, const uint
                            int16_t *tab, const uint8_t *pixels, uint32_t g, uint32_t oy, uint32_t ox)
 {
     uint32_t cg = l->in_c / l->groups, og = l->out_c / l->groups, plane = (uint32_t)l->in_h * l->in_w;
-    uint32_t kys = l->kind == HWBIN_CONV ? 1u : l->sh, kxs = l->kind == HWBIN_CONV ? 1u : l->sw;
+    tap_origin_t org = tap_origin(l, ph, oy, ox);
     uint32_t ty, tx, c, o, m, end = (g + 1u) * og, pos = oy * l->out_w + ox;
     writer_t wr = writer_for(l, arena);
-    int32_t acc[HWBIN_BATCH];
+    int32_t acc[HWBIN_BATCH], iy, ix;
     for (o = g * og; o < end; o += m) {
         const uint32_t *w = weight + o * ph->nw;
         uint32_t j = 0, left = ph->n;
         int32_t total = 0;
         m = run_length(o, end);
         memset(acc, 0, m * 4u);
-        for (ty = 0; ty < ph->ty; ty++) {
-            for (tx = 0; tx < ph->tx; tx++) {
-                int32_t src = tap_source(l, (int32_t)oy, (int32_t)ox, (int32_t)(ph->ry + ty * kys),
-                                         (int32_t)(ph->rx + tx * kxs));
+        for (ty = 0, iy = org.y; ty < ph->ty; ty++, iy += org.step) {
+            for (tx = 0, ix = org.x; tx < ph->tx; tx++, ix += org.step) {
+                int32_t src = tap_at(l, iy, ix);
                 for (c = 0; c < cg; c++, j++, left--) {
                     int32_t x = 2 * (src < 0 ? 0 : (int32_t)pixels[(g * cg + c) * plane + (uint32_t)src]) - 255;
                     uint32_t chunks = pixel_chunks(left) < HWBIN_PIXEL_CHUNKS ? pixel_chunks(left) : HWBIN_PIXEL_CHUNKS;
