@@ -39,7 +39,7 @@ from .ir import Layer, Model
 #: row r has them r cycles later, so the drain waits ``drain_skew`` more).
 COMPUTE_LATENCY = 7
 #: Cycles from the drain selecting a column to writing it (bases, accumulators, levels).
-DRAIN_WRITE_LATENCY = 6
+DRAIN_WRITE_LATENCY = 5
 #: Cycles from a pass step's issue to its memory write.
 PASS_LATENCY = 3
 #: Cycles from an output request to its beat being valid.

@@ -8,7 +8,7 @@ below is what ``program.cycle_model`` replays, stage by stage (s = the cycle a s
               s+5: popcount   s+6: plane sum += it   s+7: capture the plane sums of a tile's
               last step in PE row 0   s+8+R-1 ..: drain, one column per cycle: register the column, times the
               bases (two registers either side of the multipliers), accumulators,
-              thresholds, then the write (DRAIN_WRITE_LATENCY = 6)
+              thresholds, then the write (DRAIN_WRITE_LATENCY = 5)
     pass      s: gather ROM   s+1: memory address   s+2: register the word   s+3: max /
               permute, write
     im2col    s: gather ROM   s+1: input memory address   s+2: shift a tap into the column's
@@ -101,7 +101,7 @@ def slice_offsets(prog: pg.Program) -> list[int]:
 
 
 #: registers before and after the drain's block multipliers (program.DRAIN_WRITE_LATENCY counts them)
-MUL_IN_REGS, MUL_OUT_REGS = 2, 2
+MUL_IN_REGS, MUL_OUT_REGS = 2, 1
 
 #: a tile's fields, split by who reads them: the sequencer (the tile ROM, read a tile ahead)
 #: and the drain (the drain ROM, read when it takes the tile; ``out`` is the tile's out word,
@@ -502,7 +502,7 @@ class Top(wiring.Component):
         # plane (block multipliers, not LUTs); every stage registers the context the next one
         # needs, as the next tile's capture may replace the drain's while this tile's last
         # column is still in the pipeline
-        # the column is registered twice before the multipliers and their products twice after
+        # the column is registered twice before the multipliers and their products once after
         # (a block multiplier is 3.9 ns by itself: a register on each side, placed beside it,
         # keeps the routing to the array's far corners out of that cycle)
         col_reg = delay(drain, col_planes, MUL_IN_REGS, "dcolumn")
