@@ -579,14 +579,11 @@ def cycle_model(prog: Program) -> CycleReport:
             if tile["wait"]:
                 cyc = max(cyc, flush_free)
             start = cyc if start is None else start
-            if op.engine == "first":
-                last = max(cyc + tile["last"], drain_free)
-                if tile["nvalid"] and last != cyc + tile["last"]:
+            if op.kind == "compute":
+                steps = tile["last"] + 1 if op.engine == "first" else tile["T"] * op.J * op.K
+                last = max(cyc + steps - 1, drain_free)
+                if op.engine == "first" and tile["nvalid"] and last != cyc + steps - 1:
                     raise AssertionError("a first-layer engine tile must run its steps back to back")
-                drain_free = last + tile["gap"]
-                flush_free = last + COMPUTE_LATENCY + drain_skew(prog.cfg) + tile["nvalid"] + DRAIN_WRITE_LATENCY
-            elif op.kind == "compute":
-                last = max(cyc + tile["T"] * op.J * op.K - 1, drain_free)
                 drain_free = last + tile["gap"]
                 flush_free = last + COMPUTE_LATENCY + drain_skew(prog.cfg) + tile["nvalid"] + DRAIN_WRITE_LATENCY
             else:

@@ -231,13 +231,14 @@ class Top(wiring.Component):
         read = step & (t_c < tile.T)
         gw, ab = self.gw, p.addr_bits
         pads = Cat(gather_rp.data[c * gw + ab] for c in range(C))
-        m.d.comb += [engine.shift.eq(delay(seq, read, k, "fl_shift")),
+        read_late = delay(seq, read, k - 2 - ahead, "fl_read")          # the gather read; its shift follows
+        m.d.comb += [engine.shift.eq(delay(seq, read_late, 2 + ahead, "fl_shift")),
                      engine.pixels.eq(Cat(rp.data for rp in in_rps)),
                      engine.pads.eq(delay(seq, pads, 1, "fl_pads")),      # the gather word: a cycle before the pixels
                      engine.load.eq(delay(seq, step & last & tile.load, k, "fl_load")),
                      engine.col.eq(delay(seq, t_c, k, "fl_col")),
                      engine.weights.eq(weight_rp.data)]
-        return {"read_late": delay(seq, read, k - 2 - ahead, "fl_read"),
+        return {"read_late": read_late,
                 "gather_late": delay(seq, tile.gbase + t_c, k - 2 - ahead, "fl_gaddr"),
                 "col_late": delay(seq, step, k - 1, "fl_step"),
                 "weight_late": delay(seq, tile.wbase, k - 1, "fl_waddr"),
@@ -318,7 +319,6 @@ class Top(wiring.Component):
         # ---------------------------------------------------------- sequencer (stage s)
         m.submodules.sequencer = seq = Module()
         idx = Signal(range(len(p.tiles) + 1))
-        self._idx = idx           # for tests that follow the sequencer
         t_c = Signal(range(max(2, max([t.get("T", 0) for t in p.tiles] + [op.npos * op.window for op in ops]) + 1)))
         j_c = Signal(range(max(2, max([op.J for op in ops]) + 1)))
         p_c = Signal(range(9))
