@@ -65,18 +65,24 @@ def test_pe_array_plane_sums_match_numpy(planes, depth, horner):
     assert got["s"] == [w.tolist() for w in want]
 
 
-@pytest.mark.parametrize("cin, taps, stages", [(1, 9, 4), (3, 4, 2), (2, 3, 1)])
-def test_first_layer_engine_sums_match_numpy(cin, taps, stages):
+@pytest.mark.parametrize("cin, taps, stages, chain_rows", [(1, 9, 4, 1), (1, 9, 4, 2), (1, 9, 2, 3), (3, 4, 2, 3),
+                                                         (2, 3, 1, 1), (1, 2, 2, 2), (1, 3, 1, 2), (1, 4, 3, 1)])
+def test_first_layer_engine_sums_match_numpy(cin, taps, stages, chain_rows):
     """Column c's row r sum is sum over the window of (pixel XOR 0xFF if w else pixel), the
     Horner sum over the 8 bit planes, from pixel words in the input memory's plane order,
-    padded taps reading 0; the next group's taps shift in while this group's sums are read."""
+    padded taps reading 0; the next group's taps shift in while this group's sums are read.
+    Windows of odd and even sizes (a pixel or two left over from the pairs), extreme pixels
+    and weights (all 0, all 255, all weights 1) among the random ones."""
     R, C, L, W = 3, 2, 32, 12
     rng = np.random.default_rng(cin * 100 + taps)
     groups = rng.integers(0, 256, (2, C, taps, cin))
+    groups[0, 0], groups[1, 0] = 0, 255
     pads = rng.integers(0, 2, (2, C, taps))
+    pads[:, 0] = 0
     groups[pads == 1] = 0
     wts = rng.integers(0, 2, (R, taps * cin))
-    dut = FirstLayerEngine(R, C, cin, taps, L, W, stages)
+    wts[0], wts[1] = 0, 1
+    dut = FirstLayerEngine(R, C, cin, taps, L, W, stages, chain_rows)
     sim = Simulator(dut)
     sim.add_clock(1e-8)
 
