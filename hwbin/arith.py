@@ -19,6 +19,9 @@ PIXEL_ORDER = 8
 #: Largest integer base a snapped activation quantizer may use (4-bit bases).
 DEFAULT_MAX_BASE = 15
 
+#: |score_mul| < 2^SCORE_MUL_BITS: enough precision, and scores stay well inside int32.
+SCORE_MUL_BITS = 15
+
 
 def sign(x):
     """sign with sign(0) = +1, so a binary value is never 0 (works on numpy and torch)."""
@@ -170,3 +173,27 @@ def signed_width(max_abs: int) -> int:
 def acc_bound(bases, n: int) -> int:
     """Largest |acc| of a layer with n binary taps per output and input bases ``bases``."""
     return int(sum(int(b) for b in bases)) * int(n)
+
+
+def score_shift(mult: np.ndarray) -> int:
+    """F, the largest shift with every |round(mult * 2^F)| < 2^SCORE_MUL_BITS."""
+    m = float(np.abs(mult).max(initial=0.0))
+    if m == 0 or not math.isfinite(m):
+        return 0
+    return int(math.floor(math.log2((2 ** SCORE_MUL_BITS - 1) / m)))
+
+
+def score_integers(mult: np.ndarray, bias: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
+    """The last layer's integer score scale: (F, score_mul, score_add), int64 arrays with
+    score = score_mul * acc + score_add ~= 2^F * (mult * acc + bias).
+
+    ``mult`` (alpha_o * u_in) and ``bias`` are float64. The rounding here is the only
+    place the float model and the integer scores can part: torch eval, export and every
+    back end therefore all use these integers, never the float scale.
+    """
+    mult = np.asarray(mult, dtype=np.float64)
+    bias = np.asarray(bias, dtype=np.float64)
+    shift = score_shift(mult)
+    mul = np.round(mult * 2.0 ** shift).astype(np.int64)
+    add = np.round(bias * 2.0 ** shift).astype(np.int64)
+    return shift, mul, add

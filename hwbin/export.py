@@ -10,8 +10,6 @@ that passes it.
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 
@@ -23,7 +21,7 @@ from .nn.layers import ChannelShuffle, QConv2d, QConvTranspose2d, QLinear, is_bi
 from .nn.quant import channel_alpha
 from .train.schedule import is_fully_binary
 
-SCORE_MUL_BITS = 15  # |score_mul| < 2^15: enough precision, and scores stay well inside int32
+SCORE_MUL_BITS = arith.SCORE_MUL_BITS
 
 
 class ExportError(HwbinError):
@@ -74,13 +72,6 @@ def fold_thresholds(a: np.ndarray, c: np.ndarray, points: np.ndarray, bound: int
         t = np.where(live & passes(t - 1), t - 1, t)
     t = np.clip(t, -big, big)
     return np.sort(t, axis=1).astype(np.int32), d
-
-
-def _score_scale(mult: np.ndarray) -> int:
-    m = float(np.abs(mult).max())
-    if m == 0 or not math.isfinite(m):
-        return 0
-    return int(math.floor(math.log2((2 ** SCORE_MUL_BITS - 1) / m)))
 
 
 def export_model(model: BinaryNet, source: dict | None = None) -> Model:
@@ -147,12 +138,8 @@ def _export_compute(m, nxt, in_shape, name) -> Layer:
     layer.arrays["weight"] = np.ascontiguousarray(bits)
     bound = layer.acc_bound()
     layer.acc_bits = arith.signed_width(bound)
-    mult = alpha * u_in  # z_o = mult_o * acc_o (+ bias_o)
-    bias = m.bias.detach().double().numpy() if m.bias is not None else np.zeros(cout)
     if m.bn is None:
-        shift = _score_scale(mult)
-        mul = np.round(mult * 2.0 ** shift).astype(np.int64)
-        add = np.round(bias * 2.0 ** shift).astype(np.int64)
+        shift, mul, add = m.score_integers()  # the same integers torch eval uses
         if np.abs(add).max(initial=0) >= 2 ** 30:
             raise ExportError(f"export: layer '{layer.name}' bias too large for int32 scores")
         layer.output = "scores"
@@ -163,6 +150,8 @@ def _export_compute(m, nxt, in_shape, name) -> Layer:
         return layer
     if nxt is None:
         raise ExportError(f"export: layer '{layer.name}' has batch norm but no following layer")
+    mult = alpha * u_in  # z_o = mult_o * acc_o + bias_o
+    bias = m.bias.detach().double().numpy() if m.bias is not None else np.zeros(cout)
     bn = m.bn
     sd = torch.sqrt(bn.running_var.double() + bn.eps).numpy()
     gamma = bn.weight.detach().double().numpy() if bn.weight is not None else np.ones(cout)
@@ -182,7 +171,8 @@ def _export_compute(m, nxt, in_shape, name) -> Layer:
 
 def torch_levels(model: BinaryNet, x: np.ndarray, batch: int = 256) -> tuple[list[np.ndarray], np.ndarray]:
     """Per binary layer, what torch eval computes at the IR's tap: the next quantizer's
-    level index for hidden layers, the float scores for the last. Returns (taps, scores)."""
+    level index for hidden layers, the scores for the last (for a fully binary model the
+IR's integer scores times 2^-score_shift, float64). Returns (taps, scores)."""
     model.eval()
     layers = model.binary_layers()
     taps: list[list[np.ndarray]] = [[] for _ in layers]

@@ -8,8 +8,9 @@ from hypothesis import HealthCheck, given, settings
 
 from hwbin import arith, golden, ir
 from hwbin.data import load_dataset
-from hwbin.export import compare_with_torch, export_model
-from hwbin.models import MODELS, build_model
+from hwbin.export import compare_with_torch, export_model, torch_levels
+from hwbin.models import MODELS, BinaryNet, build_model
+from hwbin.train.schedule import Stage, apply_stage_masks
 
 from .helpers import random_ir, random_models, randomize
 
@@ -67,6 +68,56 @@ def test_zoo_golden_equals_reference_and_torch(name):
     cmp = compare_with_torch(model, m, x)
     assert cmp["prediction_agreement"] == 1.0
     assert min(cmp["activation_agreement"].values()) > 0.999
+    # Where every hidden activation agrees, torch eval's scores are the golden integers
+    # (times 2^-F), exactly: the last layer computes the IR's rounded score_mul/score_add.
+    taps, scores = torch_levels(model, x)
+    gold = golden.run(m, x, taps=True)
+    same = np.ones(len(x), dtype=bool)
+    for layer, t in zip(m.compute_layers()[:-1], taps[:-1]):
+        g = gold.taps[layer.name]
+        same &= (t.reshape(g.shape) == g).reshape(len(x), -1).all(1)
+    assert same.mean() > 0.9
+    shift = m.compute_layers()[-1].score_shift
+    assert scores.dtype == np.float64
+    assert np.array_equal(scores[same] * 2.0 ** shift, gold.scores[same])
+
+
+def test_torch_eval_follows_rounded_scores_on_a_near_tie():
+    """Two classes whose float scores and rounded integer scores are ordered differently:
+    torch eval must predict what the golden model (the hardware) predicts.
+
+    One dense layer on a 2x2 all-white image (values 2*255-255 = 255 per tap): class 0 has
+    all weights +1 (acc 1020), class 1 one weight -1 (acc 510). Both have alpha = 1, so
+    score_mul = round(2^F / 255) carries a rounding error e per unit of acc; class 1's bias
+    is set so that the float scores differ by +e*510/2 while the integers differ by about
+    -e*510/2."""
+    model = BinaryNet([{"kind": "dense", "out": "classes"}], (1, 2, 2), 2)
+    apply_stage_masks(model, Stage("all", 1, 1.0, 1.0))
+    layer = model.binary_layers()[0]
+    with torch.no_grad():
+        layer.weight.copy_(torch.tensor([[1.0, 1.0, 1.0, 1.0], [1.0, 1.0, 1.0, -1.0]]))
+        layer.bias.zero_()
+    model.eval()
+    shift = export_model(model).compute_layers()[-1].score_shift
+    mul = export_model(model).compute_layers()[-1].arrays["score_mul"].astype(np.int64)
+    exact = 2.0 ** shift / 255.0                 # alpha * u * 2^F before rounding
+    d = 1020 - 510
+    err = (exact - mul[0]) * d                   # what rounding score_mul moves class 0 by
+    assert abs(err) > 20                         # a real gap, far above float32 rounding
+    with torch.no_grad():
+        layer.bias[1] = (exact * d - err / 2) / 2.0 ** shift
+    x = np.full((1, 1, 2, 2), 255, dtype=np.uint8)
+    bias = layer.bias.detach().double().numpy()
+    float_scores = exact / 2.0 ** shift * np.array([1020.0, 510.0]) + bias
+    m = ir.from_bytes(ir.to_bytes(export_model(model)))
+    res = golden.run(m, x)
+    # the premise: float and integer scores put the two classes in opposite orders
+    assert np.sign(float_scores[0] - float_scores[1]) == -np.sign(res.scores[0, 0] - res.scores[0, 1]) != 0
+    with torch.no_grad():
+        out = model(torch.from_numpy(x).float())
+    assert out.argmax(1).tolist() == res.pred.tolist()
+    assert np.array_equal(out.numpy() * 2.0 ** shift, res.scores)
+    assert compare_with_torch(model, m, x)["prediction_agreement"] == 1.0
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .quant import PixelInput, WeightBinarizer
+from .. import arith
+from .quant import PixelInput, WeightBinarizer, channel_alpha
 
 
 def _pair(v) -> tuple[int, int]:
@@ -48,9 +50,51 @@ class _BinaryLayer(nn.Module):
         """The weight with the output channel first, binarized where the mask says so."""
         return self.weight_binarizer(self.latent_weight_oihw(), self.weight_mask)
 
+    def _layout(self, w_oihw: torch.Tensor) -> torch.Tensor:
+        """A weight with the output channel first, in the layout ``_apply`` hands to torch."""
+        return w_oihw
+
     def effective_weight(self) -> torch.Tensor:
         """Weights in the layout the forward pass hands to torch."""
-        return self.binary_weight_oihw()
+        return self._layout(self.binary_weight_oihw())
+
+    def _apply(self, xq: torch.Tensor, weight: torch.Tensor, pad: float) -> torch.Tensor:
+        """The linear map of the quantized input, borders reading ``pad``."""
+        raise NotImplementedError
+
+    def forward(self, x):
+        if self.emits_integer_scores():
+            return self.integer_scores(x)
+        xq = self.input_quantizer(x)
+        return self._finish(self._apply(xq, self.effective_weight(), self.input_quantizer.pad_value()))
+
+    def emits_integer_scores(self) -> bool:
+        """Eval of a fully binary score layer (no batch norm): it computes the IR's integer
+        scores, so its argmax is the golden model's even on near-ties that the float scale
+        and the rounded ``score_mul`` order differently."""
+        return (not self.training and self.bn is None and bool(self.weight_mask.all())
+                and self.input_quantizer.binarized())
+
+    def score_integers(self) -> tuple[int, np.ndarray, np.ndarray]:
+        """(F, score_mul, score_add) of this score layer, as export writes them into the IR:
+        ``arith.score_integers`` of alpha_o * u_in and the bias, in float64."""
+        _, u_in = self.input_quantizer.int_bases()
+        alpha = channel_alpha(self.latent_weight_oihw().detach().double()).cpu().numpy()
+        bias = self.bias.detach().double().cpu().numpy() if self.bias is not None else np.zeros(self.out_channels)
+        return arith.score_integers(alpha * u_in, bias)
+
+    def integer_scores(self, x) -> torch.Tensor:
+        """score = score_mul * acc + score_add in int64 (the contract), returned as float64
+        score * 2^-F, which is exact (|score| < 2^32): the logits' scale stays the float
+        model's, and their order is the integers'. The accumulator is the +-1 weights
+        applied to the integer level values in float64, exact for any summation order."""
+        values, pad = self.input_quantizer.integer_values(x)
+        signs = torch.where(self.latent_weight_oihw().detach() >= 0, 1.0, -1.0).double()
+        acc = self._apply(values, self._layout(signs), float(pad)).round().long()
+        shift, mul, add = self.score_integers()
+        shape = (1, -1) + (1,) * (acc.dim() - 2)
+        score = acc * torch.from_numpy(mul).to(acc.device).view(shape) + torch.from_numpy(add).to(acc.device).view(shape)
+        return score.double() * 2.0 ** -shift
 
     def _finish(self, y):
         if self.bias is not None:
@@ -68,13 +112,11 @@ class QConv2d(_BinaryLayer):
         super().__init__((out_channels, in_channels // groups) + self.kernel_size, out_channels,
                          input_quantizer, batch_norm, bias, 2)
 
-    def forward(self, x):
-        xq = self.input_quantizer(x)
+    def _apply(self, xq, weight, pad):
         ph, pw = self.padding
         if ph or pw:
-            xq = F.pad(xq, (pw, pw, ph, ph), value=self.input_quantizer.pad_value())
-        y = F.conv2d(xq, self.effective_weight(), stride=self.stride, groups=self.groups)
-        return self._finish(y)
+            xq = F.pad(xq, (pw, pw, ph, ph), value=pad)
+        return F.conv2d(xq, weight, stride=self.stride, groups=self.groups)
 
 
 class QConvTranspose2d(_BinaryLayer):
@@ -102,8 +144,8 @@ class QConvTranspose2d(_BinaryLayer):
         cin, cout_g = w.shape[0], w.shape[1]
         return w.view(g, cin // g, cout_g, *w.shape[2:]).transpose(1, 2).reshape(g * cout_g, cin // g, *w.shape[2:])
 
-    def effective_weight(self):
-        w = self.binary_weight_oihw()
+    def _layout(self, w):
+        """(out, in/groups, kh, kw) back to torch's (in, out/groups, kh, kw)."""
         g = self.groups
         cout, cin_g = w.shape[0], w.shape[1]
         return w.view(g, cout // g, cin_g, *w.shape[2:]).transpose(1, 2).reshape(g * cin_g, cout // g, *w.shape[2:])
@@ -116,15 +158,13 @@ class QConvTranspose2d(_BinaryLayer):
         k, s, p, op = self.kernel_size[dim], self.stride[dim], self.padding[dim], self.output_padding[dim]
         return (size - 1) * s - 2 * p + k + op
 
-    def forward(self, x):
-        xq = self.input_quantizer(x)
+    def _apply(self, xq, weight, pad):
         bh, bw = self.border(0), self.border(1)
-        xq = F.pad(xq, (bw, bw, bh, bh), value=self.input_quantizer.pad_value())
-        y = F.conv_transpose2d(xq, self.effective_weight(), stride=self.stride, groups=self.groups)
-        oh, ow = self.output_size(x.shape[-2], 0), self.output_size(x.shape[-1], 1)
+        y = F.conv_transpose2d(F.pad(xq, (bw, bw, bh, bh), value=pad), weight, stride=self.stride, groups=self.groups)
+        oh, ow = self.output_size(xq.shape[-2], 0), self.output_size(xq.shape[-1], 1)
         y0 = self.padding[0] + bh * self.stride[0]
         x0 = self.padding[1] + bw * self.stride[1]
-        return self._finish(y[..., y0:y0 + oh, x0:x0 + ow])
+        return y[..., y0:y0 + oh, x0:x0 + ow]
 
 
 class QLinear(_BinaryLayer):
@@ -134,9 +174,8 @@ class QLinear(_BinaryLayer):
         self.in_features = in_features
         super().__init__((out_features, in_features), out_features, input_quantizer, batch_norm, bias, 1)
 
-    def forward(self, x):
-        xq = self.input_quantizer(x).flatten(1)
-        return self._finish(F.linear(xq, self.effective_weight()))
+    def _apply(self, xq, weight, pad):
+        return F.linear(xq.flatten(1), weight)
 
 
 class ChannelShuffle(nn.Module):

@@ -96,6 +96,13 @@ class PixelInput(nn.Module):
     def pad_value(self) -> float:
         return -1.0
 
+    def binarized(self) -> bool:
+        return True
+
+    def integer_values(self, x) -> tuple[torch.Tensor, int]:
+        """(2x - 255 in float64, the pad value -255): the integers the contract sums."""
+        return 2.0 * x.double() - 255.0, -255
+
 
 def _inverse_softplus(y: float) -> float:
     return y + math.log(-math.expm1(-y))
@@ -143,6 +150,17 @@ class ResidualBinarizer(nn.Module):
         ints, scale = self.int_bases()
         return -scale * sum(ints)
 
+    def binarized(self) -> bool:
+        """Is every position quantized (so eval values are integers times the scale)?"""
+        return bool(self.mask.all())
+
+    def integer_values(self, x) -> tuple[torch.Tensor, int]:
+        """Eval: the integer level values v(L) (float64, exact) and the pad value v(0).
+        The level is chosen exactly as the eval forward chooses it."""
+        ints, _ = self.int_bases()
+        values = torch.tensor(arith.level_values(ints), dtype=torch.float64, device=x.device)
+        return values[self._eval_levels(x)], -sum(ints)
+
     def _mask_for(self, x):
         return self.mask.view((1,) * (x.dim() - self.mask.dim()) + tuple(self.mask.shape))
 
@@ -170,9 +188,12 @@ class ResidualBinarizer(nn.Module):
         xc = torch.maximum(torch.minimum(x, bound), -bound)
         return out + (xc - xc.detach())
 
-    def _eval_quantize(self, x):
+    def _eval_levels(self, x):
         ints, scale = self.int_bases()
         points = torch.tensor(arith.residual_thresholds(ints), dtype=x.dtype, device=x.device) * scale
+        return (x.unsqueeze(-1) >= points).sum(-1)
+
+    def _eval_quantize(self, x):
+        ints, scale = self.int_bases()
         values = torch.tensor(arith.level_values(ints), dtype=x.dtype, device=x.device) * scale
-        level = (x.unsqueeze(-1) >= points).sum(-1)
-        return values[level]
+        return values[self._eval_levels(x)]

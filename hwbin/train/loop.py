@@ -91,6 +91,7 @@ def _loss(model_task, logits, y, teacher_logits, cfg: TrainConfig):
     if teacher_logits is None:
         return ce
     t = cfg.distill_temperature
+    teacher_logits = teacher_logits.to(logits.dtype)  # a fully binary teacher's scores are float64
     kd = F.kl_div(F.log_softmax(logits / t, 1), F.log_softmax(teacher_logits / t, 1),
                   log_target=True, reduction="batchmean") * t * t
     if model_task == "segment":
