@@ -347,13 +347,23 @@ def cmd_synth(args) -> int:
           flush=True)
     from .rtl.emit import load_rtl_dir
 
+    from .rtl.synth import BOARDS
+
+    if args.clock_mhz is not None and args.board not in BOARDS:
+        raise HwbinError(f"--clock-mhz: a board's clock ({', '.join(BOARDS)}); {args.board} is built out of context")
     load_rtl_dir(args.rtl_dir)  # the folder is validated before any build
     out = args.output or str(Path(args.rtl_dir) / f"synth-{args.board}")
     with folder(out, "synth", args.force, "-o") as tmp:
-        s = synth(args.rtl_dir, args.board, tmp, seed=args.seed)
+        s = synth(args.rtl_dir, args.board, tmp, seed=args.seed, clock_mhz=args.clock_mhz)
     parts = [f"{k} {v['used']}/{v['available']}" for k, v in s.items() if isinstance(v, dict) and "used" in v]
     fmax = f"Fmax {s['fmax_mhz']} MHz" if s["fmax_mhz"] else s.get("note", "no Fmax")
-    print(f"{args.board}: " + ", ".join(parts) + f", {fmax} ({s['wall_s']} s)")
+    clock = ""
+    if "clock_mhz" in s:
+        clock = f", core clock {s['clock_mhz']:g} MHz ({'timing met' if s['meets_timing'] else 'TIMING NOT MET'})"
+    print(f"{args.board}: " + ", ".join(parts) + f", {fmax}{clock} ({s['wall_s']} s)")
+    if "images_per_s" in s:
+        print(f"images/s at the core clock: {s['images_per_s']:,.0f} (the core alone); "
+              f"{s['uart_images_per_s']:,.1f} through the UART at {s['baud']} baud")
     if "bitstream" in s:
         print(f"bitstream: {Path(out) / s['bitstream']}")
     return 0
@@ -533,6 +543,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a board (UART bridge top, bitstream) or a device (the array alone, out of context)")
     y.add_argument("-o", "--output", type=at.path_text, help="build folder (default <rtl_dir>/synth-<board>)")
     y.add_argument("--seed", type=at.SEED, default=1, help="nextpnr placement seed")
+    y.add_argument("--clock-mhz", type=at.float_in(1, 400), metavar="MHZ",
+                   help="a board's core clock through a PLL (default: iCEBreaker 24, ULX3S its 25 MHz oscillator)")
     _force_arg(y)
     y.set_defaults(func=cmd_synth)
 

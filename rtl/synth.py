@@ -24,6 +24,7 @@ from hwbin.errors import HwbinError
 from hwbin.util import atomic_write_json
 
 from .board import UARTBridge
+from .clock import add_core_clock
 from .emit import TOP_NAME, load_program
 
 BOARDS = {
@@ -34,6 +35,9 @@ CORES = {"ecp5-25f": ("ecp5", ["--25k", "--package", "CABGA381"]),
          "ecp5-85f": ("ecp5", ["--85k", "--package", "CABGA381"]),
          "ice40-up5k": ("ice40", ["--up5k", "--package", "sg48"])}
 TARGETS = tuple(BOARDS) + tuple(CORES)
+#: the core's clock on each board by default, in MHz (None: the oscillator, no PLL). The
+#: iCEBreaker's 12 MHz oscillator would waste half of what the core closes at (about 25 MHz)
+BOARD_CLOCK_MHZ = {"ulx3s": None, "icebreaker": 24.0}
 BAUD = 115200
 
 
@@ -59,13 +63,16 @@ def _yowasp_env() -> None:
 
 
 class _BoardTop(Elaboratable):
-    def __init__(self, prog: pg.Program):
-        self.prog = prog
+    def __init__(self, prog: pg.Program, family: str, clock_mhz: float | None):
+        self.prog, self.family, self.clock_mhz = prog, family, clock_mhz
+        #: the core's clock as built (set by elaborate: the PLL's nearest setting)
+        self.core_mhz = None
 
     def elaborate(self, platform):
         m = Module()
+        self.core_mhz = add_core_clock(m, platform, self.family, self.clock_mhz)
         uart = platform.request("uart", 0)
-        divisor = round(platform.default_clk_frequency / BAUD)
+        divisor = round(self.core_mhz * 1e6 / BAUD)
         m.submodules.bridge = bridge = UARTBridge(self.prog, divisor)
         m.d.comb += [bridge.rx.eq(uart.rx.i), uart.tx.o.eq(bridge.tx)]
         leds = [platform.request("led", i) for i in range(2)]
@@ -162,8 +169,18 @@ def _ice40_cells(stat_path: Path, dev) -> dict:
     return out
 
 
-def synth_board(rtl_dir, board: str, out_dir, seed: int = 1) -> dict:
-    """The UART bridge top for a board, through amaranth-boards: a bitstream and a report."""
+def board_throughput(report: dict, clock_mhz: float) -> dict:
+    """Images per second at the core's clock (the core alone, one image after another), and
+    through the UART bridge, whose 8N1 bytes (10 bits each: the image's input bytes in, 4 per
+    result beat out) are the limit on a board."""
+    uart_bytes = report["load_cycles"] + 4 * report["output_beats"]
+    return {"images_per_s": round(clock_mhz * 1e6 / report["latency_cycles"], 1), "baud": BAUD,
+            "uart_images_per_s": round(BAUD / 10 / uart_bytes, 2)}
+
+
+def synth_board(rtl_dir, board: str, out_dir, seed: int = 1, clock_mhz: float | None = None) -> dict:
+    """The UART bridge top for a board, through amaranth-boards: a bitstream and a report.
+    ``clock_mhz``: the core's clock through a PLL (default: the board's, BOARD_CLOCK_MHZ)."""
     import importlib
 
     module, cls, family = BOARDS[board]
@@ -171,14 +188,18 @@ def synth_board(rtl_dir, board: str, out_dir, seed: int = 1) -> dict:
     platform = getattr(importlib.import_module(module), cls)()
     out = Path(out_dir)
     extra = {"synth_opts": "-nowidelut"} if family == "ecp5" else {}     # as synth_core, see there
-    platform.build(_BoardTop(load_program(rtl_dir)[2]), name="hwbin_board", build_dir=str(out), do_program=False,
+    top = _BoardTop(load_program(rtl_dir)[2], family, clock_mhz if clock_mhz is not None else BOARD_CLOCK_MHZ[board])
+    platform.build(top, name="hwbin_board", build_dir=str(out), do_program=False,
                    nextpnr_opts=f"--report nextpnr-report.json --seed {seed} --timing-allow-fail", **extra)
     s = summarize(out / "nextpnr-report.json", family)
+    s["clock_mhz"] = round(top.core_mhz, 3)
+    s["meets_timing"] = bool(s["fmax_mhz"] and s["fmax_mhz"] >= top.core_mhz)
+    s.update(board_throughput(json.loads((Path(rtl_dir) / "report.json").read_text()), top.core_mhz))
     s["bitstream"] = next(out.glob("hwbin_board.bi*")).name  # relative to the build folder
     return s
 
 
-def synth(rtl_dir, target: str, out_dir=None, seed: int = 1) -> dict:
+def synth(rtl_dir, target: str, out_dir=None, seed: int = 1, clock_mhz: float | None = None) -> dict:
     if target not in TARGETS:
         raise HwbinError(f"--board: expected one of {', '.join(TARGETS)}, found {target!r}")
     out = Path(out_dir or Path(rtl_dir) / f"synth-{target}")
@@ -186,7 +207,7 @@ def synth(rtl_dir, target: str, out_dir=None, seed: int = 1) -> dict:
     if target in CORES:
         s = synth_core(rtl_dir, target, out, seed=seed)
     else:
-        s = synth_board(rtl_dir, target, out, seed=seed)
+        s = synth_board(rtl_dir, target, out, seed=seed, clock_mhz=clock_mhz)
     s.update(target=target, wall_s=round(time.perf_counter() - t, 1))
     atomic_write_json(out / "synth.json", s)
     return s

@@ -124,3 +124,15 @@ def test_mnist_loader_reads_idx_and_npz(tmp_path):
     np.savez(tmp_path / "m.npz", x_train=x, y_train=y, x_test=x[:2], y_test=y[:2])
     d2 = load_mnist(str(tmp_path / "m.npz"))
     assert (d2.x_test[:, 0] == x[:2]).all()
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--board", "ecp5-25f", "--clock-mhz", "50"], "--clock-mhz: a board's clock"),
+    (["--board", "icebreaker", "--clock-mhz", "0.5"], "--clock-mhz"),
+])
+def test_synth_clock_bad_input(tmp_path, args, needle):
+    r = run_cli("synth", tmp_path, *args)
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0], r.stderr
+    assert not any(tmp_path.iterdir())

@@ -344,3 +344,26 @@ def test_board_picks_a_config_that_the_model_says_fits_or_refuses_in_one_line(tm
     r = run_cli("rtl", tmp_path / "cnn.hwbin", "-o", tmp_path / "rtl", "--board", "icebreaker")
     assert r.returncode != 0 and r.stderr.count("\n") == 1 and "fits no array configuration" in r.stderr
     assert not (tmp_path / "rtl").exists()
+
+
+@pytest.mark.parametrize("fout, divf, divq", [(24, 63, 5), (40, 52, 4), (42, 55, 4)])
+def test_ice40_pll_dividers_match_icepll(fout, divf, divq):
+    """The divider search against settings icepll printed for a 12 MHz input (its generated
+    Verilog in public iCEBreaker projects): DIVR 0, FILTER_RANGE 1."""
+    from hwbin.rtl.clock import ice40_pll
+
+    pll = ice40_pll(12, fout)
+    assert pll.dividers == {"DIVR": 0, "DIVF": divf, "DIVQ": divq, "FILTER_RANGE": 1}
+    assert pll.mhz == pytest.approx(12 * (divf + 1) / 2 ** divq)
+
+
+@pytest.mark.parametrize("fout", [25, 75, 100, 125])
+def test_ecp5_pll_dividers_inside_the_data_sheet(fout):
+    """EHXPLLL from 25 MHz: the VCO at 400-800 MHz, the phase detector at 3.125 MHz or more,
+    the output exactly the request where the dividers reach it (ECP5 sysCLOCK guide)."""
+    from hwbin.rtl.clock import ecp5_pll
+
+    pll = ecp5_pll(25, fout)
+    d = pll.dividers
+    assert 400 <= pll.mhz * d["CLKOP_DIV"] <= 800 and 25 / d["CLKI_DIV"] >= 3.125
+    assert pll.mhz == pytest.approx(25 * d["CLKFB_DIV"] / d["CLKI_DIV"]) == fout
