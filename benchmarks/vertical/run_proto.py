@@ -1,6 +1,7 @@
-"""Prototype measurement (issue 15): conv1 of digits-cnn through the transposed-weight,
+"""Prototype measurement (issue 15): conv1 and conv2 of digits-cnn through the transposed-weight,
 bit-sliced kernel (vconv.c) in the Cortex-M4 emulator, checked bit for bit against the golden
 model's conv1 levels.   .venv/bin/python benchmarks/vertical/run_proto.py MODEL.hwbin [CPU]"""
+import os
 import subprocess
 import sys
 import tempfile
@@ -12,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 from hwbin import golden, ir  # noqa: E402
 from hwbin.data import load_dataset  # noqa: E402
-from hwbin.firmware import profile  # noqa: E402
+from hwbin.firmware import FirmwareOptions, generate_firmware, profile  # noqa: E402
 
 LEVELS = 11
 
@@ -63,21 +64,37 @@ def tables(layer):
 def main():
     model = ir.load(sys.argv[1])
     cpu = sys.argv[2] if len(sys.argv) > 2 else "cortex-m4"
-    layer = next(lay for lay in model.layers if lay.name == "conv1")
     x = load_dataset("digits").x_test[:1]
     g = golden.run(model, x, taps=True)
-    inp = planes(g.taps["conv0"][0])
-    want = planes(g.taps["conv1"][0])
+    names = [lay.name for lay in model.layers]
+    total = 0
+    for name in ("conv1", "conv2"):
+        i = names.index(name)
+        total += measure(model.layers[i], planes(g.taps[names[i - 1]][0]), planes(g.taps[name][0]), cpu)
+    # the runtime as it is, same image, same emulator: its conv1 and conv2 rows
+    with tempfile.TemporaryDirectory() as tmp:
+        plan = generate_firmware(model, Path(tmp) / "fw", FirmwareOptions(), x)
+        prof = profile.profile_firmware(Path(tmp) / "fw", plan, cpu, x[0])
+    rows = {r["name"]: r["cycles"] for r in prof.rows}
+    now = rows["conv1"] + rows["conv2"]
+    print(f"{cpu} conv1 + conv2: prototype {total:,} est. cycles, runtime now {now:,} "
+          f"(conv1 {rows['conv1']:,}, conv2 {rows['conv2']:,})")
+    print(f"{cpu} whole inference now {prof.total_cycles:,}; with the prototype's two layers "
+          f"{prof.total_cycles - now + total:,}")
+
+
+def measure(layer, inp, want, cpu):
     wt, vthr, flips = tables(layer)
     c, h, w = layer.in_shape
     shape = np.array([h, w, c // 32, layer.out_shape[0] // 32], np.uint32)
     with tempfile.TemporaryDirectory() as tmp:
         elf = Path(tmp) / "vconv.elf"
-        subprocess.run(["arm-none-eabi-gcc", "-std=c99", "-O2", f"-mcpu={cpu}", "-mthumb", "-nostartfiles",
+        subprocess.run(["arm-none-eabi-gcc", "-std=c99", "-O2", *os.environ.get("VCONV_CFLAGS", "").split(), f"-mcpu={cpu}", "-mthumb", "-nostartfiles",
                         "--specs=nano.specs", "-Wl,--gc-sections", "-Wl,-e,vconv", "-T",
                         str(ROOT / "firmware/boards/mps2_an385/mps2_an385.ld"), "-o", str(elf),
                         str(Path(__file__).with_name("vconv.c"))], check=True)
         size = subprocess.run(["arm-none-eabi-size", str(elf)], capture_output=True, text=True).stdout
+        print(subprocess.run(["arm-none-eabi-nm", "-S", "--size-sort", str(elf)], capture_output=True, text=True).stdout.strip())
         base = profile.IO_BASE
         addrs, blobs, at = [], {}, base
         for arr in (inp, wt, vthr, flips, shape):
@@ -88,9 +105,10 @@ def main():
         n, cyc, raw = profile.count_call(elf, cpu, "vconv", [addrs[0], addrs[1], addrs[2], addrs[3], outp, addrs[4]],
                                          blobs, (outp, 4 * len(want)))
     got = np.frombuffer(raw, "<u4")
-    print(size)
-    print(f"{cpu} conv1 (transposed, bit-sliced): {n:,} instructions, {cyc:,} est. cycles; exact: "
+    print(size.splitlines()[1].split()[0], "bytes of text")
+    print(f"{cpu} {layer.name} (transposed, bit-sliced): {n:,} instructions, {cyc:,} est. cycles; exact: "
           f"{np.array_equal(got, want)} ({int((got != want).sum())} words differ)")
+    return cyc
 
 
 if __name__ == "__main__":
