@@ -55,7 +55,7 @@ def test_flipped_weight_bit_is_caught_with_first_divergence(tmp_path):
     out = tmp_path / "fw"
     generate_firmware(m, out, FirmwareOptions(), x)
     src = (out / "hwbin_model.c").read_text()
-    start = src.index(f"hwbin_l{len(m.layers) - 1}_weight")
+    start = src.rindex(f"hwbin_l{len(m.layers) - 1}_weight[")  # the rows table (#else of HWBIN_VERTICAL): the host's
     i = src.index("0x", start)
     word = int(src[i:i + 10], 16) ^ 1
     (out / "hwbin_model.c").write_text(src[:i] + f"0x{word:08x}" + src[i + 10:])

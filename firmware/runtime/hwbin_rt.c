@@ -898,7 +898,7 @@ static uint32_t fast_pair(const hwbin_layer_t *l, uint32_t n)
 }
 
 /* lv += d (one bit per channel) over `levels` levels, the carries rippled up. */
-static void vadd(uint32_t *lv, uint32_t levels, uint32_t d)
+static inline void vadd(uint32_t *lv, uint32_t levels, uint32_t d)
 {
     uint32_t l;
     for (l = 0; d != 0u && l < levels; l++) {
@@ -913,22 +913,27 @@ static void vadd(uint32_t *lv, uint32_t levels, uint32_t d)
 static void vcount_plane(uint32_t *lv, uint32_t levels, const uint32_t *w, uint32_t wb, const uint32_t *a,
                          uint32_t nw)
 {
-    uint32_t k;
-    for (k = 0; k < 32u * nw; k++) {
-        vadd(lv, levels, get_bits(w, k * wb, wb) ^ (0u - ((a[k >> 5] >> (k & 31u)) & 1u)));
+    uint32_t k, off = 0, keep = wb == 32u ? ~0u : (1u << wb) - 1u;
+    for (k = 0; k < 32u * nw; k++, off += wb) { /* lanes k: bits off .. off+wb-1 */
+        uint32_t sh = off & 31u, d = w[off >> 5] >> sh;
+        if (sh + wb > 32u) {
+            d |= w[(off >> 5) + 1u] << (32u - sh);
+        }
+        vadd(lv, levels, (d & keep) ^ (0u - ((a[k >> 5] >> (k & 31u)) & 1u)));
     }
 }
 
 #if defined(__GNUC__) && defined(__thumb2__) && !defined(HWBIN_PORTABLE_KERNELS)
-/* lv += E = 2 popcount(x ^ w) + popcount(y ^ w) per channel, y = x + nw (the row's two
+/* lv = E = 2 popcount(x ^ w) + popcount(y ^ w) per channel, y = x + nw (the row's two
  * planes), by hand: GCC spills this loop. A Harley-Seal carry-save sum: lv[0..4] (the ones to
  * sixteens) stay in r4-r8; per pair of K indices two weight loads, the two planes' bits
  * broadcast by "eor rd, w, a, asr #31" (the row word bit-reversed once, then shifted left),
  * plane 1's pair added into the ones (a carry-save adder, CSA), its carry and plane 0's pair
  * into the twos (a CSA and a half adder), their two carries into the fours: 25 ALU operations.
  * Four pairs' eights carries go through the eights (two CSAs) into the sixteens (one CSA, one
- * carry spilled to the stack); the sixteens' carry ripples into lv[5..] in memory and stops
- * at the first level without one (E < 2^16, so never past lv[15]). r1 w, r2/r3 the row words
+ * carry spilled to the stack); the sixteens' carry ripples into lv[5..] in memory (two levels
+ * unrolled, then a loop) and stops at the first level without one (E < 2^16, so never past
+ * lv[15]). r1 w, r2/r3 the row words
  * of planes 0/1, r9-r12 and lr temporaries, r0 a held eights carry; [sp] lv, [sp+4] the spilled
  * carry, [sp+8] the end of the row word's 32 weight words, [sp+12] the row, [sp+16] its end,
  * [sp+20] 4 nw. */
@@ -944,6 +949,13 @@ __attribute__((naked, noinline)) static void vcount2(uint32_t *lv __attribute__(
         "eor    \\l, lr, \\b\n\t"
         "and    lr, lr, \\b\n\t"
         "orr    \\h, \\h, lr\n\t"
+        ".endm\n\t"
+        ".macro vhi c, n\n\t" /* one level of lv[5..]: carry c in, n out; done at the first 0 */
+        "ldr    r9, [r12]\n\t"
+        "ands   \\n, r9, \\c\n\t"
+        "eor    r9, r9, \\c\n\t"
+        "str    r9, [r12], #4\n\t"
+        "beq    3f\n\t"
         ".endm\n\t"
         ".macro vpair dst\n\t" /* two K indices; dst = their fours' carry into the eights */
         "ldr    r9, [r1], #4\n\t"
@@ -964,13 +976,24 @@ __attribute__((naked, noinline)) static void vcount2(uint32_t *lv __attribute__(
         ".endm\n\t"
         "push   {r4-r11, lr}\n\t"
         "sub    sp, sp, #24\n\t"
-        "str    r0, [sp]\n\t"
+        "add    r12, r0, #20\n\t"
+        "str    r12, [sp]\n\t"
         "str    r2, [sp, #12]\n\t"
         "lsl    r12, r3, #2\n\t"
         "str    r12, [sp, #20]\n\t"
         "add    r3, r2, r12\n\t"
         "str    r3, [sp, #16]\n\t"
-        "ldm    r0, {r4-r8}\n"
+        "movs   r4, #0\n\t" /* lv = 0: r4-r8 and lv[5..15] */
+        "movs   r5, #0\n\t"
+        "movs   r6, #0\n\t"
+        "movs   r7, #0\n\t"
+        "movs   r8, #0\n\t"
+        "movs   r9, #0\n\t"
+        "movs   r10, #0\n\t"
+        "movs   r11, #0\n\t"
+        "add    r0, r0, #20\n\t"
+        "stm    r0!, {r4-r11}\n\t"
+        "stm    r0, {r4-r6}\n"
         "2:\n\t"
         "ldr    r12, [sp, #12]\n\t"
         "ldr    r3, [sp, #20]\n\t"
@@ -992,9 +1015,10 @@ __attribute__((naked, noinline)) static void vcount2(uint32_t *lv __attribute__(
         "ldr    r11, [sp, #4]\n\t"
         "vcsa   r8, r11, r0, r11\n\t"
         "ldr    r12, [sp]\n\t"
-        "add    r12, r12, #20\n\t"
         "cmp    r11, #0\n\t"
-        "beq    3f\n"
+        "beq    3f\n\t"
+        "vhi    r11, r10\n\t"
+        "vhi    r10, r11\n"
         "4:\n\t"
         "ldr    r9, [r12]\n\t"
         "ands   r10, r9, r11\n\t"
@@ -1011,16 +1035,18 @@ __attribute__((naked, noinline)) static void vcount2(uint32_t *lv __attribute__(
         "cmp    r0, r12\n\t"
         "bne    2b\n\t"
         "ldr    r0, [sp]\n\t"
+        "sub    r0, r0, #20\n\t"
         "stm    r0, {r4-r8}\n\t"
         "add    sp, sp, #24\n\t"
         "pop    {r4-r11, pc}\n\t"
+        ".purgem vhi\n\t"
         ".purgem vpair\n\t"
         ".purgem vcsa\n\t");
 }
 #define HWBIN_VCOUNT2_ASM 1
 #endif
 
-/* lv += E = 2 popcount(x ^ w) + popcount(y ^ w) per lane, y = x + nw (plane 0 enters at the
+/* lv = E = 2 popcount(x ^ w) + popcount(y ^ w) per lane, y = x + nw (plane 0 enters at the
  * twos): the kernel for a full block, plane by plane otherwise. */
 static void count_pair(uint32_t *lv, const uint32_t *w, uint32_t wb, const uint32_t *x, uint32_t nw)
 {
@@ -1030,6 +1056,7 @@ static void count_pair(uint32_t *lv, const uint32_t *w, uint32_t wb, const uint3
         return;
     }
 #endif
+    memset(lv, 0, HWBIN_VLEVELS * 4u);
     vcount_plane(lv + 1, HWBIN_VLEVELS - 1u, w, wb, x, nw);
     vcount_plane(lv, HWBIN_VLEVELS, w, wb, x + nw, nw);
 }
@@ -1046,7 +1073,7 @@ static uint32_t lane(const uint32_t *lv, uint32_t r)
 
 /* (E >= V) per channel, V bit-sliced in `levels` words (LSB first): the most significant
  * level where E and V differ decides; equal reaches the threshold. */
-static uint32_t vge(const uint32_t *lv, const uint32_t *v, uint32_t levels)
+static inline uint32_t vge(const uint32_t *lv, const uint32_t *v, uint32_t levels)
 {
     uint32_t ge = ~0u, l;
     for (l = 0; l < levels; l++) {
@@ -1115,7 +1142,7 @@ static void binary_position(const hwbin_layer_t *l, const phase_t *ph, const uin
     gather_row(l, ph, arena, row, 0u, g, oy, ox);
     for (bi = 0; bi < blocks; bi++, o += m) {
         const uint32_t *w = weight + g * words_for(og * nw * 32u) + bi * nw * 32u;
-        uint32_t lv[HWBIN_VLEVELS] = {0};
+        uint32_t lv[HWBIN_VLEVELS];
         m = run_length(o, end);
         if (fast != 0u) {
             count_pair(lv, w, m, row, nw);
