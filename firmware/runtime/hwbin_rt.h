@@ -7,7 +7,8 @@
  *   - a layer's activations are stored as k bit planes, each one bit string of C*H*W bits
  *     indexed (y*W + x)*C + c, least-significant bit first in 32-bit words;
  *   - weights are packed by the generator in the contract's K order (tap-major, channel
- *     fastest), per output channel, one stride phase after another for transposed convs;
+ *     fastest), per output channel, one stride phase after another for transposed convs; or,
+ *     with HWBIN_VERTICAL, transposed: 32 output channels a word, one word per K index;
  *   - acc = sum_i b_i * (n - 2*popcount(A_i ^ W)); level = #{j : d*acc >= T_j}, which the
  *     generator stores as level = #{j : acc >= T'_j} ^ flip (firmware/generate.py writer_tables);
  *     score = mul*acc + add; the class is the argmax, ties to the lowest index.
