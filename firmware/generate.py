@@ -50,6 +50,7 @@ class LayerPlan:
     weight_words: np.ndarray | None = None
     thresholds: np.ndarray | None = None    # writer_tables(): biased, direction applied
     flips: np.ndarray | None = None
+    vertical: dict | None = None            # vertical_tables(): the HWBIN_VERTICAL builds' tables
 
     @property
     def geometry(self) -> dict:
@@ -114,6 +115,89 @@ def pack_weights(layer: Layer) -> np.ndarray:
     return np.concatenate(parts)
 
 
+def vertical_weights(layer: Layer) -> np.ndarray:
+    """Weights transposed for HWBIN_VERTICAL builds (every binary layer after the first): per
+    stride phase, per group, per block of 32 output channels of the group (the last one
+    narrower, wb = the channels left), the bit string of the block's weights K index by K
+    index (the contract's order, padded with 0 to whole words of K): lane r of K index k at
+    bit k * wb + r, LSB first, padded to a whole word. A full block is one word per K index
+    (bit r: the block's channel r), read a word at a time; a group takes ceil(og * nk / 32) words."""
+    w = layer.arrays["weight"]
+    o = len(w)
+    g = 1 if layer.kind == "dense" else layer.groups
+    og = o // g
+    parts = []
+    for _, _, taps in stride_phases(layer):
+        if not taps:
+            continue
+        sel = np.stack([w[:, :, ky, kx] for ky, kx in taps], axis=1).reshape(o, -1)  # O x n
+        n = sel.shape[1]
+        nk = (n + WORD_BITS - 1) // WORD_BITS * WORD_BITS
+        for gi in range(g):
+            bits = np.zeros((og, nk), np.uint8)
+            bits[:, :n] = sel[gi * og:(gi + 1) * og]
+            for b0 in range(0, og, WORD_BITS):
+                stream = bits[b0:b0 + WORD_BITS].T.ravel()  # k-major: lane r of K index k at k * wb + r
+                parts.append(arith.pack_bits(stream, WORD_BITS).astype(np.uint32).ravel())
+    return np.concatenate(parts)
+
+
+def fast_pair(layer: Layer) -> bool:
+    """The runtime's vertical fast count applies: an order-2 input with b_1 = 2 b_2, so that
+    acc = (b_1 + b_2) n - 2 b_2 E with E = 2 D_1 + D_2 (D_i the disagreements of plane i), one
+    bit-sliced count with plane 1's bits entering at the twos; E < 2^16 (its 16 levels)."""
+    b = layer.in_bases
+    return len(b) == 2 and b[0] == 2 * b[1] and 3 * max(layer.taps_per_output()) < (1 << 16)
+
+
+def sliced_thresholds(layer: Layer) -> tuple[int, np.ndarray, np.ndarray]:
+    """(levels L, thresholds, flips) for the bit-sliced compare of E (see fast_pair), for a
+    one-phase layer with levels output. acc >= T' (writer_tables' thresholds, direction applied)
+    is E <= floor((S n - T') / 2 b_2), S = b_1 + b_2, so #{j : acc >= T'_j} = nthr - #{j : E >= V_j}
+    with V_j = floor((S n - T'_j) / 2 b_2) + 1 (ascending once reversed), and nthr - c = c ^ nthr:
+    the flip bits are the writer's, inverted. V is clamped to [0, 2^L - 1], L = bitlen(3n + 1), which
+    changes no comparison (0 <= E <= 3n < 2^L - 1). Stored per group, block of 32 channels and
+    threshold: L words, level l (LSB first) of the 32 channels' V."""
+    n = layer.taps_per_output()[0]
+    b1, b2 = layer.in_bases
+    levels = (3 * n + 1).bit_length()
+    t, d = directed_thresholds(layer)
+    v = np.floor_divide((b1 + b2) * n - t, 2 * b2)[:, ::-1] + 1
+    v = np.clip(v, 0, (1 << levels) - 1)
+    o, nthr = v.shape
+    g = 1 if layer.kind == "dense" else layer.groups
+    og = o // g
+    blocks = (og + WORD_BITS - 1) // WORD_BITS
+    words = []
+    for gi in range(g):
+        vg = np.zeros((blocks * WORD_BITS, nthr), np.int64)
+        vg[:og] = v[gi * og:(gi + 1) * og]
+        lanes = vg.reshape(blocks, WORD_BITS, nthr).transpose(0, 2, 1)  # block x j x lane
+        planes = (lanes[..., None, :] >> np.arange(levels)[:, None]) & 1  # block x j x level x lane
+        words.append(arith.pack_bits(planes.astype(np.uint8), WORD_BITS).astype(np.uint32).ravel())
+    flips = arith.pack_bits((d > 0)[None].astype(np.uint8), WORD_BITS).astype(np.uint32).ravel()
+    return levels, np.concatenate(words), flips
+
+
+def vertical_tables(layer: Layer) -> dict:
+    """What a HWBIN_VERTICAL build reads for a binary layer: transposed weights, and for a
+    one-phase layer with levels output whose input fits fast_pair, bit-sliced thresholds
+    (slices = their levels; 0: the integer writer's tables)."""
+    tabs = dict(weight=vertical_weights(layer), slices=0)
+    if layer.output == "levels" and fast_pair(layer) and len(layer.taps_per_output()) == 1:
+        tabs["slices"], tabs["thresholds"], tabs["flips"] = sliced_thresholds(layer)
+    elif layer.output == "levels":
+        tabs["thresholds"], tabs["flips"] = writer_tables(layer)
+    return tabs
+
+
+def directed_thresholds(layer: Layer) -> tuple[np.ndarray, np.ndarray]:
+    """(T', d): the thresholds with the direction applied (see writer_tables), ascending."""
+    t = layer.arrays["thresholds"].astype(np.int64)
+    d = layer.arrays["directions"].astype(np.int64)
+    return np.sort(np.where(d[:, None] > 0, t, 1 - t), axis=1), d
+
+
 def writer_tables(layer: Layer) -> tuple[np.ndarray, np.ndarray]:
     """The thresholds and flip bits as the runtime's level writer reads them.
 
@@ -123,9 +207,7 @@ def writer_tables(layer: Layer) -> tuple[np.ndarray, np.ndarray]:
     comparison) and a channel with d = -1 flips all its level bits. Thresholds are stored
     biased by 2^31 so an unsigned compare decides the signed one (one compare and an add with
     carry per threshold); flip bit o (LSB first in 32-bit words) is set where d_o = -1."""
-    t = layer.arrays["thresholds"].astype(np.int64)
-    d = layer.arrays["directions"].astype(np.int64)
-    t = np.sort(np.where(d[:, None] > 0, t, 1 - t), axis=1)
+    t, d = directed_thresholds(layer)
     bound = layer.acc_bound()
     biased = np.clip(t, -bound, bound + 1) + (1 << 31)
     return biased.astype(np.uint32).ravel(), arith.pack_bits((d < 0)[None].astype(np.uint8), WORD_BITS).astype(np.uint32).ravel()
@@ -180,6 +262,7 @@ def plan_firmware(model: Model, options: FirmwareOptions | None = None) -> Firmw
             in_offset=offsets[i], out_offset=offsets[i + 1], in_bytes=tensors[i], out_bytes=tensors[i + 1],
             scratch_bytes=scratch_bytes(la, i == 0),
             weight_words=pack_weights(la) if la.is_compute else None,
+            vertical=vertical_tables(la) if la.is_compute and i > 0 else None,
             **(dict(zip(("thresholds", "flips"), writer_tables(la))) if la.is_compute and la.output == "levels" else {})))
     return FirmwarePlan(model=model, options=options, layers=plans, input_bytes=tensors[0],
                         arena_size=sum(regions) + scratch, scratch_offset=sum(regions), regions=regions)

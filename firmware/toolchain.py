@@ -55,19 +55,21 @@ def compiler_for(target: str) -> str:
     return "gcc" if target == "host" else "arm-none-eabi-gcc"
 
 
-def build(fw_dir, target: str, sanitize: bool = False, image: bool = False) -> None:
+def build(fw_dir, target: str, sanitize: bool = False, image: bool = False, defs: str = "") -> None:
     """Compile for ``target``: the host test program, or the library objects for a Cortex-M
-    (and the QEMU image when ``image``)."""
+    (and the QEMU image when ``image``). ``defs``: preprocessor flags (the Makefile's DEFS),
+    e.g. "-DHWBIN_VERTICAL=1" for the transposed weight layout on the host."""
     require(compiler_for(target))
+    extra = [f"DEFS={defs}"] if defs else []
     if target == "host":
-        make(fw_dir, "host-sanitize" if sanitize else "host")
+        make(fw_dir, "host-sanitize" if sanitize else "host", *extra)
     else:
-        make(fw_dir, f"lib-{target}")
+        make(fw_dir, f"lib-{target}", *extra)
         if image:
             if target not in QEMU_MACHINES:
                 raise HwbinError(f"--target {target}: --run needs host or one of {sorted(QEMU_MACHINES)} "
                                  f"(QEMU board mps2-an385)")
-            make(fw_dir, target)
+            make(fw_dir, target, *extra)
 
 
 def run(fw_dir, target: str, sanitize: bool = False, timeout: int = 600) -> RunResult:

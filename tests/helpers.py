@@ -110,11 +110,12 @@ def zoo_ir(name: str, seed: int = 3):
     return export_model(randomize(build_model(name, data.in_shape, data.num_classes), seed=seed)), data
 
 
-def build_and_run(m, x, out, target="host", sanitize=True, **opts):
-    """Generate ``m``'s firmware with ``x`` as golden vectors, build it for ``target`` and run
-    it; returns (plan, run result with vectors and mismatches)."""
+def build_and_run(m, x, out, target="host", sanitize=True, defs="", **opts):
+    """Generate ``m``'s firmware with ``x`` as golden vectors, build it for ``target`` (with
+    the Makefile's DEFS ``defs``) and run it; returns (plan, run result with vectors and
+    mismatches)."""
     from hwbin.firmware import FirmwareOptions, generate_firmware, toolchain
 
     plan = generate_firmware(m, out, FirmwareOptions(**opts), x)
-    toolchain.build(out, target, sanitize=sanitize, image=target != "host")
+    toolchain.build(out, target, sanitize=sanitize, image=target != "host", defs=defs)
     return plan, toolchain.run(out, target, sanitize=sanitize)

@@ -16,10 +16,15 @@ from .conftest import run_cli
 from .helpers import build_and_run, random_ir, random_models, zoo_ir
 
 
+# The host runs both weight layouts: rows (its own) and transposed (Thumb-2's, in portable C).
+LAYOUTS = {"rows": "", "vertical": "-DHWBIN_VERTICAL=1"}
+
+
+@pytest.mark.parametrize("layout", list(LAYOUTS))
 @pytest.mark.parametrize("name", list(MODELS))
-def test_zoo_host_bit_exact_under_sanitizers(name, tmp_path):
+def test_zoo_host_bit_exact_under_sanitizers(name, layout, tmp_path):
     m, data = zoo_ir(name)
-    _, res = build_and_run(m, data.x_test[:24], tmp_path / "fw")
+    _, res = build_and_run(m, data.x_test[:24], tmp_path / "fw", defs=LAYOUTS[layout])
     assert (res.vectors, res.mismatches) == (24, 0), res.output[-2000:]
 
 
@@ -37,8 +42,9 @@ def test_random_models_host_bit_exact(tmp_path, params):
     m, x = random_ir(params)
     if m is None:
         return
-    _, res = build_and_run(m, x, tmp_path / "fw", sanitize=True, static_arena=False)
-    assert (res.vectors, res.mismatches) == (len(x), 0), res.output[-2000:]
+    for layout, defs in LAYOUTS.items():
+        _, res = build_and_run(m, x, tmp_path / layout, sanitize=True, static_arena=False, defs=defs)
+        assert (res.vectors, res.mismatches) == (len(x), 0), (layout, res.output[-2000:])
 
 
 def test_flipped_weight_bit_is_caught_with_first_divergence(tmp_path):
@@ -49,7 +55,7 @@ def test_flipped_weight_bit_is_caught_with_first_divergence(tmp_path):
     out = tmp_path / "fw"
     generate_firmware(m, out, FirmwareOptions(), x)
     src = (out / "hwbin_model.c").read_text()
-    start = src.index(f"hwbin_l{len(m.layers) - 1}_weight")
+    start = src.rindex(f"hwbin_l{len(m.layers) - 1}_weight[")  # the rows table (#else of HWBIN_VERTICAL): the host's
     i = src.index("0x", start)
     word = int(src[i:i + 10], 16) ^ 1
     (out / "hwbin_model.c").write_text(src[:i] + f"0x{word:08x}" + src[i + 10:])

@@ -31,6 +31,7 @@
  * 12 of a full SWAR popcount, and a row of 9-18 words has only one final fold. All planes
  * are counted two at a time, so each weight word is loaded once per pair. */
 #define HWBIN_MAX_ORDER 8u
+#define HWBIN_BATCH 32u /* output channels per kernel call: one word of level bits */
 #define M1 0x55555555u
 #define M2 0x33333333u
 #define M4 0x0F0F0F0Fu
@@ -48,6 +49,7 @@
 #define OPAQUE(v) ((void)0)
 #endif
 
+#if !HWBIN_VERTICAL /* the row kernels, up to xor_popcount2 */
 typedef struct {
     uint32_t m1, m2, m4;
 } masks_t;
@@ -97,7 +99,6 @@ static inline uint32_t sum_bytes(uint32_t b)
  * f = (0, 1, 65536) packs the two counts (each < 65536: a row is at most 2047 words). One
  * call per output position: the per-channel call overhead is gone. */
 #define HWBIN_BATCH_MAX_WORDS 30u /* Thumb-2 kernel: byte sums stay <= 240 */
-#define HWBIN_BATCH 32u           /* output channels per call: one word of level bits */
 
 /* f[0] + f[1] cx + f[2] cy, mod 2^32 (no signed overflow). */
 static inline uint32_t combine(const int32_t *f, uint32_t cx, uint32_t cy)
@@ -517,6 +518,9 @@ static void xor_popcount2(const uint32_t *x, const uint32_t *y, const uint32_t *
     pc[0] = t[0] & 0xFFFFu;
     pc[1] = t[0] >> 16;
 }
+#else
+#define HWBIN_PAIRED_ROWS 0u
+#endif /* !HWBIN_VERTICAL */
 
 /* ---------------------------------------------------------------- bit strings */
 
@@ -598,6 +602,7 @@ static void load_input(const hwbin_model_t *m, const uint8_t *input, uint32_t *p
     }
 }
 
+#if !HWBIN_VERTICAL
 /* acc = sum_i b_i * (n - 2 popcount(A_i ^ W)) over the k planes of the gathered row, a pair
  * of planes per kernel call. */
 static int32_t accumulate(const hwbin_layer_t *l, const uint32_t *row, const uint32_t *w, uint32_t nw, uint32_t n)
@@ -612,6 +617,7 @@ static int32_t accumulate(const hwbin_layer_t *l, const uint32_t *row, const uin
     }
     return (int32_t)sum;
 }
+#endif
 
 /* Where and how a compute layer writes its outputs, worked out once per layer: the kernels
  * call out of line, after which the compiler would reload (and recompute) every layer field. */
@@ -666,6 +672,17 @@ static inline __attribute__((always_inline)) uint32_t shift_in_ge(uint32_t g, ui
 #endif
 }
 
+/* Threshold j's compare word (bit r: channel r reaches it) into the level bits of a
+ * thermometer count: bit b of the count (bits[k-1-b], plane 0 the MSB) is the XOR of the ge_j
+ * with 2^b dividing j+1. */
+static inline __attribute__((always_inline)) void add_ge(uint32_t *bits, uint32_t k, uint32_t j, uint32_t ge)
+{
+    uint32_t i;
+    for (i = 0; i < k && ((j + 1u) & ((1u << i) - 1u)) == 0u; i++) {
+        bits[k - 1u - i] ^= ge;
+    }
+}
+
 /* The level bits of channels o0 .. o0+run-1 (run <= 32), bit r of bits[i] for channel o0+r,
  * plane 0 the MSB. Each channel's thresholds are ascending, so its compares are a
  * thermometer code: word ge_j holds (acc >= T'_j) per channel, and bit b of the count is the
@@ -693,9 +710,7 @@ static inline __attribute__((always_inline)) void level_bits(const writer_t *w, 
             }
         }
         for (j = 0; j < 3u && j0 + j < nthr; j++) {
-            for (i = 0; i < k && ((j0 + j + 1u) & ((1u << i) - 1u)) == 0u; i++) {
-                bits[k - 1u - i] ^= ge[j] ^ HWBIN_GE_START;
-            }
+            add_ge(bits, k, j0 + j, ge[j] ^ HWBIN_GE_START);
         }
     }
 }
@@ -815,6 +830,7 @@ static void gather_row(const hwbin_layer_t *l, const phase_t *ph, const uint8_t 
     }
 }
 
+#if !HWBIN_VERTICAL
 /* acc[c] for the m output channels o.. against the gathered row: order 2 through the batch
  * kernel, order 1 two channels per pass over the row, other orders plane by plane. */
 static void row_accumulators(const hwbin_layer_t *l, const phase_t *ph, const uint32_t *row, uint32_t paired,
@@ -839,9 +855,12 @@ static void row_accumulators(const hwbin_layer_t *l, const phase_t *ph, const ui
     }
 }
 
+#endif
+
 /* Output channels o.. < end handled in one run: at most HWBIN_BATCH. */
 static uint32_t run_length(uint32_t o, uint32_t end) { return end - o > HWBIN_BATCH ? HWBIN_BATCH : end - o; }
 
+#if !HWBIN_VERTICAL
 /* Binary layers: one gathered row per output position, then the group's output channels in
  * runs of HWBIN_BATCH (one kernel call and one word of level bits per run). */
 static void binary_position(const hwbin_layer_t *l, const phase_t *ph, const uint32_t *weight, uint8_t *arena,
@@ -858,6 +877,286 @@ static void binary_position(const hwbin_layer_t *l, const phase_t *ph, const uin
         emit_run(&wr, o, pos, acc, m);
     }
 }
+#else
+/* ---------------------------------------------------------------- vertical (bit-sliced) counts
+ *
+ * HWBIN_VERTICAL builds read a binary layer's weights transposed (firmware/generate.py
+ * vertical_weights): per group, per block of 32 output channels of the group (the last one
+ * narrower: wb lanes) the block's weights K index by K index, wb bits each (lane r: the
+ * block's channel r); a full block is one word per K index. One activation bit then meets 32
+ * output channels in a few word-wide boolean operations: a block's counts are kept bit-sliced,
+ * lv[l] holding bit l of all 32 channels' counts. */
+#define HWBIN_VLEVELS 16u /* counts < 2^16: a plane's n, or E = 2 D_1 + D_2 <= 3n (fast_pair) */
+
+static uint32_t vertical_blocks(const hwbin_layer_t *l) { return (l->out_c / l->groups + 31u) >> 5; }
+
+/* The fast count applies (firmware/generate.py fast_pair): an order-2 input with b_1 = 2 b_2,
+ * so acc = 3 b_2 n - 2 b_2 E with E = 2 D_1 + D_2 (D_i: disagreements of plane i). */
+static uint32_t fast_pair(const hwbin_layer_t *l, uint32_t n)
+{
+    return l->in_order == 2u && l->in_bases[0] == 2 * l->in_bases[1] && 3u * n < 65536u;
+}
+
+/* lv += d (one bit per channel) over `levels` levels, the carries rippled up. */
+static inline void vadd(uint32_t *lv, uint32_t levels, uint32_t d)
+{
+    uint32_t l;
+    for (l = 0; d != 0u && l < levels; l++) {
+        uint32_t c = lv[l] & d;
+        lv[l] ^= d;
+        d = c;
+    }
+}
+
+/* lv += popcount(a ^ w) per channel over the nw words of one plane a of the row; w: the
+ * block's wb-bit lanes, K index k (bit k % 32 of a[k / 32]) at bit k * wb. */
+static void vcount_plane(uint32_t *lv, uint32_t levels, const uint32_t *w, uint32_t wb, const uint32_t *a,
+                         uint32_t nw)
+{
+    uint32_t k, off = 0, keep = wb == 32u ? ~0u : (1u << wb) - 1u;
+    for (k = 0; k < 32u * nw; k++, off += wb) { /* lanes k: bits off .. off+wb-1 */
+        uint32_t sh = off & 31u, d = w[off >> 5] >> sh;
+        if (sh + wb > 32u) {
+            d |= w[(off >> 5) + 1u] << (32u - sh);
+        }
+        vadd(lv, levels, (d & keep) ^ (0u - ((a[k >> 5] >> (k & 31u)) & 1u)));
+    }
+}
+
+#if defined(__GNUC__) && defined(__thumb2__) && !defined(HWBIN_PORTABLE_KERNELS)
+/* lv = E = 2 popcount(x ^ w) + popcount(y ^ w) per channel, y = x + nw (the row's two
+ * planes), by hand: GCC spills this loop. A Harley-Seal carry-save sum: lv[0..4] (the ones to
+ * sixteens) stay in r4-r8; per pair of K indices two weight loads, the two planes' bits
+ * broadcast by "eor rd, w, a, asr #31" (the row word bit-reversed once, then shifted left),
+ * plane 1's pair added into the ones (a carry-save adder, CSA), its carry and plane 0's pair
+ * into the twos (a CSA and a half adder), their two carries into the fours: 25 ALU operations.
+ * Four pairs' eights carries go through the eights (two CSAs) into the sixteens (one CSA, one
+ * carry spilled to the stack); the sixteens' carry ripples into lv[5..] in memory (two levels
+ * unrolled, then a loop) and stops at the first level without one (E < 2^16, so never past
+ * lv[15]). r1 w, r2/r3 the row words
+ * of planes 0/1, r9-r12 and lr temporaries, r0 a held eights carry; [sp] lv, [sp+4] the spilled
+ * carry, [sp+8] the end of the row word's 32 weight words, [sp+12] the row, [sp+16] its end,
+ * [sp+20] 4 nw. */
+__attribute__((naked, noinline)) static void vcount2(uint32_t *lv __attribute__((unused)),
+                                                     const uint32_t *w __attribute__((unused)),
+                                                     const uint32_t *x __attribute__((unused)),
+                                                     uint32_t nw __attribute__((unused)))
+{
+    __asm__ volatile(
+        ".macro vcsa l, a, b, h\n\t" /* h = carry of l + a + b, l = their sum bit (lr temporary; h may be a) */
+        "eor    lr, \\l, \\a\n\t"
+        "and    \\h, \\l, \\a\n\t"
+        "eor    \\l, lr, \\b\n\t"
+        "and    lr, lr, \\b\n\t"
+        "orr    \\h, \\h, lr\n\t"
+        ".endm\n\t"
+        ".macro vhi c, n\n\t" /* one level of lv[5..]: carry c in, n out; done at the first 0 */
+        "ldr    r9, [r12]\n\t"
+        "ands   \\n, r9, \\c\n\t"
+        "eor    r9, r9, \\c\n\t"
+        "str    r9, [r12], #4\n\t"
+        "beq    3f\n\t"
+        ".endm\n\t"
+        ".macro vpair dst\n\t" /* two K indices; dst = their fours' carry into the eights */
+        "ldr    r9, [r1], #4\n\t"
+        "ldr    r10, [r1], #4\n\t"
+        "eor    r11, r9, r3, asr #31\n\t"
+        "lsl    r3, r3, #1\n\t"
+        "eor    r12, r10, r3, asr #31\n\t"
+        "lsl    r3, r3, #1\n\t"
+        "vcsa   r4, r11, r12, r11\n\t"
+        "eor    r9, r9, r2, asr #31\n\t"
+        "lsl    r2, r2, #1\n\t"
+        "eor    r10, r10, r2, asr #31\n\t"
+        "lsl    r2, r2, #1\n\t"
+        "vcsa   r5, r11, r9, r11\n\t"
+        "and    r12, r5, r10\n\t"
+        "eor    r5, r5, r10\n\t"
+        "vcsa   r6, r11, r12, \\dst\n\t"
+        ".endm\n\t"
+        "push   {r4-r11, lr}\n\t"
+        "sub    sp, sp, #24\n\t"
+        "add    r12, r0, #20\n\t"
+        "str    r12, [sp]\n\t"
+        "str    r2, [sp, #12]\n\t"
+        "lsl    r12, r3, #2\n\t"
+        "str    r12, [sp, #20]\n\t"
+        "add    r3, r2, r12\n\t"
+        "str    r3, [sp, #16]\n\t"
+        "movs   r4, #0\n\t" /* lv = 0: r4-r8 and lv[5..15] */
+        "movs   r5, #0\n\t"
+        "movs   r6, #0\n\t"
+        "movs   r7, #0\n\t"
+        "movs   r8, #0\n\t"
+        "movs   r9, #0\n\t"
+        "movs   r10, #0\n\t"
+        "movs   r11, #0\n\t"
+        "add    r0, r0, #20\n\t"
+        "stm    r0!, {r4-r11}\n\t"
+        "stm    r0, {r4-r6}\n"
+        "2:\n\t"
+        "ldr    r12, [sp, #12]\n\t"
+        "ldr    r3, [sp, #20]\n\t"
+        "ldr    r3, [r12, r3]\n\t"
+        "ldr    r2, [r12], #4\n\t"
+        "str    r12, [sp, #12]\n\t"
+        "rbit   r2, r2\n\t"
+        "rbit   r3, r3\n\t"
+        "add    r12, r1, #128\n\t"
+        "str    r12, [sp, #8]\n"
+        "1:\n\t"
+        "vpair  r0\n\t"
+        "vpair  r11\n\t"
+        "vcsa   r7, r0, r11, r0\n\t"
+        "str    r0, [sp, #4]\n\t"
+        "vpair  r0\n\t"
+        "vpair  r11\n\t"
+        "vcsa   r7, r0, r11, r0\n\t"
+        "ldr    r11, [sp, #4]\n\t"
+        "vcsa   r8, r11, r0, r11\n\t"
+        "ldr    r12, [sp]\n\t"
+        "cmp    r11, #0\n\t"
+        "beq    3f\n\t"
+        "vhi    r11, r10\n\t"
+        "vhi    r10, r11\n"
+        "4:\n\t"
+        "ldr    r9, [r12]\n\t"
+        "ands   r10, r9, r11\n\t"
+        "eor    r9, r9, r11\n\t"
+        "str    r9, [r12], #4\n\t"
+        "mov    r11, r10\n\t"
+        "bne    4b\n"
+        "3:\n\t"
+        "ldr    r0, [sp, #8]\n\t"
+        "cmp    r1, r0\n\t"
+        "bne    1b\n\t"
+        "ldr    r0, [sp, #12]\n\t"
+        "ldr    r12, [sp, #16]\n\t"
+        "cmp    r0, r12\n\t"
+        "bne    2b\n\t"
+        "ldr    r0, [sp]\n\t"
+        "sub    r0, r0, #20\n\t"
+        "stm    r0, {r4-r8}\n\t"
+        "add    sp, sp, #24\n\t"
+        "pop    {r4-r11, pc}\n\t"
+        ".purgem vhi\n\t"
+        ".purgem vpair\n\t"
+        ".purgem vcsa\n\t");
+}
+#define HWBIN_VCOUNT2_ASM 1
+#endif
+
+/* lv = E = 2 popcount(x ^ w) + popcount(y ^ w) per lane, y = x + nw (plane 0 enters at the
+ * twos): the kernel for a full block, plane by plane otherwise. */
+static void count_pair(uint32_t *lv, const uint32_t *w, uint32_t wb, const uint32_t *x, uint32_t nw)
+{
+#ifdef HWBIN_VCOUNT2_ASM
+    if (wb == 32u) {
+        vcount2(lv, w, x, nw);
+        return;
+    }
+#endif
+    memset(lv, 0, HWBIN_VLEVELS * 4u);
+    vcount_plane(lv + 1, HWBIN_VLEVELS - 1u, w, wb, x, nw);
+    vcount_plane(lv, HWBIN_VLEVELS, w, wb, x + nw, nw);
+}
+
+/* Channel r's count out of bit-sliced counts. */
+static uint32_t lane(const uint32_t *lv, uint32_t r)
+{
+    uint32_t l = HWBIN_VLEVELS, v = 0;
+    while (l-- > 0u) {
+        v = (v << 1) | ((lv[l] >> r) & 1u);
+    }
+    return v;
+}
+
+/* (E >= V) per channel, V bit-sliced in `levels` words (LSB first): the most significant
+ * level where E and V differ decides; equal reaches the threshold. */
+static inline uint32_t vge(const uint32_t *lv, const uint32_t *v, uint32_t levels)
+{
+    uint32_t ge = ~0u, l;
+    for (l = 0; l < levels; l++) {
+        ge ^= (ge ^ lv[l]) & (lv[l] ^ v[l]);
+    }
+    return ge;
+}
+
+/* The levels of a block's m channels o.. at position pos from its bit-sliced E (see
+ * generate.py sliced_thresholds): one compare word a threshold for the whole block, the
+ * thermometer's level bits by XOR (add_ge), the flips, then ORed into the zeroed planes (the
+ * m bits may straddle two words). */
+static void emit_sliced(const writer_t *w, uint32_t slices, const uint32_t *lv, uint32_t block, uint32_t o,
+                        uint32_t pos, uint32_t m)
+{
+    uint32_t k = w->k, nthr = (1u << k) - 1u, j, i, bits[HWBIN_MAX_ORDER], flip = get_bits(w->flips, o, m);
+    uint32_t keep = m == 32u ? ~0u : (1u << m) - 1u;
+    const uint32_t *v = w->thresholds + block * nthr * slices;
+    for (i = 0; i < k; i++) {
+        bits[i] = flip;
+    }
+    for (j = 0; j < nthr; j++, v += slices) {
+        add_ge(bits, k, j, vge(lv, v, slices));
+    }
+    for (i = 0; i < k; i++) {
+        or_bits(w->planes + i * w->pw, pos * w->out_c + o, bits[i] & keep, m);
+    }
+}
+
+/* acc[r] of a block's m channels (its lanes): from the fast count E in lv (acc = 3 b_2 n -
+ * 2 b_2 E), or plane by plane (any order and bases, any block width) into lv. */
+static void vertical_accumulators(const hwbin_layer_t *l, const phase_t *ph, const uint32_t *w, const uint32_t *row,
+                                  uint32_t fast, uint32_t *lv, uint32_t m, int32_t *acc)
+{
+    int32_t n = (int32_t)ph->n;
+    uint32_t i, r;
+    if (fast != 0u) {
+        int32_t b2 = l->in_bases[1];
+        for (r = 0; r < m; r++) {
+            acc[r] = 3 * b2 * n - 2 * b2 * (int32_t)lane(lv, r);
+        }
+        return;
+    }
+    for (r = 0; r < m; r++) {
+        acc[r] = 0;
+    }
+    for (i = 0; i < l->in_order; i++) {
+        memset(lv, 0, HWBIN_VLEVELS * 4u);
+        vcount_plane(lv, HWBIN_VLEVELS, w, m, row + i * ph->nw, ph->nw);
+        for (r = 0; r < m; r++) {
+            acc[r] += l->in_bases[i] * (n - 2 * (int32_t)lane(lv, r));
+        }
+    }
+}
+
+/* Binary layers (HWBIN_VERTICAL): one gathered row per output position; per block of up to
+ * 32 output channels the bit-sliced counts of its planes against the block's transposed
+ * weights, then the bit-sliced thresholds (l->slices levels) or each channel's accumulator
+ * through the integer writer (scores, other orders and bases, stride phases). */
+static void binary_position(const hwbin_layer_t *l, const phase_t *ph, const uint32_t *weight, uint8_t *arena,
+                            uint32_t *row, uint32_t g, uint32_t oy, uint32_t ox)
+{
+    uint32_t og = l->out_c / l->groups, blocks = vertical_blocks(l), nw = ph->nw, end = (g + 1u) * og;
+    uint32_t pos = oy * l->out_w + ox, fast = fast_pair(l, ph->n), o = g * og, m, bi;
+    writer_t wr = writer_for(l, arena);
+    gather_row(l, ph, arena, row, 0u, g, oy, ox);
+    for (bi = 0; bi < blocks; bi++, o += m) {
+        const uint32_t *w = weight + g * words_for(og * nw * 32u) + bi * nw * 32u;
+        uint32_t lv[HWBIN_VLEVELS];
+        m = run_length(o, end);
+        if (fast != 0u) {
+            count_pair(lv, w, m, row, nw);
+        }
+        if (l->slices != 0u) {
+            emit_sliced(&wr, l->slices, lv, g * blocks + bi, o, pos, m);
+        } else {
+            int32_t acc[HWBIN_BATCH];
+            vertical_accumulators(l, ph, w, row, fast, lv, m, acc);
+            emit_run(&wr, o, pos, acc, m);
+        }
+    }
+}
+#endif
 
 /* The first layer on uint8 pixels through tables of subset sums: the K vector goes in blocks
  * of 32 values (one weight word); for every 4 values of a block (a nibble of the weight word),
@@ -968,6 +1267,20 @@ static void run_phase(const hwbin_layer_t *l, const phase_t *ph, const uint32_t 
     }
 }
 
+/* Weight words of one stride phase of nw words a row: a row per output channel, or
+ * (HWBIN_VERTICAL, binary layers) per group og lanes of 32 K indices per row word. */
+static uint32_t phase_weight_words(const hwbin_layer_t *l, uint32_t nw, const uint8_t *pixels)
+{
+#if HWBIN_VERTICAL
+    if (pixels == 0) {
+        return l->groups * words_for(l->out_c / l->groups * nw * 32u);
+    }
+#else
+    (void)pixels;
+#endif
+    return l->out_c * nw;
+}
+
 static void run_compute(const hwbin_layer_t *l, uint8_t *arena, void *scratch, const uint8_t *pixels)
 {
     uint32_t sh = l->kind == HWBIN_CONV ? 1u : l->sh, sw = l->kind == HWBIN_CONV ? 1u : l->sw;
@@ -987,7 +1300,7 @@ static void run_compute(const hwbin_layer_t *l, uint8_t *arena, void *scratch, c
                 continue;
             }
             run_phase(l, &ph, weight, arena, scratch, pixels);
-            weight += l->out_c * ph.nw;
+            weight += phase_weight_words(l, ph.nw, pixels);
         }
     }
 }
