@@ -43,6 +43,15 @@ def drained_rows(prog: pg.Program, rows: list[dict]) -> list[dict]:
     return [r for t, r in zip(prog.tiles, rows) if t["kind"] in (pg.KIND_COMPUTE, pg.KIND_FIRST) and t.get("nvalid")]
 
 
+def generator_tables(prog: pg.Program) -> dict:
+    """{name: (records, fields)} of the two tables a generator replaces: the tile ROM's rows
+    after tile 0 (Top's tile register starts with it) and the rows of the tiles the drain takes."""
+    from .top import DRAIN_FIELDS, TILE_FIELDS, drain_rows, gather_words
+
+    return {"tile": (prog.tiles[1:], TILE_FIELDS),
+            "drain": (drained_rows(prog, drain_rows(prog, gather_words(prog))), DRAIN_FIELDS)}
+
+
 def record_layout(loops: pg.RecordLoops) -> data.StructLayout:
     """The record's layout: ``rtl/top.py``'s ``_layout`` of the same records and fields."""
     return data.StructLayout({f: unsigned(w) for f, w in zip(loops.fields, loops.widths)})

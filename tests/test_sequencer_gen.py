@@ -12,19 +12,12 @@ from hypothesis import strategies as st
 
 from hwbin import program as pg
 from hwbin.models import MODELS
-from hwbin.rtl.sequencer_gen import RecordGenerator, drained_rows, record_layout
-from hwbin.rtl.top import DRAIN_FIELDS, TILE_FIELDS, _layout, _pack, drain_rows, gather_words
+from hwbin.rtl.sequencer_gen import RecordGenerator, generator_tables, record_layout
+from hwbin.rtl.top import _layout, _pack
 
 from .helpers import random_ir, random_models, zoo_ir
 
 CONFIGS = [(4, 1, 16), (8, 4, 32), (2, 2, 8), (4, 4, 16), (16, 8, 64)]
-
-
-def tables(prog: pg.Program) -> dict:
-    """(records, fields) of the two tables a generator replaces: the tile ROM's rows after tile
-    0 (Top's tile register starts with it) and the rows of the tiles the drain takes."""
-    return {"tile": (prog.tiles[1:], TILE_FIELDS),
-            "drain": (drained_rows(prog, drain_rows(prog, gather_words(prog))), DRAIN_FIELDS)}
 
 
 def flat(records, fields):
@@ -33,7 +26,7 @@ def flat(records, fields):
 
 
 def check_expansion(prog: pg.Program) -> None:
-    for name, (records, fields) in tables(prog).items():
+    for name, (records, fields) in generator_tables(prog).items():
         loops = pg.compress_records(records, fields)
         assert loops.length == len(records)
         assert pg.expand_records(loops) == flat(records, fields), name
@@ -70,7 +63,7 @@ def test_loops_are_few_for_digits_cnn():
     dozen descriptor entries, not 1,862 + 1,795 rows."""
     m, _ = zoo_ir("digits-cnn")
     prog = pg.compile_program(m, pg.ArrayConfig(4, 1, 16))
-    for name, (records, fields) in tables(prog).items():
+    for name, (records, fields) in generator_tables(prog).items():
         loops = pg.compress_records(records, fields)
         assert len(loops.entries) <= 20, (name, len(loops.entries))
 
@@ -135,7 +128,7 @@ def test_generator_gives_the_records_of_digits_cnn(table):
     record held when requested past the end (Top's END entry is read twice)."""
     m, _ = zoo_ir("digits-cnn")
     prog = pg.compile_program(m, pg.ArrayConfig(4, 1, 16))
-    records, fields = tables(prog)[table]
+    records, fields = generator_tables(prog)[table]
     loops = pg.compress_records(records, fields)
     layout = _layout(records, fields)
     want = [_pack(layout, r) for r in records]
@@ -155,7 +148,7 @@ def test_generator_gives_the_records_of_random_models(params, cfg, table, seed):
         prog = pg.compile_program(m, pg.ArrayConfig(*cfg))
     except pg.ConfigError:
         return
-    records, fields = tables(prog)[table]
+    records, fields = generator_tables(prog)[table]
     if not records:
         return
     loops = pg.compress_records(records, fields)
