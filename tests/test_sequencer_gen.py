@@ -164,3 +164,23 @@ def test_generator_gives_the_records_of_random_models(params, cfg, table, seed):
         return want[:n] + want[-1:] * (n - len(want))
     assert got[:i] == held(consumed)
     assert got[i + 1:] == held(len(got) - i - 1)
+
+
+def test_resource_estimate_with_generators_frees_the_table_rams():
+    """``estimate(generator=True)``: the tile and drain ROMs leave the block RAMs and come back
+    as the generators' LUTs; everything else, and the default estimate, as before."""
+    from hwbin.rtl.resources import estimate, generator_luts
+
+    m, _ = zoo_ir("digits-cnn")
+    prog = pg.compile_program(m, pg.ArrayConfig(4, 1, 16, part="ice40-up5k"))
+    flat_est, gen_est = estimate(prog, "ice40-up5k"), estimate(prog, "ice40-up5k", generator=True)
+    mems = flat_est["memories"]
+    table_brams = mems["tile_rom"].get("brams", 0) + mems["drain_rom"].get("brams", 0)
+    assert table_brams > 0
+    assert gen_est["brams"] == flat_est["brams"] - table_brams
+    luts = generator_luts(prog)
+    assert gen_est["memories"]["tile_rom"]["luts"] == luts["tile"] > 0
+    assert gen_est["memories"]["drain_rom"]["luts"] == luts["drain"] > 0
+    assert gen_est["luts"] > flat_est["luts"]
+    others = set(mems) - {"tile_rom", "drain_rom"}
+    assert {k: gen_est["memories"][k] for k in others} == {k: mems[k] for k in others}
