@@ -45,8 +45,8 @@ def table_rows(name: str, cfgs: list[pg.ArrayConfig]) -> list[list]:
             prog = pg.compile_program(m, cfg)
         except pg.ConfigError:
             continue
-        for table, (records, fields) in generator_tables(prog).items():
-            loops = pg.compress_records(records, fields)
+        for table, (records, fields, widths) in generator_tables(prog).items():
+            loops = pg.compress_records(records, fields, widths)
             width = sum(loops.widths)
             rows.append([name, cfg.label(), table, len(records), len(records) * width,
                          bram_blocks(len(records) + 1, width, 1, "ice40"), len(loops.entries), loops.segments,
@@ -89,12 +89,12 @@ def main() -> None:
     m, _ = zoo_ir(name)
     prog = pg.compile_program(m, parse_cfg(cfg))
     out = []
-    for table, (records, fields) in generator_tables(prog).items():
-        gen = RecordGenerator(pg.compress_records(records, fields))
+    for table, (records, fields, widths) in generator_tables(prog).items():
+        gen = RecordGenerator(pg.compress_records(records, fields, widths))
         with tempfile.TemporaryDirectory() as work:
             cells = synth_ice40(gen, Path(work))
         with tempfile.TemporaryDirectory() as work:
-            fmax = fmax_ecp5(RecordGenerator(pg.compress_records(records, fields)), Path(work))
+            fmax = fmax_ecp5(RecordGenerator(pg.compress_records(records, fields, widths)), Path(work))
         out.append([f"{name} {cfg} {table}", cells.get("SB_LUT4", 0), cells.get("SB_CARRY", 0),
                     sum(v for k, v in cells.items() if k.startswith("SB_DFF")), cells.get("SB_RAM40_4K", 0),
                     f"{fmax:.1f}"])

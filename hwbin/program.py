@@ -832,12 +832,14 @@ def _segment_at(members: list[tuple], i: int, max_body: int) -> tuple[int, int]:
     return best[1], best[2]
 
 
-def compress_records(records: list[dict], fields, rotate=ROTATE_FIELDS, max_body: int = 8) -> RecordLoops:
+def compress_records(records: list[dict], fields, widths=None, rotate=ROTATE_FIELDS, max_body: int = 8) -> RecordLoops:
     """Loop descriptors that ``expand_records`` turns back into ``records`` (each a dict of
-    non-negative ints; a missing field reads 0), projected on ``fields``."""
+    non-negative ints; a missing field reads 0), projected on ``fields``. ``widths``: bits per
+    field (default: the records' own ``record_widths``; a ROM laid out for a longer list, as
+    the tile ROM is with tile 0, passes its own)."""
     fields = tuple(fields)
     rotate = tuple(f for f in rotate if f in fields)
-    widths = record_widths(records, fields)
+    widths = tuple(widths) if widths is not None else record_widths(records, fields)
     rows = [tuple(int(r.get(f, 0)) for f in fields) for r in records]
     if not rows:
         raise ValueError("no records to compress")

@@ -127,8 +127,8 @@ def generator_luts(prog: pg.Program) -> dict:
 
     g = GEN_MODEL
     out = {}
-    for name, (records, fields) in generator_tables(prog).items():
-        loops = pg.compress_records(records, fields)
+    for name, (records, fields, widths) in generator_tables(prog).items():
+        loops = pg.compress_records(records, fields, widths)
         out[name] = int(round(g["fixed"] + g["per_bit"] * sum(loops.widths) + g["per_entry"] * len(loops.entries)))
     return out
 

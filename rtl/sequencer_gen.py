@@ -16,7 +16,7 @@ out as ``rtl/top.py``'s ``_layout(records, fields)`` (fields in order, each as w
 largest value). How ``Top`` would use it, in place of its ROM reads:
 
 - tile path, records ``prog.tiles[1:]`` over TILE_FIELDS (tile 0 is the tile register's
-  reset value): ``restart = ~running`` (the ROM read address 1), ``next = advance`` (the ROM
+  reset value; the widths of the whole table's layout: ``generator_tables``): ``restart = ~running`` (the ROM read address 1), ``next = advance`` (the ROM
   read idx + 2): ``data`` is then tiles[idx + 1] exactly when ``tile_rp.data`` was.
 - drain path, records = the drained tiles only (``drained_rows``: compute and engine tiles
   with columns; the drain never reads the others) over DRAIN_FIELDS: ``restart = ~running``,
@@ -44,12 +44,14 @@ def drained_rows(prog: pg.Program, rows: list[dict]) -> list[dict]:
 
 
 def generator_tables(prog: pg.Program) -> dict:
-    """{name: (records, fields)} of the two tables a generator replaces: the tile ROM's rows
-    after tile 0 (Top's tile register starts with it) and the rows of the tiles the drain takes."""
+    """{name: (records, fields, widths)} of the two tables a generator replaces: the tile
+    ROM's rows after tile 0 (Top's tile register starts with it) and the rows of the tiles the
+    drain takes, each with the field widths of Top's layout for the whole table."""
     from .top import DRAIN_FIELDS, TILE_FIELDS, drain_rows, gather_words
 
-    return {"tile": (prog.tiles[1:], TILE_FIELDS),
-            "drain": (drained_rows(prog, drain_rows(prog, gather_words(prog))), DRAIN_FIELDS)}
+    drows = drain_rows(prog, gather_words(prog))
+    return {"tile": (prog.tiles[1:], TILE_FIELDS, pg.record_widths(prog.tiles, TILE_FIELDS)),
+            "drain": (drained_rows(prog, drows), DRAIN_FIELDS, pg.record_widths(drows, DRAIN_FIELDS))}
 
 
 def record_layout(loops: pg.RecordLoops) -> data.StructLayout:

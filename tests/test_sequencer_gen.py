@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from hwbin import program as pg
 from hwbin.models import MODELS
 from hwbin.rtl.sequencer_gen import RecordGenerator, generator_tables, record_layout
-from hwbin.rtl.top import _layout, _pack
+from hwbin.rtl.top import _layout, _pack, drain_rows, gather_words
 
 from .helpers import random_ir, random_models, zoo_ir
 
@@ -26,12 +26,13 @@ def flat(records, fields):
 
 
 def check_expansion(prog: pg.Program) -> None:
-    for name, (records, fields) in generator_tables(prog).items():
-        loops = pg.compress_records(records, fields)
+    full = {"tile": prog.tiles, "drain": drain_rows(prog, gather_words(prog))}
+    for name, (records, fields, widths) in generator_tables(prog).items():
+        loops = pg.compress_records(records, fields, widths)
         assert loops.length == len(records)
         assert pg.expand_records(loops) == flat(records, fields), name
         # the generator's record is the ROM's word: same fields, same widths
-        assert record_layout(loops) == _layout(records, fields)
+        assert record_layout(loops) == _layout(full[name], fields)
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
@@ -63,8 +64,8 @@ def test_loops_are_few_for_digits_cnn():
     dozen descriptor entries, not 1,862 + 1,795 rows."""
     m, _ = zoo_ir("digits-cnn")
     prog = pg.compile_program(m, pg.ArrayConfig(4, 1, 16))
-    for name, (records, fields) in generator_tables(prog).items():
-        loops = pg.compress_records(records, fields)
+    for name, (records, fields, widths) in generator_tables(prog).items():
+        loops = pg.compress_records(records, fields, widths)
         assert len(loops.entries) <= 20, (name, len(loops.entries))
 
 
@@ -128,9 +129,9 @@ def test_generator_gives_the_records_of_digits_cnn(table):
     record held when requested past the end (Top's END entry is read twice)."""
     m, _ = zoo_ir("digits-cnn")
     prog = pg.compile_program(m, pg.ArrayConfig(4, 1, 16))
-    records, fields = generator_tables(prog)[table]
-    loops = pg.compress_records(records, fields)
-    layout = _layout(records, fields)
+    records, fields, widths = generator_tables(prog)[table]
+    loops = pg.compress_records(records, fields, widths)
+    layout = record_layout(loops)
     want = [_pack(layout, r) for r in records]
     got = simulate(loops, requests(len(records), 0) + [True] * 3)
     assert got[:len(want)] == want
@@ -148,11 +149,11 @@ def test_generator_gives_the_records_of_random_models(params, cfg, table, seed):
         prog = pg.compile_program(m, pg.ArrayConfig(*cfg))
     except pg.ConfigError:
         return
-    records, fields = generator_tables(prog)[table]
+    records, fields, widths = generator_tables(prog)[table]
     if not records:
         return
-    loops = pg.compress_records(records, fields)
-    want = [_pack(_layout(records, fields), r) for r in records]
+    loops = pg.compress_records(records, fields, widths)
+    want = [_pack(record_layout(loops), r) for r in records]
     pattern = requests(len(records), seed)
     cut = min(len(pattern) - 1, seed % (len(pattern)))
     consumed = sum(pattern[:cut])
