@@ -658,3 +658,231 @@ def expected_beats(scores: np.ndarray) -> list[int]:
     for q in range(s.shape[1]):
         out += [int(v) for v in s[:, q]] + [int(np.argmax(s[:, q]))]
     return out
+
+
+# --------------------------------------------------------------------------- record loops
+#
+# The tile table and the drain's table are long (1,862 rows for digits-cnn at 4x1x16) but
+# regular: within a layer every field advances by a constant stride from one tile to the next,
+# resets at a column tile, and the write enables are a mask that rotates by a granule per row
+# tile. On an iCE40 UP5K the two tables took 57 of its 30 block RAMs. ``compress_records``
+# turns such a list into a few loop descriptors that a small generator (rtl/sequencer_gen.py)
+# runs in hardware; ``expand_records`` runs the same state machine in Python, and the tests
+# prove it gives back the list, record for record.
+#
+# The form: record t+1 = record t + a delta. A delta adds a constant to each field (modulo the
+# field's width) except the rotating fields (``wen``), which it rotates left by an amount and
+# then XORs with a mask (zero where the mask only moves). A *member* is ``count`` records
+# joined by one ``step`` delta, then its ``exit`` delta to the next member's first record. A
+# *segment* is a body of up to ``max_body`` members repeated ``reps`` times: the body's last
+# exit wraps back to its first member, and the last repetition leaves by ``leave`` instead
+# (the jump to the next segment). digits-cnn's first layer (eight row tiles and an assembly
+# tile per output position, three kinds of jump) is one segment of two members.
+
+#: the fields that rotate rather than add: the activation write enables (a granule mask)
+ROTATE_FIELDS = ("wen",)
+
+
+def record_widths(records: list[dict], fields: list[str]) -> tuple[int, ...]:
+    """Bits of each field: its largest value's (at least 1), the rule of rtl/top.py's layouts."""
+    return tuple(max([1] + [int(r.get(f, 0)).bit_length() for r in records]) for f in fields)
+
+
+def _rotl(v: int, amount: int, width: int) -> int:
+    amount %= width
+    mask = (1 << width) - 1
+    return ((v << amount) | (v >> (width - amount))) & mask if amount else v
+
+
+@dataclass(frozen=True)
+class LoopEntry:
+    """One member of a segment, as the generator's descriptor ROM holds it. ``last``: the body's
+    last member (then ``reps``, ``back`` and ``leave`` apply); ``stop``: the list's last member."""
+    count: int                 # records of the member (>= 1)
+    step: tuple                # delta between its records (zero where count == 1)
+    exit: tuple                # delta to the next member's first record (the body's last: the wrap)
+    last: bool = False
+    reps: int = 1              # repetitions of the body (on the body's last member)
+    back: int = 0              # members from the body's last back to its first
+    leave: tuple = ()          # delta from the segment's last record to the next segment's first
+    stop: bool = False
+
+
+@dataclass
+class RecordLoops:
+    """A list of records as loop descriptors: ``first`` (record 0, in ``fields`` order) and the
+    flat member table ``entries`` that rtl/sequencer_gen.py stores."""
+    fields: tuple[str, ...]
+    widths: tuple[int, ...]
+    rotate: tuple[str, ...]
+    first: tuple[int, ...]
+    entries: list[LoopEntry]
+    length: int                # records it expands to
+
+    @property
+    def segments(self) -> int:
+        return sum(e.last for e in self.entries)
+
+    def rotations(self) -> list[list[int]]:
+        """Per rotating field, the rotation amounts the deltas use (the generator muxes over
+        these few instead of a barrel rotator)."""
+        out = []
+        for i, f in enumerate(self.fields):
+            if f in self.rotate:
+                amounts = {0}
+                for e in self.entries:
+                    for d in (e.step, e.exit, e.leave):
+                        if d:
+                            amounts.add(d[i][0])
+                out.append(sorted(amounts))
+        return out
+
+    def entry_bits(self) -> dict:
+        """Bits of one descriptor ROM entry, by part (see rtl/sequencer_gen.py's layout)."""
+        rot = self.rotations()
+        delta = 0
+        ri = 0
+        for f, w in zip(self.fields, self.widths):
+            if f in self.rotate:
+                delta += w + max(1, (len(rot[ri]) - 1).bit_length())
+                ri += 1
+            else:
+                delta += w
+        return {"count": _bits(max(e.count for e in self.entries) - 1),
+                "reps": _bits(max(e.reps for e in self.entries) - 1),
+                "back": _bits(max(e.back for e in self.entries)),
+                "flags": 2, "delta": delta, "deltas": 3 * delta}
+
+    def bits(self) -> int:
+        """Bits of the descriptor ROM (entries x entry width) and the first record."""
+        b = self.entry_bits()
+        return len(self.entries) * (b["count"] + b["reps"] + b["back"] + b["flags"] + b["deltas"]) + sum(self.widths)
+
+
+def _bits(n: int) -> int:
+    return max(1, int(n).bit_length())
+
+
+def _delta(a: tuple, b: tuple, fields, widths, rotate) -> tuple:
+    """The delta taking record a to record b: a difference per added field; per rotating field
+    (amount, xor), the amount moving a's lowest set bit onto b's (0 if either is 0)."""
+    d = []
+    for f, w, x, y in zip(fields, widths, a, b):
+        if f in rotate:
+            amount = ((y & -y).bit_length() - (x & -x).bit_length()) % w if x and y else 0
+            d.append((amount, _rotl(x, amount, w) ^ y))
+        else:
+            d.append(y - x)
+    return tuple(d)
+
+
+def apply_delta(v: tuple, d: tuple, fields, widths, rotate) -> tuple:
+    """Record v moved by delta d, modulo each field's width (as the generator's adders do)."""
+    out = []
+    for f, w, x, dx in zip(fields, widths, v, d):
+        if f in rotate:
+            out.append(_rotl(x, dx[0], w) ^ dx[1])
+        else:
+            out.append((x + dx) % (1 << w))
+    return tuple(out)
+
+
+def _members(deltas: list[tuple]) -> list[tuple]:
+    """Greedy: from each member's first record, the run of one repeated delta, then the next
+    delta as its exit. (count, step, exit); the list's last member has exit None."""
+    out, i, n = [], 0, len(deltas)
+    while i <= n:
+        if i == n:                                  # the last record alone
+            out.append((1, None, None))
+            break
+        j = i
+        while j + 1 < n and deltas[j + 1] == deltas[i]:
+            j += 1
+        run = j - i + 1
+        if j + 1 == n:                               # the run reaches the list's end
+            out.append((run + 1, deltas[i], None))
+            break
+        out.append((run + 1, deltas[i], deltas[j + 1]))   # (a lone delta: a member of two records)
+        i = j + 2
+    return out
+
+
+def _segment_at(members: list[tuple], i: int, max_body: int) -> tuple[int, int]:
+    """(body length, repetitions) of the best segment starting at member i: the most members
+    saved ((reps - 1) x body), then the shortest body. A repetition must match the body but
+    for its last exit (the leave), and the repetition before it must have left by the wrap."""
+    best = (0, 1, 1)
+    for P in range(1, max_body + 1):
+        if i + P > len(members):
+            break
+        body = members[i:i + P]
+        wrap = body[-1][2]
+        r = 1
+        while True:
+            s = i + r * P
+            rep = members[s:s + P]
+            if len(rep) < P or rep[:-1] != body[:-1] or rep[-1][:2] != body[-1][:2]:
+                break
+            if members[s - 1][2] != wrap:
+                break
+            r += 1
+        saved = (r - 1) * P
+        if saved > best[0]:
+            best = (saved, P, r)
+    return best[1], best[2]
+
+
+def compress_records(records: list[dict], fields, widths=None, rotate=ROTATE_FIELDS, max_body: int = 8) -> RecordLoops:
+    """Loop descriptors that ``expand_records`` turns back into ``records`` (each a dict of
+    non-negative ints; a missing field reads 0), projected on ``fields``. ``widths``: bits per
+    field (default: the records' own ``record_widths``; a ROM laid out for a longer list, as
+    the tile ROM is with tile 0, passes its own)."""
+    fields = tuple(fields)
+    rotate = tuple(f for f in rotate if f in fields)
+    widths = tuple(widths) if widths is not None else record_widths(records, fields)
+    rows = [tuple(int(r.get(f, 0)) for f in fields) for r in records]
+    if not rows:
+        raise ValueError("no records to compress")
+    zero = tuple((0, 0) if f in rotate else 0 for f in fields)
+    deltas = [_delta(a, b, fields, widths, rotate) for a, b in zip(rows, rows[1:])]
+    members = _members(deltas)
+    entries = []
+    i = 0
+    while i < len(members):
+        P, r = _segment_at(members, i, max_body)
+        body = members[i:i + P]
+        leave = members[i + r * P - 1][2]
+        for k, (count, step, ex) in enumerate(body):
+            is_last = k == P - 1
+            entries.append(LoopEntry(count, step or zero, (ex if not is_last or r > 1 else None) or zero,
+                                     last=is_last, reps=r if is_last else 1, back=P - 1 if is_last else 0,
+                                     leave=(leave or zero) if is_last else zero))
+        i += r * P
+    entries[-1] = LoopEntry(**{**entries[-1].__dict__, "stop": True})
+    return RecordLoops(fields, widths, rotate, rows[0], entries, len(rows))
+
+
+def loop_states(loops: RecordLoops):
+    """The generator's state machine (rtl/sequencer_gen.py), one record per step: yields
+    (record, pc, k, r) from record 0 until the stop entry's last record. ``pc`` is the entry,
+    ``k`` the record within its member, ``r`` the repetition of its body."""
+    v, pc, k, r = loops.first, 0, 0, 0
+    args = (loops.fields, loops.widths, loops.rotate)
+    while True:
+        yield v, pc, k, r
+        e = loops.entries[pc]
+        if k != e.count - 1:
+            v, k = apply_delta(v, e.step, *args), k + 1
+        elif not e.last:
+            v, pc, k = apply_delta(v, e.exit, *args), pc + 1, 0
+        elif r != e.reps - 1:
+            v, pc, k, r = apply_delta(v, e.exit, *args), pc - e.back, 0, r + 1
+        elif e.stop:
+            return
+        else:
+            v, pc, k, r = apply_delta(v, e.leave, *args), pc + 1, 0, 0
+
+
+def expand_records(loops: RecordLoops) -> list[dict]:
+    """The records the descriptors stand for, as dicts over ``loops.fields``."""
+    return [dict(zip(loops.fields, v)) for v, *_ in loop_states(loops)]

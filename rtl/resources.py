@@ -113,15 +113,42 @@ def memory_style(mem: MemShape, part: str) -> str:
 LUT_MODEL = {"fixed": 1500, "pe_per_lane": 4.5, "pe": 12, "row": 190, "word_bit": 6.0, "lc_per_lut": 1.33}
 
 
-def estimate(prog: pg.Program, part: str) -> dict:
-    """{kind: used} for luts, brams, sprams, dsps, with the memories one by one."""
+#: LUT4s of one record generator (rtl/sequencer_gen.py) = fixed + per record bit (its adders
+#: and delta select) + per descriptor entry (the ROM in logic): a least-squares fit of yosys
+#: ``synth_ice40`` SB_LUT4 counts over 14 generators (the zoo's tile and drain tables at
+#: 4x1x16, 2x2x8, 8x4x32; within 57 LUT4s of each; digits-cnn 4x1x16: 174 tile + 144 drain
+#: measured). Carries (about a third as many) sit beside their LUTs.
+GEN_MODEL = {"fixed": 87, "per_bit": 0.82, "per_entry": 2.3}
+
+
+def generator_luts(prog: pg.Program) -> dict:
+    """{table: LUT4s} of the generators that would replace the tile and drain ROMs."""
+    from .sequencer_gen import generator_tables
+
+    g = GEN_MODEL
+    out = {}
+    for name, (records, fields, widths) in generator_tables(prog).items():
+        loops = pg.compress_records(records, fields, widths)
+        out[name] = int(round(g["fixed"] + g["per_bit"] * sum(loops.widths) + g["per_entry"] * len(loops.entries)))
+    return out
+
+
+def estimate(prog: pg.Program, part: str, generator: bool = False) -> dict:
+    """{kind: used} for luts, brams, sprams, dsps, with the memories one by one.
+    ``generator``: the tile and drain ROMs replaced by record generators in logic
+    (rtl/sequencer_gen.py; not yet wired into Top, so ``hwbin rtl --board`` leaves it off)."""
     p = PARTS[part]
     cfg = prog.cfg
     R, C, L = cfg.rows, cfg.cols, cfg.lanes
     mems, brams, rom_luts = {}, 0, 0
+    gen = generator_luts(prog) if generator else {}
     for mem in memory_shapes(prog):
         style = memory_style(mem, part)
-        if style == "logic":
+        table = mem.name.removesuffix("_rom")
+        if table in gen:
+            rom_luts += gen[table]
+            mems[mem.name] = {"luts": gen[table], "generator": True}
+        elif style == "logic":
             n = logic_rom_luts(mem.depth, mem.width) * mem.reads * mem.copies
             rom_luts += n
             mems[mem.name] = {"luts": n}
