@@ -931,8 +931,8 @@ static void vcount_plane(uint32_t *lv, uint32_t levels, const uint32_t *w, uint3
  * plane 1's pair added into the ones (a carry-save adder, CSA), its carry and plane 0's pair
  * into the twos (a CSA and a half adder), their two carries into the fours: 25 ALU operations.
  * Four pairs' eights carries go through the eights (two CSAs) into the sixteens (one CSA, one
- * carry spilled to the stack); the sixteens' carry ripples into lv[5..] in memory (two levels
- * unrolled, then a loop) and stops at the first level without one (E < 2^16, so never past
+ * carry spilled to the stack); the sixteens' carry ripples into lv[5..] in memory (three levels
+ * by one LDM/STM, then a loop) and stops at the first level without one (E < 2^16, so never past
  * lv[15]). r1 w, r2/r3 the row words
  * of planes 0/1, r9-r12 and lr temporaries, r0 a held eights carry; [sp] lv, [sp+4] the spilled
  * carry, [sp+8] the end of the row word's 32 weight words, [sp+12] the row, [sp+16] its end,
@@ -949,13 +949,6 @@ __attribute__((naked, noinline)) static void vcount2(uint32_t *lv __attribute__(
         "eor    \\l, lr, \\b\n\t"
         "and    lr, lr, \\b\n\t"
         "orr    \\h, \\h, lr\n\t"
-        ".endm\n\t"
-        ".macro vhi c, n\n\t" /* one level of lv[5..]: carry c in, n out; done at the first 0 */
-        "ldr    r9, [r12]\n\t"
-        "ands   \\n, r9, \\c\n\t"
-        "eor    r9, r9, \\c\n\t"
-        "str    r9, [r12], #4\n\t"
-        "beq    3f\n\t"
         ".endm\n\t"
         ".macro vpair dst\n\t" /* two K indices; dst = their fours' carry into the eights */
         "ldr    r9, [r1], #4\n\t"
@@ -1015,10 +1008,16 @@ __attribute__((naked, noinline)) static void vcount2(uint32_t *lv __attribute__(
         "ldr    r11, [sp, #4]\n\t"
         "vcsa   r8, r11, r0, r11\n\t"
         "ldr    r12, [sp]\n\t"
-        "cmp    r11, #0\n\t"
+        "ldm    r12, {r0, r9, r10}\n\t" /* lv[5..7] += r11: one LDM/STM (a fourth level costs more than it saves) */
+        "and    lr, r0, r11\n\t"
+        "eor    r0, r0, r11\n\t"
+        "and    r11, r9, lr\n\t"
+        "eor    r9, r9, lr\n\t"
+        "ands   lr, r10, r11\n\t"
+        "eor    r10, r10, r11\n\t"
+        "stm    r12!, {r0, r9, r10}\n\t"
         "beq    3f\n\t"
-        "vhi    r11, r10\n\t"
-        "vhi    r10, r11\n"
+        "mov    r11, lr\n"
         "4:\n\t"
         "ldr    r9, [r12]\n\t"
         "ands   r10, r9, r11\n\t"
@@ -1039,7 +1038,6 @@ __attribute__((naked, noinline)) static void vcount2(uint32_t *lv __attribute__(
         "stm    r0, {r4-r8}\n\t"
         "add    sp, sp, #24\n\t"
         "pop    {r4-r11, pc}\n\t"
-        ".purgem vhi\n\t"
         ".purgem vpair\n\t"
         ".purgem vcsa\n\t");
 }
