@@ -49,7 +49,8 @@
 #define OPAQUE(v) ((void)0)
 #endif
 
-#if !HWBIN_VERTICAL /* the row kernels, up to xor_popcount2 */
+/* ---------------------------------------------------------------- row kernels (every build: in
+ * HWBIN_VERTICAL builds for the layers that keep the row layout, through the portable count) */
 typedef struct {
     uint32_t m1, m2, m4;
 } masks_t;
@@ -106,7 +107,7 @@ static inline uint32_t combine(const int32_t *f, uint32_t cx, uint32_t cy)
     return (uint32_t)f[0] + (uint32_t)f[1] * cx + (uint32_t)f[2] * cy;
 }
 
-#if defined(__GNUC__) && defined(__thumb2__) && !defined(HWBIN_PORTABLE_KERNELS)
+#if defined(__GNUC__) && defined(__thumb2__) && !defined(HWBIN_PORTABLE_KERNELS) && !HWBIN_VERTICAL
 /* Thumb-2 (Cortex-M3/M4/M7), by hand because GCC spills the loop: per word and row 8
  * instructions (load, XOR, the 2- and 4-bit field sums with the masks in registers), a fold
  * into bytes every three words, the total once per row (USAD8 against 0 on cores with the DSP
@@ -329,7 +330,8 @@ static void xor_counts2(const uint32_t *x, const uint32_t *y, const uint32_t *s,
 }
 #endif
 
-#if defined(__GNUC__) && defined(__thumb__) && !defined(__thumb2__) && !defined(HWBIN_PORTABLE_KERNELS)
+#if defined(__GNUC__) && defined(__thumb__) && !defined(__thumb2__) && !defined(HWBIN_PORTABLE_KERNELS) && \
+    !HWBIN_VERTICAL
 #define HWBIN_PAIRED_ROWS 1u
 /* Thumb-1 (ARMv6-M: Cortex-M0/M0+), by hand: the batch kernel on a paired row (x0 y0 x1 y1
  * ..., so one LDM loads both planes' words): out[c] = f[0] + f[1] popcount(x ^ s_c) + f[2]
@@ -518,9 +520,6 @@ static void xor_popcount2(const uint32_t *x, const uint32_t *y, const uint32_t *
     pc[0] = t[0] & 0xFFFFu;
     pc[1] = t[0] >> 16;
 }
-#else
-#define HWBIN_PAIRED_ROWS 0u
-#endif /* !HWBIN_VERTICAL */
 
 /* ---------------------------------------------------------------- bit strings */
 
@@ -602,7 +601,6 @@ static void load_input(const hwbin_model_t *m, const uint8_t *input, uint32_t *p
     }
 }
 
-#if !HWBIN_VERTICAL
 /* acc = sum_i b_i * (n - 2 popcount(A_i ^ W)) over the k planes of the gathered row, a pair
  * of planes per kernel call. */
 static int32_t accumulate(const hwbin_layer_t *l, const uint32_t *row, const uint32_t *w, uint32_t nw, uint32_t n)
@@ -617,7 +615,6 @@ static int32_t accumulate(const hwbin_layer_t *l, const uint32_t *row, const uin
     }
     return (int32_t)sum;
 }
-#endif
 
 /* Where and how a compute layer writes its outputs, worked out once per layer: the kernels
  * call out of line, after which the compiler would reload (and recompute) every layer field. */
@@ -830,7 +827,6 @@ static void gather_row(const hwbin_layer_t *l, const phase_t *ph, const uint8_t 
     }
 }
 
-#if !HWBIN_VERTICAL
 /* acc[c] for the m output channels o.. against the gathered row: order 2 through the batch
  * kernel, order 1 two channels per pass over the row, other orders plane by plane. */
 static void row_accumulators(const hwbin_layer_t *l, const phase_t *ph, const uint32_t *row, uint32_t paired,
@@ -855,15 +851,12 @@ static void row_accumulators(const hwbin_layer_t *l, const phase_t *ph, const ui
     }
 }
 
-#endif
-
 /* Output channels o.. < end handled in one run: at most HWBIN_BATCH. */
 static uint32_t run_length(uint32_t o, uint32_t end) { return end - o > HWBIN_BATCH ? HWBIN_BATCH : end - o; }
 
-#if !HWBIN_VERTICAL
-/* Binary layers: one gathered row per output position, then the group's output channels in
- * runs of HWBIN_BATCH (one kernel call and one word of level bits per run). */
-static void binary_position(const hwbin_layer_t *l, const phase_t *ph, const uint32_t *weight, uint8_t *arena,
+/* Binary layers in the row layout: one gathered row per output position, then the group's
+ * output channels in runs of HWBIN_BATCH (one kernel call and one word of level bits per run). */
+static void row_position(const hwbin_layer_t *l, const phase_t *ph, const uint32_t *weight, uint8_t *arena,
                             uint32_t *row, uint32_t g, uint32_t oy, uint32_t ox)
 {
     uint32_t og = l->out_c / l->groups, end = (g + 1u) * og, o, m, pos = oy * l->out_w + ox;
@@ -877,7 +870,8 @@ static void binary_position(const hwbin_layer_t *l, const phase_t *ph, const uin
         emit_run(&wr, o, pos, acc, m);
     }
 }
-#else
+
+#if HWBIN_VERTICAL
 /* ---------------------------------------------------------------- vertical (bit-sliced) counts
  *
  * HWBIN_VERTICAL builds read a binary layer's weights transposed (firmware/generate.py
@@ -889,39 +883,6 @@ static void binary_position(const hwbin_layer_t *l, const phase_t *ph, const uin
 #define HWBIN_VLEVELS 16u /* counts < 2^16: a plane's n, or E = 2 D_1 + D_2 <= 3n (fast_pair) */
 
 static uint32_t vertical_blocks(const hwbin_layer_t *l) { return (l->out_c / l->groups + 31u) >> 5; }
-
-/* The fast count applies (firmware/generate.py fast_pair): an order-2 input with b_1 = 2 b_2,
- * so acc = 3 b_2 n - 2 b_2 E with E = 2 D_1 + D_2 (D_i: disagreements of plane i). */
-static uint32_t fast_pair(const hwbin_layer_t *l, uint32_t n)
-{
-    return l->in_order == 2u && l->in_bases[0] == 2 * l->in_bases[1] && 3u * n < 65536u;
-}
-
-/* lv += d (one bit per channel) over `levels` levels, the carries rippled up. */
-static inline void vadd(uint32_t *lv, uint32_t levels, uint32_t d)
-{
-    uint32_t l;
-    for (l = 0; d != 0u && l < levels; l++) {
-        uint32_t c = lv[l] & d;
-        lv[l] ^= d;
-        d = c;
-    }
-}
-
-/* lv += popcount(a ^ w) per channel over the nw words of one plane a of the row; w: the
- * block's wb-bit lanes, K index k (bit k % 32 of a[k / 32]) at bit k * wb. */
-static void vcount_plane(uint32_t *lv, uint32_t levels, const uint32_t *w, uint32_t wb, const uint32_t *a,
-                         uint32_t nw)
-{
-    uint32_t k, off = 0, keep = wb == 32u ? ~0u : (1u << wb) - 1u;
-    for (k = 0; k < 32u * nw; k++, off += wb) { /* lanes k: bits off .. off+wb-1 */
-        uint32_t sh = off & 31u, d = w[off >> 5] >> sh;
-        if (sh + wb > 32u) {
-            d |= w[(off >> 5) + 1u] << (32u - sh);
-        }
-        vadd(lv, levels, (d & keep) ^ (0u - ((a[k >> 5] >> (k & 31u)) & 1u)));
-    }
-}
 
 #if defined(__GNUC__) && defined(__thumb2__) && !defined(HWBIN_PORTABLE_KERNELS)
 /* lv = E = 2 popcount(x ^ w) + popcount(y ^ w) per channel, y = x + nw (the row's two
@@ -1044,29 +1005,40 @@ __attribute__((naked, noinline)) static void vcount2(uint32_t *lv __attribute__(
 #define HWBIN_VCOUNT2_ASM 1
 #endif
 
-/* lv = E = 2 popcount(x ^ w) + popcount(y ^ w) per lane, y = x + nw (plane 0 enters at the
- * twos): the kernel for a full block, plane by plane otherwise. */
-static void count_pair(uint32_t *lv, const uint32_t *w, uint32_t wb, const uint32_t *x, uint32_t nw)
+#ifndef HWBIN_VCOUNT2_ASM
+/* lv += d (one bit per channel) over `levels` levels, the carries rippled up. */
+static inline void vadd(uint32_t *lv, uint32_t levels, uint32_t d)
 {
-#ifdef HWBIN_VCOUNT2_ASM
-    if (wb == 32u) {
-        vcount2(lv, w, x, nw);
-        return;
+    uint32_t l;
+    for (l = 0; d != 0u && l < levels; l++) {
+        uint32_t c = lv[l] & d;
+        lv[l] ^= d;
+        d = c;
     }
-#endif
-    memset(lv, 0, HWBIN_VLEVELS * 4u);
-    vcount_plane(lv + 1, HWBIN_VLEVELS - 1u, w, wb, x, nw);
-    vcount_plane(lv, HWBIN_VLEVELS, w, wb, x + nw, nw);
 }
 
-/* Channel r's count out of bit-sliced counts. */
-static uint32_t lane(const uint32_t *lv, uint32_t r)
+/* lv += popcount(a ^ w) per channel over the nw words of one plane a of the row, w one word
+ * (32 channels) per K index: portable C, where the Thumb-2 kernel is not built. */
+static void vcount_plane(uint32_t *lv, uint32_t levels, const uint32_t *w, const uint32_t *a, uint32_t nw)
 {
-    uint32_t l = HWBIN_VLEVELS, v = 0;
-    while (l-- > 0u) {
-        v = (v << 1) | ((lv[l] >> r) & 1u);
+    uint32_t k;
+    for (k = 0; k < 32u * nw; k++) {
+        vadd(lv, levels, w[k] ^ (0u - ((a[k >> 5] >> (k & 31u)) & 1u)));
     }
-    return v;
+}
+#endif
+
+/* lv = E = 2 popcount(x ^ w) + popcount(y ^ w) per channel of a block of 32, y = x + nw
+ * (plane 0 enters at the twos). */
+static void count_pair(uint32_t *lv, const uint32_t *w, const uint32_t *x, uint32_t nw)
+{
+#ifdef HWBIN_VCOUNT2_ASM
+    vcount2(lv, w, x, nw);
+#else
+    memset(lv, 0, HWBIN_VLEVELS * 4u);
+    vcount_plane(lv + 1, HWBIN_VLEVELS - 1u, w, x, nw);
+    vcount_plane(lv, HWBIN_VLEVELS, w, x + nw, nw);
+#endif
 }
 
 /* (E >= V) per channel, V bit-sliced in `levels` words (LSB first): the most significant
@@ -1101,60 +1073,38 @@ static void emit_sliced(const writer_t *w, uint32_t slices, const uint32_t *lv, 
     }
 }
 
-/* acc[r] of a block's m channels (its lanes): from the fast count E in lv (acc = 3 b_2 n -
- * 2 b_2 E), or plane by plane (any order and bases, any block width) into lv. */
-static void vertical_accumulators(const hwbin_layer_t *l, const phase_t *ph, const uint32_t *w, const uint32_t *row,
-                                  uint32_t fast, uint32_t *lv, uint32_t m, int32_t *acc)
-{
-    int32_t n = (int32_t)ph->n;
-    uint32_t i, r;
-    if (fast != 0u) {
-        int32_t b2 = l->in_bases[1];
-        for (r = 0; r < m; r++) {
-            acc[r] = 3 * b2 * n - 2 * b2 * (int32_t)lane(lv, r);
-        }
-        return;
-    }
-    for (r = 0; r < m; r++) {
-        acc[r] = 0;
-    }
-    for (i = 0; i < l->in_order; i++) {
-        memset(lv, 0, HWBIN_VLEVELS * 4u);
-        vcount_plane(lv, HWBIN_VLEVELS, w, m, row + i * ph->nw, ph->nw);
-        for (r = 0; r < m; r++) {
-            acc[r] += l->in_bases[i] * (n - 2 * (int32_t)lane(lv, r));
-        }
-    }
-}
-
-/* Binary layers (HWBIN_VERTICAL): one gathered row per output position; per block of up to
- * 32 output channels the bit-sliced counts of its planes against the block's transposed
- * weights, then the bit-sliced thresholds (l->slices levels) or each channel's accumulator
- * through the integer writer (scores, other orders and bases, stride phases). */
-static void binary_position(const hwbin_layer_t *l, const phase_t *ph, const uint32_t *weight, uint8_t *arena,
+/* Layers with bit-sliced thresholds (HWBIN_VERTICAL, l->slices levels; firmware/generate.py
+ * vertical_tables): one gathered row per output position; per block of up to 32 output
+ * channels the bit-sliced fast count E of both planes against the block's transposed weights,
+ * then the thresholds compared 32 channels at a time. */
+static void sliced_position(const hwbin_layer_t *l, const phase_t *ph, const uint32_t *weight, uint8_t *arena,
                             uint32_t *row, uint32_t g, uint32_t oy, uint32_t ox)
 {
     uint32_t og = l->out_c / l->groups, blocks = vertical_blocks(l), nw = ph->nw, end = (g + 1u) * og;
-    uint32_t pos = oy * l->out_w + ox, fast = fast_pair(l, ph->n), o = g * og, m, bi;
+    uint32_t pos = oy * l->out_w + ox, o = g * og, m, bi;
     writer_t wr = writer_for(l, arena);
     gather_row(l, ph, arena, row, 0u, g, oy, ox);
     for (bi = 0; bi < blocks; bi++, o += m) {
-        const uint32_t *w = weight + g * words_for(og * nw * 32u) + bi * nw * 32u;
         uint32_t lv[HWBIN_VLEVELS];
         m = run_length(o, end);
-        if (fast != 0u) {
-            count_pair(lv, w, m, row, nw);
-        }
-        if (l->slices != 0u) {
-            emit_sliced(&wr, l->slices, lv, g * blocks + bi, o, pos, m);
-        } else {
-            int32_t acc[HWBIN_BATCH];
-            vertical_accumulators(l, ph, w, row, fast, lv, m, acc);
-            emit_run(&wr, o, pos, acc, m);
-        }
+        count_pair(lv, weight + g * words_for(og * nw * 32u) + bi * nw * 32u, row, nw);
+        emit_sliced(&wr, l->slices, lv, g * blocks + bi, o, pos, m);
     }
 }
 #endif
+
+/* Binary layers: bit-sliced where the build and the layer have the tables, else rows. */
+static void binary_position(const hwbin_layer_t *l, const phase_t *ph, const uint32_t *weight, uint8_t *arena,
+                            uint32_t *row, uint32_t g, uint32_t oy, uint32_t ox)
+{
+#if HWBIN_VERTICAL
+    if (l->slices != 0u) {
+        sliced_position(l, ph, weight, arena, row, g, oy, ox);
+        return;
+    }
+#endif
+    row_position(l, ph, weight, arena, row, g, oy, ox);
+}
 
 /* The first layer on uint8 pixels through tables of subset sums: the K vector goes in blocks
  * of 32 values (one weight word); for every 4 values of a block (a nibble of the weight word),
@@ -1265,16 +1215,15 @@ static void run_phase(const hwbin_layer_t *l, const phase_t *ph, const uint32_t 
     }
 }
 
-/* Weight words of one stride phase of nw words a row: a row per output channel, or
- * (HWBIN_VERTICAL, binary layers) per group og lanes of 32 K indices per row word. */
-static uint32_t phase_weight_words(const hwbin_layer_t *l, uint32_t nw, const uint8_t *pixels)
+/* Weight words of one stride phase of nw words a row: a row per output channel, or (the
+ * transposed layout of a layer with bit-sliced thresholds) per group og lanes of 32 K indices
+ * per row word. */
+static uint32_t phase_weight_words(const hwbin_layer_t *l, uint32_t nw)
 {
 #if HWBIN_VERTICAL
-    if (pixels == 0) {
+    if (l->slices != 0u) {
         return l->groups * words_for(l->out_c / l->groups * nw * 32u);
     }
-#else
-    (void)pixels;
 #endif
     return l->out_c * nw;
 }
@@ -1298,7 +1247,7 @@ static void run_compute(const hwbin_layer_t *l, uint8_t *arena, void *scratch, c
                 continue;
             }
             run_phase(l, &ph, weight, arena, scratch, pixels);
-            weight += phase_weight_words(l, ph.nw, pixels);
+            weight += phase_weight_words(l, ph.nw);
         }
     }
 }
