@@ -786,42 +786,54 @@ static inline int32_t tap_at(const hwbin_layer_t *l, int32_t iy, int32_t ix)
     return iy * (int32_t)l->in_w + ix;
 }
 
-/* Word j of plane i in the gathered row: the planes one after another, or (paired) the two
- * planes of an order-2 row word by word, where the order-2 kernel loads both at once. */
-static uint32_t row_word(uint32_t paired, uint32_t nw, uint32_t i, uint32_t j)
+/* The whole-word case of gather_row (a multiple of 32 channels per group): per tap the cw
+ * words of each plane copied, or zeroed for a padding tap (paired: the two planes of an
+ * order-2 row word by word, where the Thumb-1 kernel loads both at once), with stepping
+ * pointers and every
+ * layer field read once; in gather_row's loops GCC spilled them (about 113 cycles a tap on
+ * the M4). in: the group's first word of plane 0. */
+static void gather_words(const hwbin_layer_t *l, const phase_t *ph, const uint32_t *in, uint32_t *row,
+                         uint32_t paired, tap_origin_t o)
 {
-    return paired != 0u ? 2u * j + i : i * nw + j;
+    uint32_t in_pw = words_for(elements(l->in_c, l->in_h, l->in_w)), k = l->in_order, in_h = l->in_h;
+    uint32_t in_w = l->in_w, ic = l->in_c >> 5, cw = (l->in_c / l->groups) >> 5;
+    uint32_t step = paired != 0u ? 2u : 1u, plane = paired != 0u ? 1u : ph->nw, ty, tx, i, j;
+    int32_t iy = o.y, ix;
+    for (ty = 0; ty < ph->ty; ty++, iy += o.step) {
+        for (tx = 0, ix = o.x; tx < ph->tx; tx++, ix += o.step, row += cw * step) {
+            uint32_t inside = (uint32_t)iy < in_h && (uint32_t)ix < in_w;
+            const uint32_t *s = in + (inside ? ((uint32_t)iy * in_w + (uint32_t)ix) * ic : 0u);
+            uint32_t *d = row;
+            for (i = 0; i < k; i++, s += in_pw, d += plane) {
+                for (j = 0; j < cw; j++) {
+                    d[j * step] = inside ? s[j] : 0u;
+                }
+            }
+        }
+    }
 }
 
 /* Gathers the k input planes of output (oy, ox) of group g into the scratch row, in the
  * contract's K order; padding taps are level 0 (every plane bit 0). Taps of whole words
- * (a multiple of 32 channels per group) are word copies; others go bit by bit. */
+ * (a multiple of 32 channels per group) are word copies (gather_words); others go bit by bit. */
 static void gather_row(const hwbin_layer_t *l, const phase_t *ph, const uint8_t *arena, uint32_t *row,
                        uint32_t paired, uint32_t g, uint32_t oy, uint32_t ox)
 {
     const uint32_t *in = (const uint32_t *)(const void *)(arena + l->in_offset);
     uint32_t in_pw = words_for(elements(l->in_c, l->in_h, l->in_w)), k = l->in_order;
-    uint32_t cg = l->in_c / l->groups, cw = cg >> 5, whole = (cg & 31u) == 0u;
+    uint32_t cg = l->in_c / l->groups, t = 0, ty, tx, i;
     tap_origin_t o = tap_origin(l, ph, oy, ox);
-    uint32_t t = 0, ty, tx, i, j;
     int32_t iy = o.y, ix;
-    if (!whole) {
-        memset(row, 0, k * ph->nw * 4u);
+    if ((cg & 31u) == 0u) {
+        gather_words(l, ph, in + g * (cg >> 5), row, paired, o);
+        return;
     }
+    memset(row, 0, k * ph->nw * 4u);
     for (ty = 0; ty < ph->ty; ty++, iy += o.step) {
         for (tx = 0, ix = o.x; tx < ph->tx; tx++, t++, ix += o.step) {
             int32_t src = tap_at(l, iy, ix);
-            if (whole) {
-                uint32_t s0 = src < 0 ? 0u : ((uint32_t)src * l->in_c + g * cg) >> 5;
-                for (j = 0; j < cw; j++) {
-                    for (i = 0; i < k; i++) {
-                        row[row_word(paired, ph->nw, i, t * cw + j)] = src < 0 ? 0u : in[i * in_pw + s0 + j];
-                    }
-                }
-            } else if (src >= 0) {
-                for (i = 0; i < k; i++) {
-                    copy_bits(row + i * ph->nw, t * cg, in + i * in_pw, (uint32_t)src * l->in_c + g * cg, cg);
-                }
+            for (i = 0; src >= 0 && i < k; i++) {
+                copy_bits(row + i * ph->nw, t * cg, in + i * in_pw, (uint32_t)src * l->in_c + g * cg, cg);
             }
         }
     }
@@ -857,7 +869,7 @@ static uint32_t run_length(uint32_t o, uint32_t end) { return end - o > HWBIN_BA
 /* Binary layers in the row layout: one gathered row per output position, then the group's
  * output channels in runs of HWBIN_BATCH (one kernel call and one word of level bits per run). */
 static void row_position(const hwbin_layer_t *l, const phase_t *ph, const uint32_t *weight, uint8_t *arena,
-                            uint32_t *row, uint32_t g, uint32_t oy, uint32_t ox)
+                         uint32_t *row, uint32_t g, uint32_t oy, uint32_t ox)
 {
     uint32_t og = l->out_c / l->groups, end = (g + 1u) * og, o, m, pos = oy * l->out_w + ox;
     uint32_t paired = HWBIN_PAIRED_ROWS && l->in_order == 2u && ((l->in_c / l->groups) & 31u) == 0u;
@@ -881,8 +893,6 @@ static void row_position(const hwbin_layer_t *l, const phase_t *ph, const uint32
  * output channels in a few word-wide boolean operations: a block's counts are kept bit-sliced,
  * lv[l] holding bit l of all 32 channels' counts. */
 #define HWBIN_VLEVELS 16u /* counts < 2^16: a plane's n, or E = 2 D_1 + D_2 <= 3n (fast_pair) */
-
-static uint32_t vertical_blocks(const hwbin_layer_t *l) { return (l->out_c / l->groups + 31u) >> 5; }
 
 #if defined(__GNUC__) && defined(__thumb2__) && !defined(HWBIN_PORTABLE_KERNELS)
 /* lv = E = 2 popcount(x ^ w) + popcount(y ^ w) per channel, y = x + nw (the row's two
@@ -1052,24 +1062,23 @@ static inline uint32_t vge(const uint32_t *lv, const uint32_t *v, uint32_t level
     return ge;
 }
 
-/* The levels of a block's m channels o.. at position pos from its bit-sliced E (see
+/* The levels of a block's 32 channels o.. at position pos from its bit-sliced E (see
  * generate.py sliced_thresholds): one compare word a threshold for the whole block, the
- * thermometer's level bits by XOR (add_ge), the flips, then ORed into the zeroed planes (the
- * m bits may straddle two words). */
+ * thermometer's level bits by XOR (add_ge), the flips, then one word a plane (out_c is a
+ * multiple of 32). */
 static void emit_sliced(const writer_t *w, uint32_t slices, const uint32_t *lv, uint32_t block, uint32_t o,
-                        uint32_t pos, uint32_t m)
+                        uint32_t pos)
 {
-    uint32_t k = w->k, nthr = (1u << k) - 1u, j, i, bits[HWBIN_MAX_ORDER], flip = get_bits(w->flips, o, m);
-    uint32_t keep = m == 32u ? ~0u : (1u << m) - 1u;
+    uint32_t k = w->k, nthr = (1u << k) - 1u, j, i, bits[HWBIN_MAX_ORDER], at = (pos * w->out_c + o) >> 5;
     const uint32_t *v = w->thresholds + block * nthr * slices;
     for (i = 0; i < k; i++) {
-        bits[i] = flip;
+        bits[i] = w->flips[o >> 5];
     }
     for (j = 0; j < nthr; j++, v += slices) {
         add_ge(bits, k, j, vge(lv, v, slices));
     }
     for (i = 0; i < k; i++) {
-        or_bits(w->planes + i * w->pw, pos * w->out_c + o, bits[i] & keep, m);
+        w->planes[i * w->pw + at] = bits[i];
     }
 }
 
@@ -1080,15 +1089,13 @@ static void emit_sliced(const writer_t *w, uint32_t slices, const uint32_t *lv, 
 static void sliced_position(const hwbin_layer_t *l, const phase_t *ph, const uint32_t *weight, uint8_t *arena,
                             uint32_t *row, uint32_t g, uint32_t oy, uint32_t ox)
 {
-    uint32_t og = l->out_c / l->groups, blocks = vertical_blocks(l), nw = ph->nw, end = (g + 1u) * og;
-    uint32_t pos = oy * l->out_w + ox, o = g * og, m, bi;
+    uint32_t blocks = l->out_c / l->groups >> 5, nw = ph->nw, pos = oy * l->out_w + ox, bi;
     writer_t wr = writer_for(l, arena);
     gather_row(l, ph, arena, row, 0u, g, oy, ox);
-    for (bi = 0; bi < blocks; bi++, o += m) {
+    for (bi = g * blocks; bi < (g + 1u) * blocks; bi++) {
         uint32_t lv[HWBIN_VLEVELS];
-        m = run_length(o, end);
-        count_pair(lv, weight + g * words_for(og * nw * 32u) + bi * nw * 32u, row, nw);
-        emit_sliced(&wr, l->slices, lv, g * blocks + bi, o, pos, m);
+        count_pair(lv, weight + bi * nw * 32u, row, nw);
+        emit_sliced(&wr, l->slices, lv, bi, bi * 32u, pos);
     }
 }
 #endif
@@ -1222,7 +1229,7 @@ static uint32_t phase_weight_words(const hwbin_layer_t *l, uint32_t nw)
 {
 #if HWBIN_VERTICAL
     if (l->slices != 0u) {
-        return l->groups * words_for(l->out_c / l->groups * nw * 32u);
+        return l->out_c * nw * 32u;
     }
 #endif
     return l->out_c * nw;
