@@ -902,12 +902,13 @@ static void row_position(const hwbin_layer_t *l, const phase_t *ph, const uint32
  * plane 1's pair added into the ones (a carry-save adder, CSA), its carry and plane 0's pair
  * into the twos (a CSA and a half adder), their two carries into the fours: 25 ALU operations.
  * Four pairs' eights carries go through the eights (two CSAs) into the sixteens (one CSA, one
- * carry spilled to the stack); the sixteens' carry ripples into lv[5..] in memory (three levels
- * by one LDM/STM, then a loop) and stops at the first level without one (E < 2^16, so never past
- * lv[15]). r1 w, r2/r3 the row words
- * of planes 0/1, r9-r12 and lr temporaries, r0 a held eights carry; [sp] lv, [sp+4] the spilled
- * carry, [sp+8] the end of the row word's 32 weight words, [sp+12] the row, [sp+16] its end,
- * [sp+20] 4 nw. */
+ * carry spilled to the stack). The sixteens' carries of a row word's four steps wait on the
+ * stack and go into lv[5..] in memory together: two CSAs into lv[5], one into lv[6], a half
+ * adder into lv[7], then a ripple that stops at the first level without a carry (E < 2^16, so
+ * never past lv[15]); rippling each step's carry on its own cost about 20 cycles a step.
+ * r1 w, r2/r3 the row words of planes 0/1, r9-r12 and lr temporaries, r0 a held eights carry;
+ * [sp] lv + 5, [sp+4] the spilled carry, [sp+8] the end of the row word's 32 weight words,
+ * [sp+12] the row, [sp+16] its end, [sp+20] 4 nw, [sp+24..32] the waiting sixteens' carries. */
 __attribute__((naked, noinline)) static void vcount2(uint32_t *lv __attribute__((unused)),
                                                      const uint32_t *w __attribute__((unused)),
                                                      const uint32_t *x __attribute__((unused)),
@@ -939,7 +940,7 @@ __attribute__((naked, noinline)) static void vcount2(uint32_t *lv __attribute__(
         "vcsa   r6, r11, r12, \\dst\n\t"
         ".endm\n\t"
         "push   {r4-r11, lr}\n\t"
-        "sub    sp, sp, #24\n\t"
+        "sub    sp, sp, #36\n\t"
         "add    r12, r0, #20\n\t"
         "str    r12, [sp]\n\t"
         "str    r2, [sp, #12]\n\t"
@@ -978,17 +979,27 @@ __attribute__((naked, noinline)) static void vcount2(uint32_t *lv __attribute__(
         "vcsa   r7, r0, r11, r0\n\t"
         "ldr    r11, [sp, #4]\n\t"
         "vcsa   r8, r11, r0, r11\n\t"
+        "ldr    r0, [sp, #8]\n\t" /* bytes of the row word's weights left: 96, 64, 32, 0 */
+        "subs   r0, r0, r1\n\t"
+        "beq    5f\n\t"
+        "add    r0, sp, r0, lsr #3\n\t" /* the first three sixteens' carries wait in [sp+24..32] */
+        "str    r11, [r0, #20]\n\t"
+        "b      1b\n"
+        "5:\n\t" /* lv[5..7] += the row word's four carries: two CSAs, a CSA, a half adder */
+        "add    r12, sp, #24\n\t"
+        "ldm    r12, {r2, r3, r9}\n\t"
         "ldr    r12, [sp]\n\t"
-        "ldm    r12, {r0, r9, r10}\n\t" /* lv[5..7] += r11: one LDM/STM (a fourth level costs more than it saves) */
-        "and    lr, r0, r11\n\t"
-        "eor    r0, r0, r11\n\t"
-        "and    r11, r9, lr\n\t"
-        "eor    r9, r9, lr\n\t"
-        "ands   lr, r10, r11\n\t"
-        "eor    r10, r10, r11\n\t"
-        "stm    r12!, {r0, r9, r10}\n\t"
+        "ldm    r12, {r0, r10}\n\t"
+        "vcsa   r0, r2, r3, r2\n\t"
+        "vcsa   r0, r9, r11, r9\n\t"
+        "vcsa   r10, r2, r9, r11\n\t"
+        "ldr    r3, [r12, #8]\n\t"
+        "ands   r2, r3, r11\n\t"
+        "eor    r3, r3, r11\n\t"
+        "stm    r12!, {r0, r10}\n\t"
+        "str    r3, [r12], #4\n\t"
         "beq    3f\n\t"
-        "mov    r11, lr\n"
+        "mov    r11, r2\n"
         "4:\n\t"
         "ldr    r9, [r12]\n\t"
         "ands   r10, r9, r11\n\t"
@@ -997,9 +1008,6 @@ __attribute__((naked, noinline)) static void vcount2(uint32_t *lv __attribute__(
         "mov    r11, r10\n\t"
         "bne    4b\n"
         "3:\n\t"
-        "ldr    r0, [sp, #8]\n\t"
-        "cmp    r1, r0\n\t"
-        "bne    1b\n\t"
         "ldr    r0, [sp, #12]\n\t"
         "ldr    r12, [sp, #16]\n\t"
         "cmp    r0, r12\n\t"
@@ -1007,7 +1015,7 @@ __attribute__((naked, noinline)) static void vcount2(uint32_t *lv __attribute__(
         "ldr    r0, [sp]\n\t"
         "sub    r0, r0, #20\n\t"
         "stm    r0, {r4-r8}\n\t"
-        "add    sp, sp, #24\n\t"
+        "add    sp, sp, #36\n\t"
         "pop    {r4-r11, pc}\n\t"
         ".purgem vpair\n\t"
         ".purgem vcsa\n\t");
