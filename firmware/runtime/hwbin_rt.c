@@ -910,12 +910,12 @@ static void row_position(const hwbin_layer_t *l, const phase_t *ph, const uint32
 #if HWBIN_VERTICAL
 /* ---------------------------------------------------------------- vertical (bit-sliced) counts
  *
- * HWBIN_VERTICAL builds read a binary layer's weights transposed (firmware/generate.py
- * vertical_weights): per group, per block of 32 output channels of the group (the last one
- * narrower: wb lanes) the block's weights K index by K index, wb bits each (lane r: the
- * block's channel r); a full block is one word per K index. One activation bit then meets 32
- * output channels in a few word-wide boolean operations: a block's counts are kept bit-sliced,
- * lv[l] holding bit l of all 32 channels' counts. */
+ * HWBIN_VERTICAL builds read the weights of a layer with bit-sliced thresholds (l->slices != 0;
+ * firmware/generate.py vertical_tables) transposed: per group, per block of 32 output channels
+ * of the group (always whole there), the block's weights K index by K index, one word each
+ * (bit r: the block's channel r). One activation bit then meets 32 output channels in a few
+ * word-wide boolean operations: a block's counts are kept bit-sliced, lv[l] holding bit l of
+ * all 32 channels' counts. */
 #define HWBIN_VLEVELS 16u /* counts < 2^16: a plane's n, or E = 2 D_1 + D_2 <= 3n (fast_pair) */
 
 #if defined(__GNUC__) && defined(__thumb2__) && !defined(HWBIN_PORTABLE_KERNELS)
