@@ -179,16 +179,20 @@ def sliced_thresholds(layer: Layer) -> tuple[int, np.ndarray, np.ndarray]:
     return levels, np.concatenate(words), flips
 
 
-def vertical_tables(layer: Layer) -> dict:
-    """What a HWBIN_VERTICAL build reads for a binary layer: transposed weights, and for a
-    one-phase layer with levels output whose input fits fast_pair, bit-sliced thresholds
-    (slices = their levels; 0: the integer writer's tables)."""
-    tabs = dict(weight=vertical_weights(layer), slices=0)
-    if layer.output == "levels" and fast_pair(layer) and len(layer.taps_per_output()) == 1:
-        tabs["slices"], tabs["thresholds"], tabs["flips"] = sliced_thresholds(layer)
-    elif layer.output == "levels":
-        tabs["thresholds"], tabs["flips"] = writer_tables(layer)
-    return tabs
+def vertical_tables(layer: Layer) -> dict | None:
+    """What a HWBIN_VERTICAL build reads for a binary layer whose thresholds can be compared
+    bit-sliced (a one-phase layer with levels output whose input fits fast_pair, in whole
+    blocks of 32 output channels a group): transposed weights and bit-sliced thresholds
+    (slices = their levels). None for every other layer (scores, other orders and bases, stride
+    phases, narrow blocks): those keep the row layout and the integer writer in every build,
+    where a few output channels (a scores layer's 10) would waste most of a 32-lane word and
+    the count would go plane by plane in portable C."""
+    og = layer.out_shape[0] // (1 if layer.kind == "dense" else layer.groups)
+    if not (layer.output == "levels" and fast_pair(layer) and len(layer.taps_per_output()) == 1
+            and og % WORD_BITS == 0):
+        return None
+    slices, thresholds, flips = sliced_thresholds(layer)
+    return dict(weight=vertical_weights(layer), slices=slices, thresholds=thresholds, flips=flips)
 
 
 def directed_thresholds(layer: Layer) -> tuple[np.ndarray, np.ndarray]:

@@ -49,7 +49,8 @@
 #define OPAQUE(v) ((void)0)
 #endif
 
-#if !HWBIN_VERTICAL /* the row kernels, up to xor_popcount2 */
+/* ---------------------------------------------------------------- row kernels (every build: in
+ * HWBIN_VERTICAL builds for the layers that keep the row layout, through the portable count) */
 typedef struct {
     uint32_t m1, m2, m4;
 } masks_t;
@@ -106,7 +107,7 @@ static inline uint32_t combine(const int32_t *f, uint32_t cx, uint32_t cy)
     return (uint32_t)f[0] + (uint32_t)f[1] * cx + (uint32_t)f[2] * cy;
 }
 
-#if defined(__GNUC__) && defined(__thumb2__) && !defined(HWBIN_PORTABLE_KERNELS)
+#if defined(__GNUC__) && defined(__thumb2__) && !defined(HWBIN_PORTABLE_KERNELS) && !HWBIN_VERTICAL
 /* Thumb-2 (Cortex-M3/M4/M7), by hand because GCC spills the loop: per word and row 8
  * instructions (load, XOR, the 2- and 4-bit field sums with the masks in registers), a fold
  * into bytes every three words, the total once per row (USAD8 against 0 on cores with the DSP
@@ -298,6 +299,30 @@ static void xor_counts2(const uint32_t *x, const uint32_t *y, const uint32_t *s,
         }
     }
 }
+#elif HWBIN_VERTICAL
+/* HWBIN_VERTICAL builds count in rows only the layers without bit-sliced thresholds (a scores
+ * layer, a few channels): one word at a time, the byte total by a multiply (single-cycle on
+ * Thumb-2), in a third of the SWAR kernel's flash. */
+static uint32_t popcount32(uint32_t v)
+{
+    v -= (v >> 1) & M1;
+    v = (v & M2) + ((v >> 2) & M2);
+    return (((v + (v >> 4)) & M4) * 0x01010101u) >> 24;
+}
+
+static void xor_counts2(const uint32_t *x, const uint32_t *y, const uint32_t *s, uint32_t n, uint32_t m,
+                        uint32_t *out, const int32_t *f)
+{
+    uint32_t c, j;
+    for (c = 0; c < m; c++, s += n) {
+        uint32_t cx = 0, cy = 0;
+        for (j = 0; j < n; j++) {
+            cx += popcount32(x[j] ^ s[j]);
+            cy += popcount32(y[j] ^ s[j]);
+        }
+        out[c] = combine(f, cx, cy);
+    }
+}
 #else
 /* The byte sums (<= 240) of popcount(a ^ s) over the words j .. end-1 (at most 30). */
 static uint32_t byte_counts(const uint32_t *a, const uint32_t *s, uint32_t j, uint32_t end, const masks_t *mk)
@@ -329,7 +354,8 @@ static void xor_counts2(const uint32_t *x, const uint32_t *y, const uint32_t *s,
 }
 #endif
 
-#if defined(__GNUC__) && defined(__thumb__) && !defined(__thumb2__) && !defined(HWBIN_PORTABLE_KERNELS)
+#if defined(__GNUC__) && defined(__thumb__) && !defined(__thumb2__) && !defined(HWBIN_PORTABLE_KERNELS) && \
+    !HWBIN_VERTICAL
 #define HWBIN_PAIRED_ROWS 1u
 /* Thumb-1 (ARMv6-M: Cortex-M0/M0+), by hand: the batch kernel on a paired row (x0 y0 x1 y1
  * ..., so one LDM loads both planes' words): out[c] = f[0] + f[1] popcount(x ^ s_c) + f[2]
@@ -518,9 +544,6 @@ static void xor_popcount2(const uint32_t *x, const uint32_t *y, const uint32_t *
     pc[0] = t[0] & 0xFFFFu;
     pc[1] = t[0] >> 16;
 }
-#else
-#define HWBIN_PAIRED_ROWS 0u
-#endif /* !HWBIN_VERTICAL */
 
 /* ---------------------------------------------------------------- bit strings */
 
@@ -602,7 +625,6 @@ static void load_input(const hwbin_model_t *m, const uint8_t *input, uint32_t *p
     }
 }
 
-#if !HWBIN_VERTICAL
 /* acc = sum_i b_i * (n - 2 popcount(A_i ^ W)) over the k planes of the gathered row, a pair
  * of planes per kernel call. */
 static int32_t accumulate(const hwbin_layer_t *l, const uint32_t *row, const uint32_t *w, uint32_t nw, uint32_t n)
@@ -617,7 +639,6 @@ static int32_t accumulate(const hwbin_layer_t *l, const uint32_t *row, const uin
     }
     return (int32_t)sum;
 }
-#endif
 
 /* Where and how a compute layer writes its outputs, worked out once per layer: the kernels
  * call out of line, after which the compiler would reload (and recompute) every layer field. */
@@ -789,48 +810,59 @@ static inline int32_t tap_at(const hwbin_layer_t *l, int32_t iy, int32_t ix)
     return iy * (int32_t)l->in_w + ix;
 }
 
-/* Word j of plane i in the gathered row: the planes one after another, or (paired) the two
- * planes of an order-2 row word by word, where the order-2 kernel loads both at once. */
-static uint32_t row_word(uint32_t paired, uint32_t nw, uint32_t i, uint32_t j)
+/* The whole-word case of gather_row (a multiple of 32 channels per group): per tap the cw
+ * words of each plane copied, or zeroed for a padding tap (paired: the two planes of an
+ * order-2 row word by word, where the Thumb-1 kernel loads both at once), with stepping
+ * pointers and every
+ * layer field read once; in gather_row's loops GCC spilled them (about 113 cycles a tap on
+ * the M4). in: the group's first word of plane 0. */
+static void gather_words(const hwbin_layer_t *l, const phase_t *ph, const uint32_t *in, uint32_t *row,
+                         uint32_t paired, tap_origin_t o)
 {
-    return paired != 0u ? 2u * j + i : i * nw + j;
-}
-
-/* Gathers the k input planes of output (oy, ox) of group g into the scratch row, in the
- * contract's K order; padding taps are level 0 (every plane bit 0). Taps of whole words
- * (a multiple of 32 channels per group) are word copies; others go bit by bit. */
-static void gather_row(const hwbin_layer_t *l, const phase_t *ph, const uint8_t *arena, uint32_t *row,
-                       uint32_t paired, uint32_t g, uint32_t oy, uint32_t ox)
-{
-    const uint32_t *in = (const uint32_t *)(const void *)(arena + l->in_offset);
-    uint32_t in_pw = words_for(elements(l->in_c, l->in_h, l->in_w)), k = l->in_order;
-    uint32_t cg = l->in_c / l->groups, cw = cg >> 5, whole = (cg & 31u) == 0u;
-    tap_origin_t o = tap_origin(l, ph, oy, ox);
-    uint32_t t = 0, ty, tx, i, j;
+    uint32_t in_pw = words_for(elements(l->in_c, l->in_h, l->in_w)), k = l->in_order, in_h = l->in_h;
+    uint32_t in_w = l->in_w, ic = l->in_c >> 5, cw = (l->in_c / l->groups) >> 5;
+    uint32_t step = paired != 0u ? 2u : 1u, plane = paired != 0u ? 1u : ph->nw, ty, tx, i, j;
     int32_t iy = o.y, ix;
-    if (!whole) {
-        memset(row, 0, k * ph->nw * 4u);
-    }
     for (ty = 0; ty < ph->ty; ty++, iy += o.step) {
-        for (tx = 0, ix = o.x; tx < ph->tx; tx++, t++, ix += o.step) {
-            int32_t src = tap_at(l, iy, ix);
-            if (whole) {
-                uint32_t s0 = src < 0 ? 0u : ((uint32_t)src * l->in_c + g * cg) >> 5;
+        for (tx = 0, ix = o.x; tx < ph->tx; tx++, ix += o.step, row += cw * step) {
+            uint32_t inside = (uint32_t)iy < in_h && (uint32_t)ix < in_w;
+            const uint32_t *s = in + (inside ? ((uint32_t)iy * in_w + (uint32_t)ix) * ic : 0u);
+            uint32_t *d = row;
+            for (i = 0; i < k; i++, s += in_pw, d += plane) {
                 for (j = 0; j < cw; j++) {
-                    for (i = 0; i < k; i++) {
-                        row[row_word(paired, ph->nw, i, t * cw + j)] = src < 0 ? 0u : in[i * in_pw + s0 + j];
-                    }
-                }
-            } else if (src >= 0) {
-                for (i = 0; i < k; i++) {
-                    copy_bits(row + i * ph->nw, t * cg, in + i * in_pw, (uint32_t)src * l->in_c + g * cg, cg);
+                    d[j * step] = inside ? s[j] : 0u;
                 }
             }
         }
     }
 }
 
-#if !HWBIN_VERTICAL
+/* Gathers the k input planes of output (oy, ox) of group g into the scratch row, in the
+ * contract's K order; padding taps are level 0 (every plane bit 0). Taps of whole words
+ * (a multiple of 32 channels per group) are word copies (gather_words); others go bit by bit. */
+static void gather_row(const hwbin_layer_t *l, const phase_t *ph, const uint8_t *arena, uint32_t *row,
+                       uint32_t paired, uint32_t g, uint32_t oy, uint32_t ox)
+{
+    const uint32_t *in = (const uint32_t *)(const void *)(arena + l->in_offset);
+    uint32_t in_pw = words_for(elements(l->in_c, l->in_h, l->in_w)), k = l->in_order;
+    uint32_t cg = l->in_c / l->groups, t = 0, ty, tx, i;
+    tap_origin_t o = tap_origin(l, ph, oy, ox);
+    int32_t iy = o.y, ix;
+    if ((cg & 31u) == 0u) {
+        gather_words(l, ph, in + g * (cg >> 5), row, paired, o);
+        return;
+    }
+    memset(row, 0, k * ph->nw * 4u);
+    for (ty = 0; ty < ph->ty; ty++, iy += o.step) {
+        for (tx = 0, ix = o.x; tx < ph->tx; tx++, t++, ix += o.step) {
+            int32_t src = tap_at(l, iy, ix);
+            for (i = 0; src >= 0 && i < k; i++) {
+                copy_bits(row + i * ph->nw, t * cg, in + i * in_pw, (uint32_t)src * l->in_c + g * cg, cg);
+            }
+        }
+    }
+}
+
 /* acc[c] for the m output channels o.. against the gathered row: order 2 through the batch
  * kernel, order 1 two channels per pass over the row, other orders plane by plane. */
 static void row_accumulators(const hwbin_layer_t *l, const phase_t *ph, const uint32_t *row, uint32_t paired,
@@ -855,16 +887,13 @@ static void row_accumulators(const hwbin_layer_t *l, const phase_t *ph, const ui
     }
 }
 
-#endif
-
 /* Output channels o.. < end handled in one run: at most HWBIN_BATCH. */
 static uint32_t run_length(uint32_t o, uint32_t end) { return end - o > HWBIN_BATCH ? HWBIN_BATCH : end - o; }
 
-#if !HWBIN_VERTICAL
-/* Binary layers: one gathered row per output position, then the group's output channels in
- * runs of HWBIN_BATCH (one kernel call and one word of level bits per run). */
-static void binary_position(const hwbin_layer_t *l, const phase_t *ph, const uint32_t *weight, uint8_t *arena,
-                            uint32_t *row, uint32_t g, uint32_t oy, uint32_t ox)
+/* Binary layers in the row layout: one gathered row per output position, then the group's
+ * output channels in runs of HWBIN_BATCH (one kernel call and one word of level bits per run). */
+static void row_position(const hwbin_layer_t *l, const phase_t *ph, const uint32_t *weight, uint8_t *arena,
+                         uint32_t *row, uint32_t g, uint32_t oy, uint32_t ox)
 {
     uint32_t og = l->out_c / l->groups, end = (g + 1u) * og, o, m, pos = oy * l->out_w + ox;
     uint32_t paired = HWBIN_PAIRED_ROWS && l->in_order == 2u && ((l->in_c / l->groups) & 31u) == 0u;
@@ -877,51 +906,17 @@ static void binary_position(const hwbin_layer_t *l, const phase_t *ph, const uin
         emit_run(&wr, o, pos, acc, m);
     }
 }
-#else
+
+#if HWBIN_VERTICAL
 /* ---------------------------------------------------------------- vertical (bit-sliced) counts
  *
- * HWBIN_VERTICAL builds read a binary layer's weights transposed (firmware/generate.py
- * vertical_weights): per group, per block of 32 output channels of the group (the last one
- * narrower: wb lanes) the block's weights K index by K index, wb bits each (lane r: the
- * block's channel r); a full block is one word per K index. One activation bit then meets 32
- * output channels in a few word-wide boolean operations: a block's counts are kept bit-sliced,
- * lv[l] holding bit l of all 32 channels' counts. */
+ * HWBIN_VERTICAL builds read the weights of a layer with bit-sliced thresholds (l->slices != 0;
+ * firmware/generate.py vertical_tables) transposed: per group, per block of 32 output channels
+ * of the group (always whole there), the block's weights K index by K index, one word each
+ * (bit r: the block's channel r). One activation bit then meets 32 output channels in a few
+ * word-wide boolean operations: a block's counts are kept bit-sliced, lv[l] holding bit l of
+ * all 32 channels' counts. */
 #define HWBIN_VLEVELS 16u /* counts < 2^16: a plane's n, or E = 2 D_1 + D_2 <= 3n (fast_pair) */
-
-static uint32_t vertical_blocks(const hwbin_layer_t *l) { return (l->out_c / l->groups + 31u) >> 5; }
-
-/* The fast count applies (firmware/generate.py fast_pair): an order-2 input with b_1 = 2 b_2,
- * so acc = 3 b_2 n - 2 b_2 E with E = 2 D_1 + D_2 (D_i: disagreements of plane i). */
-static uint32_t fast_pair(const hwbin_layer_t *l, uint32_t n)
-{
-    return l->in_order == 2u && l->in_bases[0] == 2 * l->in_bases[1] && 3u * n < 65536u;
-}
-
-/* lv += d (one bit per channel) over `levels` levels, the carries rippled up. */
-static inline void vadd(uint32_t *lv, uint32_t levels, uint32_t d)
-{
-    uint32_t l;
-    for (l = 0; d != 0u && l < levels; l++) {
-        uint32_t c = lv[l] & d;
-        lv[l] ^= d;
-        d = c;
-    }
-}
-
-/* lv += popcount(a ^ w) per channel over the nw words of one plane a of the row; w: the
- * block's wb-bit lanes, K index k (bit k % 32 of a[k / 32]) at bit k * wb. */
-static void vcount_plane(uint32_t *lv, uint32_t levels, const uint32_t *w, uint32_t wb, const uint32_t *a,
-                         uint32_t nw)
-{
-    uint32_t k, off = 0, keep = wb == 32u ? ~0u : (1u << wb) - 1u;
-    for (k = 0; k < 32u * nw; k++, off += wb) { /* lanes k: bits off .. off+wb-1 */
-        uint32_t sh = off & 31u, d = w[off >> 5] >> sh;
-        if (sh + wb > 32u) {
-            d |= w[(off >> 5) + 1u] << (32u - sh);
-        }
-        vadd(lv, levels, (d & keep) ^ (0u - ((a[k >> 5] >> (k & 31u)) & 1u)));
-    }
-}
 
 #if defined(__GNUC__) && defined(__thumb2__) && !defined(HWBIN_PORTABLE_KERNELS)
 /* lv = E = 2 popcount(x ^ w) + popcount(y ^ w) per channel, y = x + nw (the row's two
@@ -931,12 +926,13 @@ static void vcount_plane(uint32_t *lv, uint32_t levels, const uint32_t *w, uint3
  * plane 1's pair added into the ones (a carry-save adder, CSA), its carry and plane 0's pair
  * into the twos (a CSA and a half adder), their two carries into the fours: 25 ALU operations.
  * Four pairs' eights carries go through the eights (two CSAs) into the sixteens (one CSA, one
- * carry spilled to the stack); the sixteens' carry ripples into lv[5..] in memory (two levels
- * unrolled, then a loop) and stops at the first level without one (E < 2^16, so never past
- * lv[15]). r1 w, r2/r3 the row words
- * of planes 0/1, r9-r12 and lr temporaries, r0 a held eights carry; [sp] lv, [sp+4] the spilled
- * carry, [sp+8] the end of the row word's 32 weight words, [sp+12] the row, [sp+16] its end,
- * [sp+20] 4 nw. */
+ * carry spilled to the stack). The sixteens' carries of a row word's four steps wait on the
+ * stack and go into lv[5..] in memory together: two CSAs into lv[5], one into lv[6], a half
+ * adder into lv[7], then a ripple that stops at the first level without a carry (E < 2^16, so
+ * never past lv[15]); rippling each step's carry on its own cost about 20 cycles a step.
+ * r1 w, r2/r3 the row words of planes 0/1, r9-r12 and lr temporaries, r0 a held eights carry;
+ * [sp] lv + 5, [sp+4] the spilled carry, [sp+8] the end of the row word's 32 weight words,
+ * [sp+12] the row, [sp+16] its end, [sp+20] 4 nw, [sp+24..32] the waiting sixteens' carries. */
 __attribute__((naked, noinline)) static void vcount2(uint32_t *lv __attribute__((unused)),
                                                      const uint32_t *w __attribute__((unused)),
                                                      const uint32_t *x __attribute__((unused)),
@@ -949,13 +945,6 @@ __attribute__((naked, noinline)) static void vcount2(uint32_t *lv __attribute__(
         "eor    \\l, lr, \\b\n\t"
         "and    lr, lr, \\b\n\t"
         "orr    \\h, \\h, lr\n\t"
-        ".endm\n\t"
-        ".macro vhi c, n\n\t" /* one level of lv[5..]: carry c in, n out; done at the first 0 */
-        "ldr    r9, [r12]\n\t"
-        "ands   \\n, r9, \\c\n\t"
-        "eor    r9, r9, \\c\n\t"
-        "str    r9, [r12], #4\n\t"
-        "beq    3f\n\t"
         ".endm\n\t"
         ".macro vpair dst\n\t" /* two K indices; dst = their fours' carry into the eights */
         "ldr    r9, [r1], #4\n\t"
@@ -975,7 +964,7 @@ __attribute__((naked, noinline)) static void vcount2(uint32_t *lv __attribute__(
         "vcsa   r6, r11, r12, \\dst\n\t"
         ".endm\n\t"
         "push   {r4-r11, lr}\n\t"
-        "sub    sp, sp, #24\n\t"
+        "sub    sp, sp, #36\n\t"
         "add    r12, r0, #20\n\t"
         "str    r12, [sp]\n\t"
         "str    r2, [sp, #12]\n\t"
@@ -1014,11 +1003,27 @@ __attribute__((naked, noinline)) static void vcount2(uint32_t *lv __attribute__(
         "vcsa   r7, r0, r11, r0\n\t"
         "ldr    r11, [sp, #4]\n\t"
         "vcsa   r8, r11, r0, r11\n\t"
+        "ldr    r0, [sp, #8]\n\t" /* bytes of the row word's weights left: 96, 64, 32, 0 */
+        "subs   r0, r0, r1\n\t"
+        "beq    5f\n\t"
+        "add    r0, sp, r0, lsr #3\n\t" /* the first three sixteens' carries wait in [sp+24..32] */
+        "str    r11, [r0, #20]\n\t"
+        "b      1b\n"
+        "5:\n\t" /* lv[5..7] += the row word's four carries: two CSAs, a CSA, a half adder */
+        "add    r12, sp, #24\n\t"
+        "ldm    r12, {r2, r3, r9}\n\t"
         "ldr    r12, [sp]\n\t"
-        "cmp    r11, #0\n\t"
+        "ldm    r12, {r0, r10}\n\t"
+        "vcsa   r0, r2, r3, r2\n\t"
+        "vcsa   r0, r9, r11, r9\n\t"
+        "vcsa   r10, r2, r9, r11\n\t"
+        "ldr    r3, [r12, #8]\n\t"
+        "ands   r2, r3, r11\n\t"
+        "eor    r3, r3, r11\n\t"
+        "stm    r12!, {r0, r10}\n\t"
+        "str    r3, [r12], #4\n\t"
         "beq    3f\n\t"
-        "vhi    r11, r10\n\t"
-        "vhi    r10, r11\n"
+        "mov    r11, r2\n"
         "4:\n\t"
         "ldr    r9, [r12]\n\t"
         "ands   r10, r9, r11\n\t"
@@ -1027,9 +1032,6 @@ __attribute__((naked, noinline)) static void vcount2(uint32_t *lv __attribute__(
         "mov    r11, r10\n\t"
         "bne    4b\n"
         "3:\n\t"
-        "ldr    r0, [sp, #8]\n\t"
-        "cmp    r1, r0\n\t"
-        "bne    1b\n\t"
         "ldr    r0, [sp, #12]\n\t"
         "ldr    r12, [sp, #16]\n\t"
         "cmp    r0, r12\n\t"
@@ -1037,38 +1039,48 @@ __attribute__((naked, noinline)) static void vcount2(uint32_t *lv __attribute__(
         "ldr    r0, [sp]\n\t"
         "sub    r0, r0, #20\n\t"
         "stm    r0, {r4-r8}\n\t"
-        "add    sp, sp, #24\n\t"
+        "add    sp, sp, #36\n\t"
         "pop    {r4-r11, pc}\n\t"
-        ".purgem vhi\n\t"
         ".purgem vpair\n\t"
         ".purgem vcsa\n\t");
 }
 #define HWBIN_VCOUNT2_ASM 1
 #endif
 
-/* lv = E = 2 popcount(x ^ w) + popcount(y ^ w) per lane, y = x + nw (plane 0 enters at the
- * twos): the kernel for a full block, plane by plane otherwise. */
-static void count_pair(uint32_t *lv, const uint32_t *w, uint32_t wb, const uint32_t *x, uint32_t nw)
+#ifndef HWBIN_VCOUNT2_ASM
+/* lv += d (one bit per channel) over `levels` levels, the carries rippled up. */
+static inline void vadd(uint32_t *lv, uint32_t levels, uint32_t d)
 {
-#ifdef HWBIN_VCOUNT2_ASM
-    if (wb == 32u) {
-        vcount2(lv, w, x, nw);
-        return;
+    uint32_t l;
+    for (l = 0; d != 0u && l < levels; l++) {
+        uint32_t c = lv[l] & d;
+        lv[l] ^= d;
+        d = c;
     }
-#endif
-    memset(lv, 0, HWBIN_VLEVELS * 4u);
-    vcount_plane(lv + 1, HWBIN_VLEVELS - 1u, w, wb, x, nw);
-    vcount_plane(lv, HWBIN_VLEVELS, w, wb, x + nw, nw);
 }
 
-/* Channel r's count out of bit-sliced counts. */
-static uint32_t lane(const uint32_t *lv, uint32_t r)
+/* lv += popcount(a ^ w) per channel over the nw words of one plane a of the row, w one word
+ * (32 channels) per K index: portable C, where the Thumb-2 kernel is not built. */
+static void vcount_plane(uint32_t *lv, uint32_t levels, const uint32_t *w, const uint32_t *a, uint32_t nw)
 {
-    uint32_t l = HWBIN_VLEVELS, v = 0;
-    while (l-- > 0u) {
-        v = (v << 1) | ((lv[l] >> r) & 1u);
+    uint32_t k;
+    for (k = 0; k < 32u * nw; k++) {
+        vadd(lv, levels, w[k] ^ (0u - ((a[k >> 5] >> (k & 31u)) & 1u)));
     }
-    return v;
+}
+#endif
+
+/* lv = E = 2 popcount(x ^ w) + popcount(y ^ w) per channel of a block of 32, y = x + nw
+ * (plane 0 enters at the twos). */
+static void count_pair(uint32_t *lv, const uint32_t *w, const uint32_t *x, uint32_t nw)
+{
+#ifdef HWBIN_VCOUNT2_ASM
+    vcount2(lv, w, x, nw);
+#else
+    memset(lv, 0, HWBIN_VLEVELS * 4u);
+    vcount_plane(lv + 1, HWBIN_VLEVELS - 1u, w, x, nw);
+    vcount_plane(lv, HWBIN_VLEVELS, w, x + nw, nw);
+#endif
 }
 
 /* (E >= V) per channel, V bit-sliced in `levels` words (LSB first): the most significant
@@ -1082,81 +1094,56 @@ static inline uint32_t vge(const uint32_t *lv, const uint32_t *v, uint32_t level
     return ge;
 }
 
-/* The levels of a block's m channels o.. at position pos from its bit-sliced E (see
+/* The levels of a block's 32 channels o.. at position pos from its bit-sliced E (see
  * generate.py sliced_thresholds): one compare word a threshold for the whole block, the
- * thermometer's level bits by XOR (add_ge), the flips, then ORed into the zeroed planes (the
- * m bits may straddle two words). */
+ * thermometer's level bits by XOR (add_ge), the flips, then one word a plane (out_c is a
+ * multiple of 32). */
 static void emit_sliced(const writer_t *w, uint32_t slices, const uint32_t *lv, uint32_t block, uint32_t o,
-                        uint32_t pos, uint32_t m)
+                        uint32_t pos)
 {
-    uint32_t k = w->k, nthr = (1u << k) - 1u, j, i, bits[HWBIN_MAX_ORDER], flip = get_bits(w->flips, o, m);
-    uint32_t keep = m == 32u ? ~0u : (1u << m) - 1u;
+    uint32_t k = w->k, nthr = (1u << k) - 1u, j, i, bits[HWBIN_MAX_ORDER], at = (pos * w->out_c + o) >> 5;
     const uint32_t *v = w->thresholds + block * nthr * slices;
     for (i = 0; i < k; i++) {
-        bits[i] = flip;
+        bits[i] = w->flips[o >> 5];
     }
     for (j = 0; j < nthr; j++, v += slices) {
         add_ge(bits, k, j, vge(lv, v, slices));
     }
     for (i = 0; i < k; i++) {
-        or_bits(w->planes + i * w->pw, pos * w->out_c + o, bits[i] & keep, m);
+        w->planes[i * w->pw + at] = bits[i];
     }
 }
 
-/* acc[r] of a block's m channels (its lanes): from the fast count E in lv (acc = 3 b_2 n -
- * 2 b_2 E), or plane by plane (any order and bases, any block width) into lv. */
-static void vertical_accumulators(const hwbin_layer_t *l, const phase_t *ph, const uint32_t *w, const uint32_t *row,
-                                  uint32_t fast, uint32_t *lv, uint32_t m, int32_t *acc)
-{
-    int32_t n = (int32_t)ph->n;
-    uint32_t i, r;
-    if (fast != 0u) {
-        int32_t b2 = l->in_bases[1];
-        for (r = 0; r < m; r++) {
-            acc[r] = 3 * b2 * n - 2 * b2 * (int32_t)lane(lv, r);
-        }
-        return;
-    }
-    for (r = 0; r < m; r++) {
-        acc[r] = 0;
-    }
-    for (i = 0; i < l->in_order; i++) {
-        memset(lv, 0, HWBIN_VLEVELS * 4u);
-        vcount_plane(lv, HWBIN_VLEVELS, w, m, row + i * ph->nw, ph->nw);
-        for (r = 0; r < m; r++) {
-            acc[r] += l->in_bases[i] * (n - 2 * (int32_t)lane(lv, r));
-        }
-    }
-}
-
-/* Binary layers (HWBIN_VERTICAL): one gathered row per output position; per block of up to
- * 32 output channels the bit-sliced counts of its planes against the block's transposed
- * weights, then the bit-sliced thresholds (l->slices levels) or each channel's accumulator
- * through the integer writer (scores, other orders and bases, stride phases). */
-static void binary_position(const hwbin_layer_t *l, const phase_t *ph, const uint32_t *weight, uint8_t *arena,
+/* Layers with bit-sliced thresholds (HWBIN_VERTICAL, l->slices levels; firmware/generate.py
+ * vertical_tables): one gathered row per output position; per block of up to 32 output
+ * channels the bit-sliced fast count E of both planes against the block's transposed weights,
+ * then the thresholds compared 32 channels at a time. */
+static void sliced_position(const hwbin_layer_t *l, const phase_t *ph, const uint32_t *weight, uint8_t *arena,
                             uint32_t *row, uint32_t g, uint32_t oy, uint32_t ox)
 {
-    uint32_t og = l->out_c / l->groups, blocks = vertical_blocks(l), nw = ph->nw, end = (g + 1u) * og;
-    uint32_t pos = oy * l->out_w + ox, fast = fast_pair(l, ph->n), o = g * og, m, bi;
+    uint32_t blocks = l->out_c / l->groups >> 5, nw = ph->nw, pos = oy * l->out_w + ox, bi;
     writer_t wr = writer_for(l, arena);
     gather_row(l, ph, arena, row, 0u, g, oy, ox);
-    for (bi = 0; bi < blocks; bi++, o += m) {
-        const uint32_t *w = weight + g * words_for(og * nw * 32u) + bi * nw * 32u;
+    for (bi = g * blocks; bi < (g + 1u) * blocks; bi++) {
         uint32_t lv[HWBIN_VLEVELS];
-        m = run_length(o, end);
-        if (fast != 0u) {
-            count_pair(lv, w, m, row, nw);
-        }
-        if (l->slices != 0u) {
-            emit_sliced(&wr, l->slices, lv, g * blocks + bi, o, pos, m);
-        } else {
-            int32_t acc[HWBIN_BATCH];
-            vertical_accumulators(l, ph, w, row, fast, lv, m, acc);
-            emit_run(&wr, o, pos, acc, m);
-        }
+        count_pair(lv, weight + bi * nw * 32u, row, nw);
+        emit_sliced(&wr, l->slices, lv, bi, bi * 32u, pos);
     }
 }
 #endif
+
+/* Binary layers: bit-sliced where the build and the layer have the tables, else rows. */
+static void binary_position(const hwbin_layer_t *l, const phase_t *ph, const uint32_t *weight, uint8_t *arena,
+                            uint32_t *row, uint32_t g, uint32_t oy, uint32_t ox)
+{
+#if HWBIN_VERTICAL
+    if (l->slices != 0u) {
+        sliced_position(l, ph, weight, arena, row, g, oy, ox);
+        return;
+    }
+#endif
+    row_position(l, ph, weight, arena, row, g, oy, ox);
+}
 
 /* The first layer on uint8 pixels through tables of subset sums: the K vector goes in blocks
  * of 32 values (one weight word); for every 4 values of a block (a nibble of the weight word),
@@ -1267,16 +1254,15 @@ static void run_phase(const hwbin_layer_t *l, const phase_t *ph, const uint32_t 
     }
 }
 
-/* Weight words of one stride phase of nw words a row: a row per output channel, or
- * (HWBIN_VERTICAL, binary layers) per group og lanes of 32 K indices per row word. */
-static uint32_t phase_weight_words(const hwbin_layer_t *l, uint32_t nw, const uint8_t *pixels)
+/* Weight words of one stride phase of nw words a row: a row per output channel, or (the
+ * transposed layout of a layer with bit-sliced thresholds) per group og lanes of 32 K indices
+ * per row word. */
+static uint32_t phase_weight_words(const hwbin_layer_t *l, uint32_t nw)
 {
 #if HWBIN_VERTICAL
-    if (pixels == 0) {
-        return l->groups * words_for(l->out_c / l->groups * nw * 32u);
+    if (l->slices != 0u) {
+        return l->out_c * nw * 32u;
     }
-#else
-    (void)pixels;
 #endif
     return l->out_c * nw;
 }
@@ -1300,7 +1286,7 @@ static void run_compute(const hwbin_layer_t *l, uint8_t *arena, void *scratch, c
                 continue;
             }
             run_phase(l, &ph, weight, arena, scratch, pixels);
-            weight += phase_weight_words(l, ph.nw, pixels);
+            weight += phase_weight_words(l, ph.nw);
         }
     }
 }

@@ -8,7 +8,8 @@
  *     indexed (y*W + x)*C + c, least-significant bit first in 32-bit words;
  *   - weights are packed by the generator in the contract's K order (tap-major, channel
  *     fastest), per output channel, one stride phase after another for transposed convs; or,
- *     with HWBIN_VERTICAL, transposed: 32 output channels a word, one word per K index;
+ *     with HWBIN_VERTICAL and bit-sliced thresholds (slices != 0), transposed: 32 output
+ *     channels a word, one word per K index;
  *   - acc = sum_i b_i * (n - 2*popcount(A_i ^ W)); level = #{j : d*acc >= T_j}, which the
  *     generator stores as level = #{j : acc >= T'_j} ^ flip (firmware/generate.py writer_tables);
  *     score = mul*acc + add; the class is the argmax, ties to the lowest index.
@@ -26,7 +27,8 @@
  * word, counted bit-sliced (Thumb-2: Cortex-M3/M4/M7, where it is faster than the row kernel);
  * 0 = one row of K bits per output channel (x86-64 POPCNT, Cortex-M0/M0+, other CPUs). The
  * generated model holds both under #if, so one source builds for every target; -DHWBIN_VERTICAL=1
- * (or 0) chooses either anywhere. The first layer (uint8 pixels) reads rows in both. */
+ * (or 0) chooses either anywhere. The first layer (uint8 pixels) and the layers without
+ * bit-sliced thresholds (scores, narrow blocks, other orders and bases) read rows in both. */
 #ifndef HWBIN_VERTICAL
 #if defined(__GNUC__) && defined(__thumb2__)
 #define HWBIN_VERTICAL 1
@@ -54,12 +56,13 @@ typedef struct {
     uint8_t in_order;       /* k of the input activation */
     uint8_t out_order;      /* k of the output activation; 0: this layer emits scores */
     uint8_t groups;
-    uint8_t slices;         /* HWBIN_VERTICAL: levels of the bit-sliced thresholds; 0: integer thresholds */
+    uint8_t slices;         /* HWBIN_VERTICAL: levels of the bit-sliced thresholds (transposed weights);
+                             * 0: integer thresholds, row weights */
     uint16_t in_c, in_h, in_w;
     uint16_t out_c, out_h, out_w;
     uint16_t kh, kw, sh, sw, ph, pw;
     const int32_t *in_bases;    /* in_order bases, b_1 (MSB) first (NULL: the first layer reads pixels) */
-    const uint32_t *weight;     /* packed weights: rows, or transposed (HWBIN_VERTICAL) */
+    const uint32_t *weight;     /* packed weights: rows, or transposed (HWBIN_VERTICAL, slices != 0) */
     const uint32_t *thresholds; /* out_c x (2^out_order - 1): T' + 2^31, rows ascending; or bit-sliced */
     const uint32_t *flips;      /* bit o (LSB first): channel o's level bits are inverted */
     const int32_t *score_mul;   /* out_c (scores layer only) */
