@@ -132,3 +132,23 @@ def test_feature_distillation_runs_in_distilled_stages_only(monkeypatch):
     loop.run_stages(model, data, stages, loop.TrainConfig(feature_distill=0.7), binary=True, teacher=teacher)
     assert seen == [3] * sum(s.epochs for s in stages if s.distill)   # one batch an epoch, 3 hidden layers
     assert not stages[0].distill
+
+
+def test_cli_schedule_options_reach_the_run(tmp_path):
+    """hwbin train --lr-schedule run --bn-recalibrate --feature-distill W: recorded in
+    metrics.json, and the result stays deployable (golden accuracy, torch = golden)."""
+    import json
+
+    from .conftest import run_cli
+
+    out = tmp_path / "run"
+    r = run_cli("train", "--model", "digits-tiny", "--method", "srb", "--epochs", "6", "--ratios", "50,100",
+                "--phase-order", "joint", "--lr-schedule", "run", "--bn-recalibrate", "--feature-distill", "0.2",
+                "--train-images", "200", "--test-images", "100", "--out", out, "--no-plot")
+    assert r.returncode == 0, r.stderr
+    m = json.loads((out / "metrics.json").read_text())
+    o = m["options"]
+    assert (o["lr_schedule"], o["bn_recalibrate"], o["feature_distill"]) == ("run", True, 0.2)
+    assert m["final"]["source"] == "golden" and m["final"]["test_golden"] == pytest.approx(m["final"]["test_torch"])
+    bad = run_cli("train", "--model", "digits-tiny", "--lr-schedule", "linear", "--out", tmp_path / "x")
+    assert bad.returncode == 2 and "lr-schedule" in bad.stderr
