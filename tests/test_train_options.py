@@ -63,13 +63,11 @@ def test_bn_recalibration_gives_exact_mean_and_keeps_golden():
     model = build_model("digits-tiny", data.in_shape, data.num_classes)
     apply_stage_masks(model, Stage("b", 1, 1.0, 1.0))
     x = torch.from_numpy(data.x_train).float()
-    bn0 = model.binary_layers()[0].bn
-    seen = []
-    h = bn0.register_forward_hook(lambda m, inp, out: seen.append(inp[0].detach()))
+    layer0 = model.binary_layers()[0]
+    bn0 = layer0.bn
     model.eval()
-    with torch.no_grad():
-        model(x)   # the first batch norm's input does not depend on the later ones
-    h.remove()
+    with torch.no_grad():   # the first batch norm's input (conv0's output) does not depend on the later ones
+        seen = [layer0._apply(layer0.input_quantizer(x), layer0.effective_weight(), layer0.input_quantizer.pad_value())]
     want = seen[0].double().mean(dim=(0, 2, 3))
     recalibrate_bn(model, x, batch_size=64)
     assert torch.allclose(bn0.running_mean.double(), want, atol=1e-5)

@@ -260,6 +260,8 @@ def recalibrate_bn(model: BinaryNet, x: torch.Tensor, batch_size: int) -> None:
     batch variances). Quantizers run in eval mode (integer bases, as deployed); only the
     batch norms take batch statistics. They fold into the thresholds at export as before."""
     model.eval()
+    for layer in model.binary_layers():
+        layer.training = True   # the float path through the batch norm (not eval's exact one); quantizers stay in eval
     bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
     for bn in bns:
         bn.reset_running_stats()
@@ -271,6 +273,7 @@ def recalibrate_bn(model: BinaryNet, x: torch.Tensor, batch_size: int) -> None:
         model(xb)
     for bn in bns:
         bn.momentum = 0.1
+    model.eval()
 
 
 def wall_clock():
