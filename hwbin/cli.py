@@ -44,7 +44,8 @@ def cmd_train(args) -> int:
                        phase_order=args.phase_order, distill=not args.no_distill, init=args.init,
                        finetune_share=args.finetune_share, teacher=args.teacher,
                        pretrain_fraction=args.pretrain_fraction, distill_weight=args.distill_weight,
-                       distill_temperature=args.distill_temperature)
+                       distill_temperature=args.distill_temperature, lr_schedule=args.lr_schedule,
+                       bn_recalibrate=args.bn_recalibrate, feature_distill=args.feature_distill)
     if args.ratios is not None:
         opt.ratios = args.ratios
     inputs = [p for p in (args.init, args.data_path, args.spec, args.teacher) if p]
@@ -456,6 +457,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="share of the distillation term in the loss of distilled stages (default 0.5)")
     t.add_argument("--distill-temperature", type=at.float_in(0, 100, lo_open=True), default=2.0,
                    help="softmax temperature of distillation (default 2)")
+    t.add_argument("--lr-schedule", default="stage", choices=["stage", "run"],
+                   help="cosine learning rate restarted at every stage (default), or one cosine over the stages "
+                   "after pre-training (run)")
+    t.add_argument("--bn-recalibrate", action="store_true", help="at the end, batch-norm statistics of the "
+                   "final model over the whole training set, quantizers as deployed (instead of running averages)")
+    t.add_argument("--feature-distill", type=at.float_in(0, 100), default=0.0,
+                   help="weight of distilling the teacher's hidden-layer outputs (a teacher of the same shape; "
+                   "default 0: off)")
     t.add_argument("--no-distill", action="store_true", help="no distillation (from the fp snapshot or --teacher)")
     t.add_argument("--teacher", metavar="RUN", type=at.path_text, help="distill from this trained model (a run "
                    "folder or its model.pt, e.g. an fp run) instead of the snapshot after pre-training")

@@ -18,7 +18,6 @@ from .errors import HwbinError
 from .ir import Layer, Model, validate
 from .models import BinaryNet
 from .nn.layers import ChannelShuffle, QConv2d, QConvTranspose2d, QLinear, is_binary_layer
-from .nn.quant import channel_alpha
 from .train.schedule import is_fully_binary
 
 SCORE_MUL_BITS = arith.SCORE_MUL_BITS
@@ -114,9 +113,8 @@ def export_model(model: BinaryNet, source: dict | None = None) -> Model:
 
 
 def _export_compute(m, nxt, in_shape, name) -> Layer:
-    in_bases, u_in = m.input_quantizer.int_bases()
+    in_bases, _ = m.input_quantizer.int_bases()
     latent = m.latent_weight_oihw().detach().double()
-    alpha = channel_alpha(latent).numpy()
     bits = (latent >= 0).to(torch.uint8).numpy()
     c, h, w_ = in_shape
     cout = m.out_channels
@@ -150,15 +148,7 @@ def _export_compute(m, nxt, in_shape, name) -> Layer:
         return layer
     if nxt is None:
         raise ExportError(f"export: layer '{layer.name}' has batch norm but no following layer")
-    mult = alpha * u_in  # z_o = mult_o * acc_o + bias_o
-    bias = m.bias.detach().double().numpy() if m.bias is not None else np.zeros(cout)
-    bn = m.bn
-    sd = torch.sqrt(bn.running_var.double() + bn.eps).numpy()
-    gamma = bn.weight.detach().double().numpy() if bn.weight is not None else np.ones(cout)
-    beta = bn.bias.detach().double().numpy() if bn.bias is not None else np.zeros(cout)
-    mean = bn.running_mean.double().numpy()
-    a = gamma * mult / sd
-    cc = gamma * (bias - mean) / sd + beta
+    a, cc = m.folded_affine()   # the same map torch eval applies
     out_bases, u_out = nxt.input_quantizer.int_bases()
     points = arith.residual_thresholds(out_bases).astype(np.float64) * u_out
     t, d = fold_thresholds(a, cc, points, bound)

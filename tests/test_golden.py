@@ -128,3 +128,42 @@ def test_random_models_golden_equals_torch_conv_reference(params):
         return
     res = golden.run(m, x)
     assert np.array_equal(res.scores, reference_forward(m, x))
+
+
+def _hidden_near_tie(model, hidden, xt):
+    """Set the hidden unit's weight and running mean so that the float32 batch-norm output
+    and the exact (float64) pre-quantization value fall on opposite sides of 0; returns the
+    exact value's sign (+1 or -1)."""
+    with torch.no_grad():
+        hidden.bn.running_var.fill_(1.0)
+        hidden.bn.weight.fill_(1.0)
+        hidden.bn.bias.fill_(0.0)
+        for k in range(1, 500):
+            hidden.weight.fill_(0.1 + k * 1e-4)
+            z = np.float32(hidden._apply(hidden.input_quantizer(xt), hidden.effective_weight(), -1.0).item())
+            for ulps in range(-3, 4):
+                hidden.bn.running_mean.fill_(float(z + ulps * np.spacing(z)))
+                f32 = hidden._finish(hidden._apply(hidden.input_quantizer(xt), hidden.effective_weight(), -1.0)).item()
+                f64 = hidden.exact_prequant(xt).item()
+                if (f32 >= 0) != (f64 >= 0):
+                    return 1 if f64 >= 0 else -1
+    raise AssertionError("no near-tie found")
+
+
+def test_torch_eval_follows_exact_hidden_levels_on_a_near_tie():
+    """A hidden pre-quantization value on opposite sides of a threshold (0, the middle point
+    of the next order-2 quantizer) in float32 batch norm and in exact arithmetic: torch eval
+    must give the golden model's level, which the float32 batch norm does not. One hidden
+    dense unit on a 2x2 all-white image (acc = 1020, every tap +1); its weight and running
+    mean are searched for such a near-tie (the premise, asserted)."""
+    x = np.full((1, 1, 2, 2), 255, dtype=np.uint8)
+    xt = torch.from_numpy(x).float()
+    model = BinaryNet([{"kind": "dense", "out": 1}, {"kind": "dense", "out": "classes"}], (1, 2, 2), 2)
+    apply_stage_masks(model, Stage("all", 1, 1.0, 1.0))
+    model.eval()
+    sign = _hidden_near_tie(model, model.binary_layers()[0], xt)
+    m = ir.from_bytes(ir.to_bytes(export_model(model)))
+    res = golden.run(m, x, taps=True)
+    assert int(res.taps["dense0"].ravel()[0]) == (2 if sign > 0 else 1)   # levels 0..3, 0 between 1 and 2
+    agree = compare_with_torch(model, m, x)
+    assert agree["activation_agreement"]["dense0"] == 1.0 and agree["prediction_agreement"] == 1.0

@@ -65,7 +65,9 @@ class _BinaryLayer(nn.Module):
     def forward(self, x):
         if self.emits_integer_scores():
             return self.integer_scores(x)
-        xq = self.input_quantizer(x)
+        if self.emits_exact_levels():
+            return self.exact_prequant(x)
+        xq = self.input_quantizer(x.to(self.weight.dtype))   # float64 after an exact layer (a partly binary model)
         return self._finish(self._apply(xq, self.effective_weight(), self.input_quantizer.pad_value()))
 
     def emits_integer_scores(self) -> bool:
@@ -83,14 +85,50 @@ class _BinaryLayer(nn.Module):
         bias = self.bias.detach().double().cpu().numpy() if self.bias is not None else np.zeros(self.out_channels)
         return arith.score_integers(alpha * u_in, bias)
 
+    def emits_exact_levels(self) -> bool:
+        """Eval of a fully binary hidden layer (batch norm, then the next quantizer): it
+        computes the pre-quantization value from the integer accumulator in float64 with the
+        affine map export folds into thresholds, so the next quantizer's levels are the
+        golden model's even where a value lies within float32 rounding of a threshold."""
+        return (not self.training and self.bn is not None and bool(self.weight_mask.all())
+                and self.input_quantizer.binarized())
+
+    def folded_affine(self) -> tuple[np.ndarray, np.ndarray]:
+        """(a, c), float64, with the pre-quantization value a_o * acc_o + c_o: alpha, the
+        input scale, the bias and batch norm (eval statistics) in one map. Export turns it
+        into integer thresholds; torch eval applies it (one definition)."""
+        _, u_in = self.input_quantizer.int_bases()
+        mult = channel_alpha(self.latent_weight_oihw().detach().double()).cpu().numpy() * u_in
+        n = self.out_channels
+        bias = self.bias.detach().double().cpu().numpy() if self.bias is not None else np.zeros(n)
+        bn = self.bn
+        sd = torch.sqrt(bn.running_var.detach().double() + bn.eps).cpu().numpy()
+        gamma = bn.weight.detach().double().cpu().numpy() if bn.weight is not None else np.ones(n)
+        beta = bn.bias.detach().double().cpu().numpy() if bn.bias is not None else np.zeros(n)
+        mean = bn.running_mean.detach().double().cpu().numpy()
+        return gamma * mult / sd, gamma * (bias - mean) / sd + beta
+
+    def integer_acc(self, x) -> torch.Tensor:
+        """The contract's integer accumulator (int64): the +-1 weights applied to the input's
+        integer level values in float64, exact for any summation order."""
+        values, pad = self.input_quantizer.integer_values(x)
+        signs = torch.where(self.latent_weight_oihw().detach() >= 0, 1.0, -1.0).double()
+        return self._apply(values, self._layout(signs), float(pad)).round().long()
+
+    def exact_prequant(self, x) -> torch.Tensor:
+        """a * acc + c in float64 (``folded_affine``): the same float64 operations as the
+        inequality export's thresholds are checked against."""
+        acc = self.integer_acc(x)
+        a, c = self.folded_affine()
+        shape = (1, -1) + (1,) * (acc.dim() - 2)
+        return acc.double() * torch.from_numpy(a).to(acc.device).view(shape) + torch.from_numpy(c).to(acc.device).view(shape)
+
     def integer_scores(self, x) -> torch.Tensor:
         """score = score_mul * acc + score_add in int64 (the contract), returned as float64
         score * 2^-F, which is exact (|score| < 2^32): the logits' scale stays the float
         model's, and their order is the integers'. The accumulator is the +-1 weights
         applied to the integer level values in float64, exact for any summation order."""
-        values, pad = self.input_quantizer.integer_values(x)
-        signs = torch.where(self.latent_weight_oihw().detach() >= 0, 1.0, -1.0).double()
-        acc = self._apply(values, self._layout(signs), float(pad)).round().long()
+        acc = self.integer_acc(x)
         shift, mul, add = self.score_integers()
         shape = (1, -1) + (1,) * (acc.dim() - 2)
         score = acc * torch.from_numpy(mul).to(acc.device).view(shape) + torch.from_numpy(add).to(acc.device).view(shape)

@@ -16,7 +16,7 @@ from ..data import load_dataset
 from ..errors import HwbinError
 from ..models import MODELS, BinaryNet, build_model, load_checkpoint, load_spec_file, save_checkpoint
 from ..util import atomic_write_json, staging_dir
-from .loop import TrainConfig, evaluate, run_stages
+from .loop import LR_SCHEDULES, TrainConfig, evaluate, run_stages
 from .schedule import METHODS, RATIOS, ScheduleConfig, build_schedule, is_fully_binary
 
 __all__ = ["TrainOptions", "train", "METHODS"]
@@ -46,6 +46,9 @@ class TrainOptions:
     teacher: str | None = None     # distill from this trained model (run folder or model.pt)
     distill_weight: float = 0.5    # share of the distillation term in the loss (the rest: cross-entropy)
     distill_temperature: float = 2.0
+    lr_schedule: str = "stage"     # stage: cosine restarted per stage | run: one cosine after pre-training
+    bn_recalibrate: bool = False   # exact batch-norm statistics of the final model over the training set
+    feature_distill: float = 0.0   # weight of distilling the teacher's hidden-layer outputs (same shapes)
 
 
 def _check_options(opt: TrainOptions):
@@ -60,6 +63,10 @@ def _check_options(opt: TrainOptions):
     if not 0 <= opt.distill_weight <= 1 or not opt.distill_temperature > 0:
         raise HwbinError(f"distillation: expected a weight in [0, 1] and a temperature > 0, found "
                          f"{opt.distill_weight} and {opt.distill_temperature}")
+    if opt.feature_distill < 0:
+        raise HwbinError(f"feature distillation: expected a weight >= 0, found {opt.feature_distill}")
+    if opt.lr_schedule not in LR_SCHEDULES:
+        raise HwbinError(f"lr schedule: expected one of {', '.join(LR_SCHEDULES)}, found {opt.lr_schedule!r}")
 
 
 def _build_for(opt: TrainOptions, order: int):
@@ -134,7 +141,8 @@ def load_teacher(path: str, data) -> BinaryNet:
 def fit(opt: TrainOptions, data, model: BinaryNet, stages):
     """Run the prepared schedule as ``opt`` says (learning rate, batch, seed, teacher)."""
     cfg = TrainConfig(lr=opt.lr, batch_size=opt.batch_size, seed=opt.seed, distill_weight=opt.distill_weight,
-                      distill_temperature=opt.distill_temperature)
+                      distill_temperature=opt.distill_temperature, lr_schedule=opt.lr_schedule,
+                      bn_recalibrate=opt.bn_recalibrate, feature_distill=opt.feature_distill)
     teacher = load_teacher(opt.teacher, data) if opt.teacher else None
     return run_stages(model, data, stages, cfg, binary=opt.method != "fp", teacher=teacher)
 

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from ..data import Dataset
+from ..errors import HwbinError
 from ..models import BinaryNet
 from ..util import progress
 from .schedule import Stage, apply_stage_masks
@@ -28,6 +29,12 @@ class TrainConfig:
     distill_weight: float = 0.5
     clip_weights: bool = True
     eval_train_subset: int = 2000
+    lr_schedule: str = "stage"     # stage: cosine restarted at every stage | run: one cosine after pre-training
+    bn_recalibrate: bool = False   # re-estimate batch-norm statistics of the final model (see recalibrate_bn)
+    feature_distill: float = 0.0   # weight of the hidden-layer term of distillation (see HiddenTaps)
+
+
+LR_SCHEDULES = ("stage", "run")
 
 
 @dataclass
@@ -99,6 +106,35 @@ def _loss(model_task, logits, y, teacher_logits, cfg: TrainConfig):
     return (1 - cfg.distill_weight) * ce + cfg.distill_weight * kd
 
 
+class HiddenTaps:
+    """The outputs of a model's hidden binary layers (after batch norm: what the next
+    quantizer sees) in one forward pass. Distilling them from a teacher of the same shape
+    (the fp run the student started from) tells every layer what to compute, not only the
+    last; the loss term is their mean squared difference, summed over layers."""
+
+    def __init__(self, model: BinaryNet):
+        self.outputs: list[torch.Tensor] = []
+        self.handles = [layer.register_forward_hook(lambda m, i, o: self.outputs.append(o))
+                        for layer in model.binary_layers()[:-1]]
+
+    def take(self) -> list[torch.Tensor]:
+        """The outputs since the last take (the per-epoch evaluation's are dropped before
+        each training batch by a take)."""
+        out, self.outputs = self.outputs, []
+        return out
+
+    def close(self) -> None:
+        for h in self.handles:
+            h.remove()
+
+
+def feature_loss(student: list[torch.Tensor], teacher: list[torch.Tensor]) -> torch.Tensor:
+    if [s.shape for s in student] != [t.shape for t in teacher]:
+        raise HwbinError(f"feature distillation: the teacher's hidden layers are {[tuple(t.shape[1:]) for t in teacher]}, "
+                         f"the student's {[tuple(s.shape[1:]) for s in student]}; it needs the same shapes")
+    return sum(F.mse_loss(s, t.to(s.dtype)) for s, t in zip(student, teacher))
+
+
 def _frozen_copy(model: BinaryNet) -> BinaryNet:
     """A copy in eval mode that no optimizer step or batch-norm update can change."""
     frozen = copy.deepcopy(model).eval()
@@ -125,14 +161,18 @@ def run_stages(model: BinaryNet, data: Dataset, stages: list[Stage], cfg: TrainC
     teacher = fixed_teacher
     epoch = 0
     sub = data.x_train[: cfg.eval_train_subset], data.y_train[: cfg.eval_train_subset]
-    for stage in stages:
+    taps = None
+    for si, stage in enumerate(stages):
         apply_stage_masks(model, stage, mask_gen)
         _freeze(model, stage.frozen)
         params = [p for p in model.parameters() if p.requires_grad]
         opt = torch.optim.Adam(params, lr=cfg.lr)
-        total = max(1, stage.epochs * steps_per_epoch)
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_factor(stages, si, steps_per_epoch, cfg.lr_schedule))
         use_teacher = teacher if stage.distill else None
+        if taps is not None:
+            for t in taps:
+                t.close()
+        taps = (HiddenTaps(model), HiddenTaps(use_teacher)) if use_teacher is not None and cfg.feature_distill else None
         # Counted in images, so the bar moves within long epochs and shows images/s.
         bar = progress(total=stage.epochs * n, desc=f"{stage.name:>9} {stage.label()}", unit="img", unit_scale=True)
         for _ in range(stage.epochs):
@@ -146,10 +186,14 @@ def run_stages(model: BinaryNet, data: Dataset, stages: list[Stage], cfg: TrainC
                 if stage.select == "roulette":
                     apply_stage_masks(model, stage, mask_gen)
                 t_logits = None
+                for t in taps or ():
+                    t.take()
                 if use_teacher is not None:
                     with torch.no_grad():
                         t_logits = use_teacher(xb)
                 loss = _loss(model.task, model(xb), yb, t_logits, cfg)
+                if taps is not None:
+                    loss = loss + cfg.feature_distill * feature_loss(taps[0].take(), taps[1].take())
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -180,9 +224,56 @@ def run_stages(model: BinaryNet, data: Dataset, stages: list[Stage], cfg: TrainC
                             "end_epoch": epoch})
         if stage.snapshot_teacher and fixed_teacher is None:
             teacher = _frozen_copy(model)
+    if taps is not None:
+        for t in taps:
+            t.close()
     _freeze(model, 0)
+    if cfg.bn_recalibrate:
+        recalibrate_bn(model, x_all, cfg.batch_size)
     model.eval()
     return hist
+
+
+def _lr_factor(stages: list[Stage], si: int, steps_per_epoch: int, how: str):
+    """The learning-rate factor of stage ``si`` as a function of its step. 'stage': a cosine
+    from 1 to 0 within each stage (a restart at every stage). 'run': a pre-training stage
+    keeps its own cosine; the stages after it share one cosine, so the staged steps start
+    high and the fully binary fine-tune ends the decay without a restart."""
+    if how not in LR_SCHEDULES:
+        raise ValueError(f"lr schedule: expected one of {', '.join(LR_SCHEDULES)}, found {how!r}")
+    pretrain = stages[0].snapshot_teacher
+    if how == "stage" or (si == 0 and pretrain):
+        first, last = si, si
+    else:
+        first, last = (1 if pretrain else 0), len(stages) - 1
+    offset = sum(st.epochs for st in stages[first:si]) * steps_per_epoch
+    total = max(1, sum(st.epochs for st in stages[first:last + 1]) * steps_per_epoch)
+    return lambda s: 0.5 * (1 + math.cos(math.pi * min(s + offset, total) / total))
+
+
+@torch.no_grad()
+def recalibrate_bn(model: BinaryNet, x: torch.Tensor, batch_size: int) -> None:
+    """Batch-norm running statistics as the mean and variance over the training set of the
+    final (fully trained) model, instead of momentum averages that lag the last weight
+    updates. Each batch's momentum is its share of the images seen so far, so the running
+    mean is exactly the mean over all images (the variance is the image-weighted mean of the
+    batch variances). Quantizers run in eval mode (integer bases, as deployed); only the
+    batch norms take batch statistics. They fold into the thresholds at export as before."""
+    model.eval()
+    for layer in model.binary_layers():
+        layer.training = True   # the float path through the batch norm (not eval's exact one); quantizers stay in eval
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    for bn in bns:
+        bn.reset_running_stats()
+        bn.train()
+    for i in range(0, len(x), batch_size):
+        xb = x[i:i + batch_size]
+        for bn in bns:
+            bn.momentum = len(xb) / (i + len(xb))
+        model(xb)
+    for bn in bns:
+        bn.momentum = 0.1
+    model.eval()
 
 
 def wall_clock():
