@@ -37,13 +37,13 @@ from .ir import Layer, Model
 
 #: Cycles from a compute step's issue to the drain taking its tile (its PE row 0 has the sums;
 #: row r has them r cycles later, so the drain waits ``drain_skew`` more).
-COMPUTE_LATENCY = 7
+COMPUTE_LATENCY = 8
 #: Cycles from the drain selecting a column to writing it (bases, accumulators, levels).
 DRAIN_WRITE_LATENCY = 5
 #: Cycles from a pass step's issue to its memory write.
-PASS_LATENCY = 3
+PASS_LATENCY = 4
 #: Cycles from an output request to its beat being valid.
-OUTPUT_LATENCY = 5
+OUTPUT_LATENCY = 7
 #: Bits of an output beat (a signed score or a class index).
 OUT_BITS = 32
 
@@ -130,8 +130,8 @@ class Program:
     tiles: list[dict]
     weights: list[int]        # R*L-bit words; row r lanes at bits r*L .. r*L+L-1
     gather: list[list[tuple[int, int]]]   # words of C (address, flag) pairs
-    thresholds: list[list[tuple[list[int], int]]]  # words of R (thresholds, negate) rows
-    score_mul: list[int]
+    thresholds: list[list[tuple[list[int], int]]]  # words of R (S thresholds, flip) rows: sum_thresholds
+    score_mul: list[int]      # score = score_mul * S + score_add (S, not acc: _compile_scores)
     score_add: list[int]
     # geometry
     in_channels: int
@@ -323,8 +323,7 @@ def compile_program(model: Model, cfg: ArrayConfig | None = None) -> Program:
     prog.thr_bits = arith.signed_width(bound_max + 1)
     _compile_thresholds(prog, bound_max)
     if last.output == "scores":
-        prog.score_mul = [int(v) for v in last.arrays["score_mul"]]
-        prog.score_add = [int(v) for v in last.arrays["score_add"]]
+        _compile_scores(prog)
     return prog
 
 
@@ -520,16 +519,38 @@ def _compile_pass(prog: Program, op: Op) -> None:
                        "last": op.npos * op.window - 1})
 
 
+def layer_nfix(prog: Program, op: Op) -> int:
+    """sum(b) * n of a compute layer, the same for all its tiles: acc = nfix - 2 S."""
+    fixes = {prog.tiles[t]["nfix"] for t in op.tiles if "nfix" in prog.tiles[t]}
+    assert len(fixes) == 1, f"{op.layer.name}: one fix-up per layer, found {sorted(fixes)}"
+    return fixes.pop()
+
+
+def sum_thresholds(thresholds, flip: bool, nfix: int, nthr: int, bound: int) -> list[int]:
+    """A row's thresholds on S = sum_k b_k pop_k (the drain's weighted sum) instead of acc =
+    nfix - 2 S, so the drain forms no accumulator: its level is c = #{j : S <= W_j}, or
+    nthr - c = c XOR nthr where ``flip`` (d = -1; nthr = 2^k - 1). For d = +1, nfix - 2 S >= T
+    iff S <= floor((nfix - T) / 2); unused slots never count (W = -1). For d = -1, 2 S - nfix
+    >= T iff not S <= ceil((nfix + T) / 2) - 1; unused slots always count (W = bound), so
+    that nthr - c is the layer's own count. W lies in [-1, bound] (S in [0, bound])."""
+    if flip:
+        w = [-((-(nfix + int(t))) // 2) - 1 for t in thresholds] + [bound] * (nthr - len(thresholds))
+    else:
+        w = [(nfix - int(t)) // 2 for t in thresholds] + [-1] * (nthr - len(thresholds))
+    return [min(max(v, -1), bound) for v in w]
+
+
 def _compile_thresholds(prog: Program, bound: int) -> None:
-    """One word per (levels layer, tile row block): R rows of thresholds and a negate bit."""
+    """One word per (levels layer, tile row block): R rows of S thresholds and a flip bit
+    (``sum_thresholds``)."""
     R = prog.cfg.rows
     nthr = max([2 ** op.k_out - 1 for op in prog.ops if op.kind == "compute" and not op.is_score], default=1)
     prog.nthr = nthr
-    never = bound + 1
     for op in prog.ops:
         if op.kind != "compute" or op.is_score:
             continue
-        thr = np.clip(op.layer.arrays["thresholds"].astype(np.int64), -never, never)
+        nfix = layer_nfix(prog, op)
+        thr = op.layer.arrays["thresholds"].astype(np.int64)
         neg = op.layer.arrays["directions"] < 0
         cout = op.layer.out_shape[0]
         index = {}
@@ -544,14 +565,26 @@ def _compile_thresholds(prog: Program, bound: int) -> None:
                 for r in range(R):
                     o = o0 + r
                     if r < op.rows_per_tile and o < cout:
-                        t = [int(v) for v in thr[o]] + [never] * (nthr - thr.shape[1])
-                        rows.append((t, int(neg[o])))
+                        rows.append((sum_thresholds(thr[o], bool(neg[o]), nfix, nthr, bound), int(neg[o])))
                     else:
-                        rows.append(([never] * nthr, 0))
+                        rows.append(([-1] * nthr, 0))
                 prog.thresholds.append(rows)
             tile["thr"] = index[o0]
     if not prog.thresholds:
         prog.thresholds.append([([0] * nthr, 0)] * R)
+
+
+def _compile_scores(prog: Program) -> None:
+    """The last layer's score constants on S: score = A acc + B = (-2 A) S + (A nfix + B),
+    so the drain keeps S, not acc (``sum_thresholds``). The constant is taken modulo 2^32
+    (as a signed value): the score itself is an int32, so the sum is exact."""
+    op = prog.ops[-1]
+    nfix = layer_nfix(prog, op)
+    last = op.layer
+    a = [int(v) for v in last.arrays["score_mul"]]
+    prog.score_mul = [-2 * v for v in a]
+    wrap = 1 << OUT_BITS
+    prog.score_add = [((v * nfix + int(b) + wrap // 2) % wrap) - wrap // 2 for v, b in zip(a, last.arrays["score_add"])]
 
 
 # --------------------------------------------------------------------------- cycle model
