@@ -131,7 +131,7 @@ class Program:
     weights: list[int]        # R*L-bit words; row r lanes at bits r*L .. r*L+L-1
     gather: list[list[tuple[int, int]]]   # words of C (address, flag) pairs
     thresholds: list[list[tuple[list[int], int]]]  # words of R (S thresholds, flip) rows: sum_thresholds
-    score_mul: list[int]      # score = score_mul * S + score_add (S, not acc: _compile_scores)
+    score_mul: list[int]
     score_add: list[int]
     # geometry
     in_channels: int
@@ -323,7 +323,8 @@ def compile_program(model: Model, cfg: ArrayConfig | None = None) -> Program:
     prog.thr_bits = arith.signed_width(bound_max + 1)
     _compile_thresholds(prog, bound_max)
     if last.output == "scores":
-        _compile_scores(prog)
+        prog.score_mul = [int(v) for v in last.arrays["score_mul"]]
+        prog.score_add = [int(v) for v in last.arrays["score_add"]]
     return prog
 
 
@@ -519,13 +520,6 @@ def _compile_pass(prog: Program, op: Op) -> None:
                        "last": op.npos * op.window - 1})
 
 
-def layer_nfix(prog: Program, op: Op) -> int:
-    """sum(b) * n of a compute layer, the same for all its tiles: acc = nfix - 2 S."""
-    fixes = {prog.tiles[t]["nfix"] for t in op.tiles if "nfix" in prog.tiles[t]}
-    assert len(fixes) == 1, f"{op.layer.name}: one fix-up per layer, found {sorted(fixes)}"
-    return fixes.pop()
-
-
 def sum_thresholds(thresholds, flip: bool, nfix: int, nthr: int, bound: int) -> list[int]:
     """A row's thresholds on S = sum_k b_k pop_k (the drain's weighted sum) instead of acc =
     nfix - 2 S, so the drain forms no accumulator: its level is c = #{j : S <= W_j}, or
@@ -541,15 +535,14 @@ def sum_thresholds(thresholds, flip: bool, nfix: int, nthr: int, bound: int) -> 
 
 
 def _compile_thresholds(prog: Program, bound: int) -> None:
-    """One word per (levels layer, tile row block): R rows of S thresholds and a flip bit
-    (``sum_thresholds``)."""
+    """One word per (levels layer, tile row block, fix-up): R rows of S thresholds and a flip
+    bit (``sum_thresholds``)."""
     R = prog.cfg.rows
     nthr = max([2 ** op.k_out - 1 for op in prog.ops if op.kind == "compute" and not op.is_score], default=1)
     prog.nthr = nthr
     for op in prog.ops:
         if op.kind != "compute" or op.is_score:
             continue
-        nfix = layer_nfix(prog, op)
         thr = op.layer.arrays["thresholds"].astype(np.int64)
         neg = op.layer.arrays["directions"] < 0
         cout = op.layer.out_shape[0]
@@ -558,9 +551,10 @@ def _compile_thresholds(prog: Program, bound: int) -> None:
             tile = prog.tiles[ti]
             if "o0" not in tile:       # a first-layer engine tile that only reads taps
                 continue
-            o0 = tile["o0"]
-            if o0 not in index:
-                index[o0] = len(prog.thresholds)
+            # the fix-up differs between the stride phases of a transposed convolution
+            o0, nfix = tile["o0"], tile["nfix"]
+            if (o0, nfix) not in index:
+                index[o0, nfix] = len(prog.thresholds)
                 rows = []
                 for r in range(R):
                     o = o0 + r
@@ -569,22 +563,9 @@ def _compile_thresholds(prog: Program, bound: int) -> None:
                     else:
                         rows.append(([-1] * nthr, 0))
                 prog.thresholds.append(rows)
-            tile["thr"] = index[o0]
+            tile["thr"] = index[o0, nfix]
     if not prog.thresholds:
         prog.thresholds.append([([0] * nthr, 0)] * R)
-
-
-def _compile_scores(prog: Program) -> None:
-    """The last layer's score constants on S: score = A acc + B = (-2 A) S + (A nfix + B),
-    so the drain keeps S, not acc (``sum_thresholds``). The constant is taken modulo 2^32
-    (as a signed value): the score itself is an int32, so the sum is exact."""
-    op = prog.ops[-1]
-    nfix = layer_nfix(prog, op)
-    last = op.layer
-    a = [int(v) for v in last.arrays["score_mul"]]
-    prog.score_mul = [-2 * v for v in a]
-    wrap = 1 << OUT_BITS
-    prog.score_add = [((v * nfix + int(b) + wrap // 2) % wrap) - wrap // 2 for v, b in zip(a, last.arrays["score_add"])]
 
 
 # --------------------------------------------------------------------------- cycle model

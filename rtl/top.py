@@ -36,7 +36,7 @@ from hwbin import arith
 from hwbin import program as pg
 
 from .array import PEArray
-from .first_layer import FirstLayerEngine
+from .first_layer import FirstLayerEngine, carry_chain
 from .pipeline import delay, held
 from .resources import memory_shapes, memory_style
 
@@ -179,7 +179,8 @@ class Top(wiring.Component):
         for rows in p.thresholds:
             word = 0
             for r, (thr, neg) in enumerate(rows):
-                row = sum((t & ((1 << tb) - 1)) << (j * tb) for j, t in enumerate(thr)) | (neg << (p.nthr * tb))
+                # W + 1 in [0, bound + 1]: the drain tests S >= W + 1 (not S <= W) in one carry chain
+                row = sum((t + 1) << (j * tb) for j, t in enumerate(thr)) | (neg << (p.nthr * tb))
                 word |= row << (r * self.rw)
             twords.append(word)
         m.submodules.thr_rom = thr_rom = _memory(shape=unsigned(R * self.rw), depth=len(twords), init=twords,
@@ -267,6 +268,53 @@ class Top(wiring.Component):
         return {"gword": gword, "pads": Cat(gword[c * gw + ab] for c in range(p.cfg.cols)),
                 **{name: [delay(fetch, rp.data, 1, f"{name}_land{c}") for c, rp in enumerate(rps)]
                    for name, rps in (("in", in_rps), ("act", act_rps), ("col", col_rps))}}
+
+    def _slices(self, fetch: Module, land: dict, sources, offsets, last_lanes, step, src, off_index, last_chunk, layer):
+        """At s+4, each column's L-bit slice of the landed word of its source memory, at the
+        step's offset, lanes past the layer's last chunk masked, 0 for a pad. Where the
+        offsets' slices do not overlap, no multiplexer: during an array step every slice of the
+        landed words that the step does not use is reset (a flip-flop's synchronous reset,
+        decided at s+2 and registered), as are the masked lane groups and a pad's slice, and
+        a column ORs its slices (1 LUT4 a bit for 4 slices, not a 4:1 multiplexer's 3).
+        Otherwise (grouped channel bases) a multiplexer over the offsets, then the mask."""
+        p = self.prog
+        C, L = p.cfg.cols, p.cfg.lanes
+        names = {pg.SRC_REGION: "act", pg.SRC_COL: "col", pg.SRC_INPUT: "in"}
+        acts = Signal(C * L)
+        if all(b - a >= L for a, b in zip(offsets, offsets[1:])):
+            bounds = sorted({0, L} | {n for n in last_lanes if 0 < n < L})
+            groups = list(zip(bounds, bounds[1:]))       # lanes that a layer's mask keeps or drops together
+            src2, off2, step2 = delay(fetch, src, 2, "src"), delay(fetch, off_index, 1, "off"), delay(fetch, step, 2, "st")
+            last2, layer2 = delay(fetch, last_chunk, 2, "lastj"), delay(fetch, layer, 2, "slayer")
+            live2 = [~last2 | _table([int(lo < n) for n in last_lanes], layer2, 1) for lo, _ in groups]
+            for c in range(C):
+                parts = []
+                for sid in sources:
+                    word = land[names[sid]][c]
+                    for i, o in enumerate(offsets):
+                        for g, (lo, hi) in enumerate(groups):
+                            if o + lo >= len(word):
+                                continue
+                            keep = (src2 == sid) & (off2 == i) & ~land["pads"][c] & live2[g]
+                            clear = held(fetch, step2 & ~keep, f"clear{c}_{sid}_{i}_{g}")
+                            with fetch.If(clear):
+                                fetch.d.sync += word[o + lo:min(o + hi, len(word))].eq(0)
+                        part = word[o:o + L]
+                        parts.append(Cat(part, Const(0, L - len(part))) if len(part) < L else part)
+                fetch.d.sync += acts[c * L:(c + 1) * L].eq(functools.reduce(operator.or_, parts))
+            return acts
+        pads = delay(fetch, land["pads"], 2, "pads")
+        src4, off4 = delay(fetch, src, 4, "src"), delay(fetch, off_index, 3, "off")
+        mask = Mux(last_chunk, _table([(1 << n) - 1 for n in last_lanes], layer, L), (1 << L) - 1)
+        mask4 = delay(fetch, mask, 4, "mask")
+        for c in range(C):
+            word = Signal(max(p.in_width, p.region_width, L) + L, name=f"word{c}")
+            chosen = 0
+            for sid in sources:
+                chosen = Mux(src4 == sid, land[names[sid]][c], chosen)
+            fetch.d.comb += word.eq(chosen)
+            fetch.d.sync += acts[c * L:(c + 1) * L].eq(Mux(pads[c], 0, Array(word[o:o + L] for o in offsets)[off4] & mask4))
+        return acts
 
     # ------------------------------------------------------------------ elaborate
     def elaborate(self, platform):
@@ -435,8 +483,6 @@ class Top(wiring.Component):
         # an im2col tile's word address comes from the tile and the step counters, all registers
         col_addr = delay(seq, tile.colbase + j_c * im2col.K + p_c, 2, "coladdr") if im2col else 0
         last_lanes = [op.lanes_in - (op.J - 1) * L if op.kind == "compute" else L for op in ops] + [L]
-        full = (1 << L) - 1
-        mask = Mux(j_c == J - 1, _table([(1 << n) - 1 for n in last_lanes], tile.layer, L), full)
         # a plane's first step restarts the PEs' plane sum; Horner layers double it instead
         plane_start = (t_c == 0) & (j_c == 0)
         double = plane_start & (p_c != 0) & by_op(lambda op: int(op.horner), tile.layer)
@@ -446,27 +492,14 @@ class Top(wiring.Component):
         for c in range(C):
             if im2col:
                 fetch.d.comb += col_rps[c].addr.eq(col_addr)
-        pads = delay(fetch, land["pads"], 2, "pads")
-        src4 = delay(fetch, src, 4, "src")
-        off4 = delay(fetch, off_index, 3, "off")
-        mask4 = delay(fetch, mask, 4, "mask")
+        array_step = issue & ~is_first
         # only the memories some compute layer reads are in the select
-        sources = {op.src for op in ops if op.kind == "compute" and op.engine == "array"}
-        acts = Signal(C * L)
-        for c in range(C):
-            word = Signal(max(p.in_width, p.region_width, L) + L, name=f"word{c}")
-            chosen = land["act"][c] if pg.SRC_REGION in sources else 0
-            if pg.SRC_COL in sources:
-                chosen = Mux(src4 == pg.SRC_COL, land["col"][c], chosen)
-            if pg.SRC_INPUT in sources:
-                chosen = Mux(src4 == pg.SRC_INPUT, land["in"][c], chosen)
-            fetch.d.comb += word.eq(chosen)
-            fetch.d.sync += acts[c * L:(c + 1) * L].eq(Mux(pads[c], 0, Array(word[o:o + L] for o in offsets)[off4] & mask4))
+        sources = sorted({op.src for op in ops if op.kind == "compute" and op.engine == "array"})
+        acts = self._slices(fetch, land, sources, offsets, last_lanes, array_step, src, off_index, j_c == J - 1, tile.layer)
         weights = delay(fetch, weight_rp.data, FETCH_LATENCY, "w")
         # ---------------------------------------------------------- s+5 .. s+8: the array (rtl/array.py)
         m.submodules.array = arr = PEArray(R, C, L, p.depth, p.pe_bits)
         assert pg.COMPUTE_LATENCY == FETCH_LATENCY + PEArray.LATENCY, "program.COMPUTE_LATENCY must follow the pipeline"
-        array_step = issue & ~is_first
         into = FETCH_LATENCY + 1
         fetch.d.comb += [arr.valid.eq(delay(fetch, array_step, into, "v")), arr.start.eq(delay(fetch, plane_start, into, "start")),
                          arr.double.eq(delay(fetch, double, into, "double")),
@@ -501,7 +534,6 @@ class Top(wiring.Component):
             with drain.If(dcol == dtile.nvalid - 1):
                 drain.d.sync += dactive.eq(0)
         sb, ab, n = p.s_bits, p.acc_bits, D * W
-        assert sb < ab, "a score row of the score memory holds S"
         # the column: each PE's sums go through a register of its own that holds them where the
         # drain takes that PE's column and resets to 0 elsewhere, and a row ORs its C registers
         # (a reset is free in a flip-flop; a C:1 multiplexer of the row's D sums is C - 1 LUT4s
@@ -535,27 +567,38 @@ class Top(wiring.Component):
         coefs_reg = [delay(drain, c, MUL_IN_REGS, f"dcoef{i}") for i, c in enumerate(coefs)]
         prods = [[delay(drain, col_reg[(r * D + i) * W:(r * D + i + 1) * W] * coefs_reg[i], MUL_OUT_REGS, f"prod{r}_{i}")
                   for i in range(D)] for r in range(R)]
-        ctx = {"thr": thr_word, "kshift": kshift, "rot": dtile.rot,
+        ctx = {"thr": thr_word, "kshift": kshift, "rot": dtile.rot, "nfix": dtile.nfix,
                "lv_addr": dst_base + out_pos, "lv_en": Mux(dactive & ~is_score, dtile.wen, 0),
                "sc_addr": out_pos * p.score_rows + dtile.rt, "sc_en": dactive & is_score}
         ctx1 = {k: delay(drain, v, MUL_IN_REGS + MUL_OUT_REGS, f"d1_{k}") for k, v in ctx.items()}
-        # drain stage 2: S = sum_k b_k pop_k per row. The thresholds and the score constants
-        # are on S (program.sum_thresholds, _compile_scores): no accumulator nfix - 2 S and no
-        # d * acc are formed (three subtractions and a multiplexer per row)
-        sums = []
+        # drain stage 2: S = sum_k b_k pop_k per row. The thresholds are on S
+        # (program.sum_thresholds): no d * acc is formed (two subtractions and a multiplexer
+        # per row); acc = nfix - 2 S only where the last layer has scores
+        sums, accs = [], []
         for r in range(R):
             s_r = Signal(sb, name=f"s{r}")
             drain.d.sync += s_r.eq(sum(prods[r]))
             sums.append(s_r)
+            if p.score_mul:
+                acc = Signal(signed(ab), name=f"acc{r}")
+                drain.d.sync += acc.eq(ctx1["nfix"] - (sum(prods[r]) << 1))
+                accs.append(acc)
         thr2, kshift2, rot2, lv_addr, lv_en, sc_addr, sc_en = (
             delay(drain, ctx1[k], 1, f"d2_{k}") for k in ("thr", "kshift", "rot", "lv_addr", "lv_en", "sc_addr", "sc_en"))
-        # drain stage 3: c = #{j : S <= W_j}, the level c or, where the row flips, nthr - c = c XOR nthr
+        # drain stage 3: c = #{j : S <= W_j}, the level c or, where the row flips, nthr - c =
+        # c XOR nthr (program.sum_thresholds). The ROM holds W + 1, and a row's nthr tests
+        # S >= W_j + 1 (= not S <= W_j) are one subtraction, side by side in one carry chain
+        # (rtl/first_layer.py carry_chain: nextpnr adds two cells to every chain), so
+        # c = nthr - #{S >= W_j + 1} and the level is #{S >= W_j + 1} XOR nthr where it does not flip
         plane_rows = [[] for _ in range(p.kmax)]
         for r, s_r in enumerate(sums):
             row = thr2[r * self.rw:(r + 1) * self.rw]
             level = Signal(range(p.nthr + 1), name=f"level{r}")
-            count = sum((s_r <= row[j * tb:(j + 1) * tb].as_signed()) for j in range(p.nthr))
-            drain.d.comb += level.eq(count ^ row[p.nthr * tb].replicate(len(level)))
+            width = max(sb, tb - 1) + 1
+            tests = carry_chain(drain, [(s_r, row[j * tb:j * tb + tb - 1], 1, width, False) for j in range(p.nthr)],
+                                f"thr{r}", subtract=True)
+            count = sum(t[-1] for t in tests)
+            drain.d.comb += level.eq(count ^ (~row[p.nthr * tb]).replicate(len(level)))
             lv = Signal(p.kmax, name=f"lv{r}")
             drain.d.comb += lv.eq(level << kshift2)
             for pl in range(p.kmax):
@@ -614,7 +657,7 @@ class Top(wiring.Component):
                          wp.en.eq(Mux(pass_write, all_granules, d_en))]
         writes.d.comb += [self.trace_addr.eq(act_wps[0].addr), self.trace_data.eq(act_wps[0].data),
                      self.trace_en.eq(act_wps[0].en)]
-        writes.d.sync += [score_wp.addr.eq(sc_addr), score_wp.data.eq(Cat(Cat(s_r, Const(0, ab - sb)) for s_r in sums)),
+        writes.d.sync += [score_wp.addr.eq(sc_addr), score_wp.data.eq(Cat(accs)),
                      score_wp.en.eq(sc_en)]
 
         # ---------------------------------------------------------- output unit
@@ -661,10 +704,10 @@ class Top(wiring.Component):
         # its operands and its product each pass a second register with that one load, which
         # the placer can put beside it (the output unit's DSP sits far from the score memory)
         b_ = stage("B", {"v": vA, "cls": ocls, "r": orr, "cl": is_class_a, "last": last_a})
-        c_ = stage("C", {**ctl(b_), "s": Array([score_rp.data[r * ab:(r + 1) * ab] for r in range(R)])[b_["r"]],
-                         "mul": mul[b_["cls"]]})       # s: S (program._compile_scores)
+        c_ = stage("C", {**ctl(b_), "acc": Array([score_rp.data[r * ab:(r + 1) * ab].as_signed() for r in range(R)])[b_["r"]],
+                         "mul": mul[b_["cls"]]})
         c2 = stage("C2", c_)
-        d_ = stage("D", {**ctl(c2), "prod": c2["s"] * c2["mul"]})
+        d_ = stage("D", {**ctl(c2), "prod": c2["acc"] * c2["mul"]})
         d2 = stage("D2", d_)
         # the score is registered before it is compared with the best so far: an add and a
         # compare of 32 bits in one cycle was the design's longest path
