@@ -39,11 +39,11 @@ from .ir import Layer, Model
 #: row r has them r cycles later, so the drain waits ``drain_skew`` more).
 COMPUTE_LATENCY = 8
 #: Cycles from the drain selecting a column to writing it (bases, accumulators, levels).
-DRAIN_WRITE_LATENCY = 5
+DRAIN_WRITE_LATENCY = 7
 #: Cycles from a pass step's issue to its memory write.
 PASS_LATENCY = 4
 #: Cycles from an output request to its beat being valid.
-OUTPUT_LATENCY = 7
+OUTPUT_LATENCY = 9
 #: Bits of an output beat (a signed score or a class index).
 OUT_BITS = 32
 

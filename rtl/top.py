@@ -106,7 +106,7 @@ def slice_offsets(prog: pg.Program) -> list[int]:
 #: cycles from a step's gather ROM address to its landed memory words (``Top._fetch_front``)
 FETCH_LATENCY = 4
 #: registers before and after the drain's block multipliers (program.DRAIN_WRITE_LATENCY counts them)
-MUL_IN_REGS, MUL_OUT_REGS = 2, 1
+MUL_IN_REGS, MUL_OUT_REGS = 3, 2
 
 #: a tile's fields, split by who reads them: the sequencer (the tile ROM, read a tile ahead)
 #: and the drain (the drain ROM, read when it takes the tile; ``out`` is the tile's out word,
@@ -563,6 +563,7 @@ class Top(wiring.Component):
         # the column is registered twice before the multipliers and their products once after
         # (a block multiplier is 3.9 ns by itself: a register on each side, placed beside it,
         # keeps the routing to the array's far corners out of that cycle)
+        assert pg.DRAIN_WRITE_LATENCY == MUL_IN_REGS + MUL_OUT_REGS + 2, "program.DRAIN_WRITE_LATENCY must follow the drain"
         col_reg = delay(drain, col_planes, MUL_IN_REGS - 1, "dcolumn")       # the first: the gates
         coefs_reg = [delay(drain, c, MUL_IN_REGS, f"dcoef{i}") for i, c in enumerate(coefs)]
         prods = [[delay(drain, col_reg[(r * D + i) * W:(r * D + i + 1) * W] * coefs_reg[i], MUL_OUT_REGS, f"prod{r}_{i}")
@@ -623,7 +624,7 @@ class Top(wiring.Component):
         for c in range(p.cpad):
             lv_new = Cat(rdata[pl * p.cpad + c] for pl in reversed(range(p.kmax)))
             lv_run = Cat(run[pl * p.cpad + c] for pl in reversed(range(p.kmax)))
-            passes.d.comb += cmax[c].eq(Mux((w_pass4 == 0) | (lv_new > lv_run), lv_new, lv_run))
+            passes.d.comb += cmax[c].eq(Mux(lv_new > lv_run, lv_new, lv_run))
         pooled = Cat(Cat(cmax[c][p.kmax - 1 - pl] for c in range(p.cpad)) for pl in range(p.kmax))
         shuffles = [op for op in ops if op.kind == "shuffle"]
         if shuffles:
@@ -635,9 +636,15 @@ class Top(wiring.Component):
         else:
             shuffled = rdata
         passes.d.comb += combined.eq(Mux(mode4 == pg.PASS_SHUFFLE, shuffled, pooled))
-        with passes.If(pv4):
+        # the running max restarts at level 0, the least, after each window (a reset, free in a
+        # flip-flop, rather than a window's first step selected against: a channel's max of
+        # two 2-bit levels is then one LUT4 a bit)
+        window_end = w_pass4 == window4 - 1
+        with passes.If(pv4 & ~window_end):
             passes.d.sync += run.eq(combined)
-        pass_write = pv4 & (w_pass4 == window4 - 1) & (mode4 != pg.PASS_IM2COL)
+        with passes.Else():
+            passes.d.sync += run.eq(0)
+        pass_write = pv4 & window_end & (mode4 != pg.PASS_IM2COL)
         if im2col:
             self._im2col(passes, im2col, pv4 & (layer4 == im2col.index), w_pass4, delay(passes, land["pads"], 2, "ipads"),
                          land["in"], col_wps, delay(passes, land["gword"][:p.addr_bits], 2, "colw"))
@@ -706,9 +713,9 @@ class Top(wiring.Component):
         b_ = stage("B", {"v": vA, "cls": ocls, "r": orr, "cl": is_class_a, "last": last_a})
         c_ = stage("C", {**ctl(b_), "acc": Array([score_rp.data[r * ab:(r + 1) * ab].as_signed() for r in range(R)])[b_["r"]],
                          "mul": mul[b_["cls"]]})
-        c2 = stage("C2", c_)
+        c2 = stage("C3", stage("C2", c_))
         d_ = stage("D", {**ctl(c2), "prod": c2["acc"] * c2["mul"]})
-        d2 = stage("D2", d_)
+        d2 = stage("D3", stage("D2", d_))
         # the score is registered before it is compared with the best so far: an add and a
         # compare of 32 bits in one cycle was the design's longest path
         e_ = stage("E", {**ctl(d2), "score": (d2["prod"] + add[d2["cls"]])[:pg.OUT_BITS].as_signed()})
