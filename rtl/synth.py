@@ -100,6 +100,99 @@ def _run(cmd, log: Path, what: str, cwd) -> None:
         raise HwbinError(f"{what} failed (exit {r.returncode}; log {log}): " + " | ".join(tail))
 
 
+def _nets(mod: dict):
+    """A yosys JSON module's net drivers {bit: (cell, port, index)} and loads {bit: [...]}
+    (module ports count as a driver or a load named ``$port``)."""
+    drivers, loads = {}, {}
+    for name, c in mod["cells"].items():
+        for port, bits in c["connections"].items():
+            out = c["port_directions"].get(port) == "output"
+            for i, b in enumerate(bits):
+                if isinstance(b, int):
+                    if out:
+                        drivers[b] = (name, port, i)
+                    else:
+                        loads.setdefault(b, []).append((name, port, i))
+    for pname, prt in mod.get("ports", {}).items():
+        for i, b in enumerate(prt["bits"]):
+            if isinstance(b, int):
+                if prt["direction"] == "input":
+                    drivers[b] = ("$port", pname, i)
+                else:
+                    loads.setdefault(b, []).append(("$port", pname, i))
+    return drivers, loads
+
+
+def _plain_ff(cell: dict) -> bool:
+    """A TRELLIS_FF a DSP register can stand for: reset to 0, synchronous reset over enable."""
+    prm = cell["parameters"]
+    return (cell["type"] == "TRELLIS_FF" and prm.get("REGSET") == "RESET" and prm.get("SRMODE") == "LSR_OVER_CE"
+            and prm.get("CLKMUX", "CLK") == "CLK" and prm.get("LSRMUX", "LSR") == "LSR")
+
+
+def _control(cell: dict) -> tuple:
+    c = cell["connections"]
+    ce = c["CE"][0] if cell["parameters"].get("CEMUX", "").strip() == "CE" else "1"
+    return c["CLK"][0], ce, c["LSR"][0]
+
+
+def absorb_dsp_registers(netlist: dict) -> int:
+    """Move the flip-flops on an ECP5 MULT18X18D's A and B inputs and P output into the
+    block's own registers (REG_INPUTA/B, REG_OUTPUT), in yosys's JSON netlist, before
+    nextpnr. yosys maps the multiplier alone (``synth_ecp5`` leaves the DSP's registers
+    unused), so its 3.9 ns ran between fabric flip-flops that the placer put far from the
+    DSP sites (the drain's and the output unit's multipliers were the longest paths). A group
+    (A, B or P) moves only if each of its bits is such a flip-flop with that one connection
+    (reset to 0, sync reset over enable, one clock, reset and enable net for the group): the
+    DSP's registers then do exactly what the flip-flops did. Returns the flip-flops moved."""
+    moved = 0
+    for mod in netlist["modules"].values():
+        cells = mod.get("cells", {})
+        for name in [n for n, c in cells.items() if c["type"] == "MULT18X18D"]:
+            dsp = cells[name]
+            conn, prm = dsp["connections"], dsp["parameters"]
+            drivers, loads = _nets(mod)
+            controls, plan = [], {}
+            for group, ce in (("A", "CE0"), ("B", "CE1")):
+                ports = [f"{group}{i}" for i in range(18) if isinstance(conn.get(f"{group}{i}", ["0"])[0], int)]
+                ffs = {drivers.get(conn[p][0], ("$none",))[0] for p in ports}
+                if not ports or not all(f in cells and _plain_ff(cells[f]) for f in ffs) or any(
+                        drivers[conn[p][0]][1] != "Q" or any(ld[0] != name for ld in loads[conn[p][0]]) for p in ports):
+                    continue
+                ctl = {_control(cells[f]) for f in ffs}
+                if len(ctl) == 1:
+                    plan[group] = (ports, ffs, ce)
+                    controls.append(ctl.pop())
+            ports = [f"P{i}" for i in range(36) if conn.get(f"P{i}") and isinstance(conn[f"P{i}"][0], int)
+                     and loads.get(conn[f"P{i}"][0])]
+            ffs = {ld[0] for p in ports for ld in loads[conn[p][0]]}
+            if ports and all(len(loads[conn[p][0]]) == 1 and loads[conn[p][0]][0][1] == "DI" for p in ports) \
+                    and all(f in cells and _plain_ff(cells[f]) for f in ffs):
+                ctl = {_control(cells[f]) for f in ffs}
+                if len(ctl) == 1:
+                    plan["P"] = (ports, ffs, "CE2")
+                    controls.append(ctl.pop())
+            if not plan or len({(clk, rst) for clk, _, rst in controls}) != 1:
+                continue
+            clk, _, rst = controls[0]
+            for (group, (ports, ffs, ce)), (_, ce_net, _) in zip(plan.items(), controls):
+                for p in ports:
+                    if group == "P":
+                        conn[p] = cells[loads[conn[p][0]][0][0]]["connections"]["Q"][:]
+                    else:
+                        conn[p] = cells[drivers[conn[p][0]][0]]["connections"]["DI"][:]
+                for f in ffs:
+                    del cells[f]
+                moved += len(ffs)
+                reg = "OUTPUT" if group == "P" else f"INPUT{group}"
+                prm.update({f"REG_{reg}_CLK": "CLK0", f"REG_{reg}_CE": ce, f"REG_{reg}_RST": "RST0"})
+                conn[ce] = [ce_net]
+                dsp["port_directions"][ce] = "input"
+            conn.update({"CLK0": [clk], "RST0": [rst]})
+            dsp["port_directions"].update({"CLK0": "input", "RST0": "input"})
+    return moved
+
+
 def synth_core(rtl_dir, target: str, out_dir, freq_mhz: float = 100.0, seed: int = 1) -> dict:
     """The array alone, out of context, from the generated Verilog."""
     family, dev = CORES[target]
@@ -116,10 +209,13 @@ def synth_core(rtl_dir, target: str, out_dir, freq_mhz: float = 100.0, seed: int
     modules = module_costs(out / "modules.json")
     if family == "ice40":
         return {**_ice40_cells(out / "stat.json", dev), "modules": modules}
+    netlist = json.loads((out / "core.json").read_text())
+    absorbed = absorb_dsp_registers(netlist)
+    (out / "core.json").write_text(json.dumps(netlist))
     _run([tool(f"yowasp-nextpnr-{family}"), *dev, "--json", "core.json", "--out-of-context", "--freq", str(freq_mhz),
           "--timing-allow-fail",
           "--report", "nextpnr-report.json", "--seed", str(seed)], out / "nextpnr.log", "nextpnr", out)
-    return {**summarize(out / "nextpnr-report.json", family), "modules": modules}
+    return {**summarize(out / "nextpnr-report.json", family), "modules": modules, "dsp_registers_absorbed": absorbed}
 
 
 #: yosys cell types by the resource they use, for both families

@@ -3,19 +3,23 @@
 Everything model-specific arrives as tables from ``hwbin.program.Program``; the timing
 below is what ``program.cycle_model`` replays, stage by stage (s = the cycle a step issues):
 
-    compute   s: tile/gather/weight ROM addresses   s+1: activation memory addresses
-              s+2: register the word   s+3: slice, lane mask, pad   s+4: XOR + group counts
-              s+5: popcount   s+6: plane sum += it   s+7: capture the plane sums of a tile's
-              last step in PE row 0   s+8+R-1 ..: drain, one column per cycle: register the column, times the
-              bases (two registers either side of the multipliers), accumulators,
-              thresholds, then the write (DRAIN_WRITE_LATENCY = 5)
-    pass      s: gather ROM   s+1: memory address   s+2: register the word   s+3: max /
-              permute, write
-    im2col    s: gather ROM   s+1: input memory address   s+2: shift a tap into the column's
-              assembly register, or write one lane chunk of one plane of it to the column's
-              im2col memory (its layer waits PASS_LATENCY like after any pass)
-    output    request: score address   +1: select row and constant   +2: multiply   +3: add
-              +4: compare with the best so far   +5: beat valid
+    compute   s: tile/gather/weight ROM addresses   s+1: register the gather word
+              s+2: memory addresses   s+3: land each memory's word (the slices a step does
+              not use reset)   s+4: OR of the slices   s+5: XOR + group counts
+              s+6: popcount   s+7: plane sum += it   s+8: capture the plane sums of a tile's
+              last step in PE row 0   s+9+R-1 ..: drain, one column per cycle: the PEs'
+              gated registers ORed, twice more registered, times the bases, the products
+              registered twice, S, threshold tests on S, then the write
+              (DRAIN_WRITE_LATENCY = 7)
+    pass      s: gather ROM   s+1: gather word   s+2: memory address   s+3: land the word
+              s+4: max / permute, write
+    im2col    s: gather ROM   s+1: gather word   s+2: input memory address   s+3: land
+              s+4: shift a tap into the column's assembly register, or write one lane chunk of
+              one plane of it to the column's im2col memory (its layer waits PASS_LATENCY like
+              after any pass)
+    output    request: score address   +1: select row and constant   +2, +3, +4: acc and
+              constant registered   +5: their product   +6, +7: registered twice more
+              +8: add   +9: beat valid (the score compared with the best so far)
 
 Ports: ``i_pixel`` (uint8 stream, position-major, channel fastest), ``o_result`` (signed
 32-bit stream: per output position, one score per class and then the class), ``busy``,
@@ -349,7 +353,6 @@ class Top(wiring.Component):
         tile0 = p.tiles[0]
         tile_reg = Signal(self.tile_layout.size, init=_pack(self.tile_layout, tile0))
         tile = data.View(self.tile_layout, tile_reg)
-        nxt = data.View(self.tile_layout, tile_rp.data)
 
         # ---------------------------------------------------------- state, loader, counter
         state = Signal(2)          # 0 idle, 1 load, 2 run, 3 output
@@ -418,9 +421,11 @@ class Top(wiring.Component):
         is_compute = running & ((tile.kind == pg.KIND_COMPUTE) | is_first)
         is_pass = running & (tile.kind == pg.KIND_PASS)
         # steps left in the tile after this one, and whether this is the tile's first step
-        left = Signal(range(max(t["last"] for t in p.tiles) + 1), init=tile0["last"])
+        # (on a tile's first step from the running tile's register, later from ``left``: no
+        # path from the tile ROM's slow output through logic)
+        left = Signal(range(max(t["last"] for t in p.tiles) + 1))
         first_step = Signal(init=1)
-        last_compute = last_pass = left == 0
+        last_compute = last_pass = Mux(first_step, tile.last == 0, left == 0)
         flush_ok = ~(tile.wait & first_step) | (flush_cd == 0)
         issue = Signal()
         pissue = Signal()
@@ -428,12 +433,14 @@ class Top(wiring.Component):
                        pissue.eq(is_pass & flush_ok)]
         advance = (issue & last_compute) | (pissue & last_pass)
         seq.d.comb += [tile_rp.addr.eq(Mux(running, idx + 2, 1)), tile_rp.en.eq(~running | advance)]
+        # the tile ROM's output goes into the running tile's register and nowhere else (its
+        # reset to tile 0 takes priority, as a flip-flop's reset does: advance implies running)
         with seq.If(~running):
-            seq.d.sync += [tile_reg.eq(tile_reg.init), left.eq(left.init), first_step.eq(1)]
+            seq.d.sync += [tile_reg.eq(tile_reg.init), first_step.eq(1)]
         with seq.Elif(issue | pissue):
-            seq.d.sync += [left.eq(Mux(advance, nxt.last, left - 1)), first_step.eq(advance)]
-        with seq.If(advance):
-            seq.d.sync += tile_reg.eq(tile_rp.data)
+            seq.d.sync += [left.eq(Mux(first_step, tile.last, left) - 1), first_step.eq(advance)]
+            with seq.If(advance):
+                seq.d.sync += tile_reg.eq(tile_rp.data)
         # step order: planes, then taps, then lane chunks (fastest); a weight word per (tap, chunk)
         with seq.If(issue):
             with seq.If(is_first):
