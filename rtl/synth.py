@@ -154,6 +154,8 @@ def absorb_dsp_registers(netlist: dict) -> int:
             drivers, loads = _nets(mod)
             controls, plan = [], {}
             for group, ce in (("A", "CE0"), ("B", "CE1")):
+                if prm.get(f"REG_INPUT{group}_CLK", "NONE") != "NONE":
+                    continue            # its register is in use (the netlist was done before)
                 ports = [f"{group}{i}" for i in range(18) if isinstance(conn.get(f"{group}{i}", ["0"])[0], int)]
                 ffs = {drivers.get(conn[p][0], ("$none",))[0] for p in ports}
                 if not ports or not all(f in cells and _plain_ff(cells[f]) for f in ffs) or any(
@@ -166,7 +168,7 @@ def absorb_dsp_registers(netlist: dict) -> int:
             ports = [f"P{i}" for i in range(36) if conn.get(f"P{i}") and isinstance(conn[f"P{i}"][0], int)
                      and loads.get(conn[f"P{i}"][0])]
             ffs = {ld[0] for p in ports for ld in loads[conn[p][0]]}
-            if ports and all(len(loads[conn[p][0]]) == 1 and loads[conn[p][0]][0][1] == "DI" for p in ports) \
+            if prm.get("REG_OUTPUT_CLK", "NONE") == "NONE" and ports and all(len(loads[conn[p][0]]) == 1 and loads[conn[p][0]][0][1] == "DI" for p in ports) \
                     and all(f in cells and _plain_ff(cells[f]) for f in ffs):
                 ctl = {_control(cells[f]) for f in ffs}
                 if len(ctl) == 1:
@@ -193,6 +195,22 @@ def absorb_dsp_registers(netlist: dict) -> int:
     return moved
 
 
+def drop_unused_carry_outs(netlist: dict) -> int:
+    """Disconnect the carry out of each CCU2C whose net nothing reads, in yosys's JSON
+    netlist: nextpnr-ecp5 otherwise spends a carry cell (two LUTs in its count) to bring a
+    chain's last carry out to the fabric, though no one uses it (yosys leaves most chains'
+    carry out on a net of its own). Returns the outputs disconnected."""
+    dropped = 0
+    for mod in netlist["modules"].values():
+        _, loads = _nets(mod)
+        for cell in mod.get("cells", {}).values():
+            cout = cell["connections"].get("COUT") if cell["type"] == "CCU2C" else None
+            if cout and isinstance(cout[0], int) and not loads.get(cout[0]):
+                del cell["connections"]["COUT"]
+                dropped += 1
+    return dropped
+
+
 def synth_core(rtl_dir, target: str, out_dir, freq_mhz: float = 100.0, seed: int = 1) -> dict:
     """The array alone, out of context, from the generated Verilog."""
     family, dev = CORES[target]
@@ -211,6 +229,7 @@ def synth_core(rtl_dir, target: str, out_dir, freq_mhz: float = 100.0, seed: int
         return {**_ice40_cells(out / "stat.json", dev), "modules": modules}
     netlist = json.loads((out / "core.json").read_text())
     absorbed = absorb_dsp_registers(netlist)
+    drop_unused_carry_outs(netlist)
     (out / "core.json").write_text(json.dumps(netlist))
     _run([tool(f"yowasp-nextpnr-{family}"), *dev, "--json", "core.json", "--out-of-context", "--freq", str(freq_mhz),
           "--timing-allow-fail",

@@ -344,6 +344,25 @@ def test_dsp_registers_take_the_flip_flops_around_a_multiplier(shared_a):
         assert moved == 5 and mul["connections"]["A0"] == [10] and mul["connections"]["A1"] == [11]
         assert mul["parameters"]["REG_INPUTA_CLK"] == "CLK0"
     assert mul["connections"]["A2"] == ["0"] and mul["connections"]["P2"] == [32]
+    assert absorb_dsp_registers(net) == 0           # once only: the DSP's registers are taken
+
+
+def test_unused_carry_outs_are_disconnected_and_used_ones_kept():
+    """Only a CCU2C carry out that nothing reads loses its connection: the one feeding the
+    next cell of its chain, and one read by logic, stay."""
+    from hwbin.rtl.synth import drop_unused_carry_outs
+
+    def ccu(cin, cout):
+        return {"type": "CCU2C", "parameters": {}, "port_directions": {"CIN": "input", "COUT": "output"},
+                "connections": {"CIN": [cin], "COUT": [cout]}}
+
+    cells = {"c0": ccu("0", 10), "c1": ccu(10, 11), "c2": ccu("0", 12),
+             "lut": {"type": "LUT4", "parameters": {}, "port_directions": {"A": "input", "Z": "output"},
+                     "connections": {"A": [12], "Z": [13]}}}
+    net = {"modules": {"top": {"ports": {"z": {"direction": "output", "bits": [13]}}, "cells": cells}}}
+    assert drop_unused_carry_outs(net) == 1
+    assert "COUT" not in cells["c1"]["connections"]
+    assert cells["c0"]["connections"]["COUT"] == [10] and cells["c2"]["connections"]["COUT"] == [12]
 
 
 @pytest.mark.parametrize("part", ["", "ice40-up5k"])
