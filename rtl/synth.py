@@ -143,8 +143,10 @@ def absorb_dsp_registers(netlist: dict) -> int:
     unused), so its 3.9 ns ran between fabric flip-flops that the placer put far from the
     DSP sites (the drain's and the output unit's multipliers were the longest paths). A group
     (A, B or P) moves only if each of its bits is such a flip-flop with that one connection
-    (reset to 0, sync reset over enable, one clock, reset and enable net for the group): the
-    DSP's registers then do exactly what the flip-flops did. Returns the flip-flops moved."""
+    (reset to 0, sync reset over enable, one clock, reset and enable net for the group), an
+    input's read by DSP inputs only (each DSP's register then holds a copy; the flip-flop goes
+    with its last reader), a product's by nothing else: the DSP's registers then do exactly
+    what the flip-flops did. Returns the flip-flops removed."""
     moved = 0
     for mod in netlist["modules"].values():
         cells = mod.get("cells", {})
@@ -158,8 +160,11 @@ def absorb_dsp_registers(netlist: dict) -> int:
                     continue            # its register is in use (the netlist was done before)
                 ports = [f"{group}{i}" for i in range(18) if isinstance(conn.get(f"{group}{i}", ["0"])[0], int)]
                 ffs = {drivers.get(conn[p][0], ("$none",))[0] for p in ports}
+                # a flip-flop may feed several DSPs' inputs (the drain's bases, one per plane,
+                # go to every row's multiplier): each DSP's register holds a copy
                 if not ports or not all(f in cells and _plain_ff(cells[f]) for f in ffs) or any(
-                        drivers[conn[p][0]][1] != "Q" or any(ld[0] != name for ld in loads[conn[p][0]]) for p in ports):
+                        drivers[conn[p][0]][1] != "Q" or any(cells[ld[0]]["type"] != "MULT18X18D" or ld[1][0] not in "AB"
+                                                             for ld in loads[conn[p][0]]) for p in ports):
                     continue
                 ctl = {_control(cells[f]) for f in ffs}
                 if len(ctl) == 1:
@@ -182,10 +187,13 @@ def absorb_dsp_registers(netlist: dict) -> int:
                     if group == "P":
                         conn[p] = cells[loads[conn[p][0]][0][0]]["connections"]["Q"][:]
                     else:
-                        conn[p] = cells[drivers[conn[p][0]][0]]["connections"]["DI"][:]
+                        q = conn[p][0]
+                        conn[p] = cells[drivers[q][0]]["connections"]["DI"][:]
+                        loads[q] = [ld for ld in loads[q] if (ld[0], ld[1]) != (name, p)]
                 for f in ffs:
-                    del cells[f]
-                moved += len(ffs)
+                    if group == "P" or not loads.get(cells[f]["connections"]["Q"][0]):
+                        del cells[f]
+                        moved += 1
                 reg = "OUTPUT" if group == "P" else f"INPUT{group}"
                 prm.update({f"REG_{reg}_CLK": "CLK0", f"REG_{reg}_CE": ce, f"REG_{reg}_RST": "RST0"})
                 conn[ce] = [ce_net]
@@ -206,7 +214,7 @@ def drop_unused_carry_outs(netlist: dict) -> int:
         for cell in mod.get("cells", {}).values():
             cout = cell["connections"].get("COUT") if cell["type"] == "CCU2C" else None
             if cout and isinstance(cout[0], int) and not loads.get(cout[0]):
-                del cell["connections"]["COUT"]
+                cell["connections"]["COUT"] = ["x"]     # no net (nextpnr's packer wants the port)
                 dropped += 1
     return dropped
 
