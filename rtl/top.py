@@ -546,15 +546,24 @@ class Top(wiring.Component):
         # (a reset is free in a flip-flop; a C:1 multiplexer of the row's D sums is C - 1 LUT4s
         # a bit). An engine tile's column: its sums in each row's plane sum 0 (the others
         # weigh 0), the PEs' registers all reset
+        # the gates' selects are registers, set a cycle ahead from the drain's next column and
+        # tile kind (an engine tile's flag comes down the sequencer's delay line to capture,
+        # not from the drain ROM's slow output): each drives R x D x W resets, which at 16 x 8
+        # spread over the die (a select from logic was 92 MHz at 16x8x32 on an 85F)
         from_engine = (dtile.kind == pg.KIND_FIRST) if engine_op else Const(0, 1)
+        cap_engine = delay(drain, issue & last_compute & (tile.nvalid != 0) & is_first, lat, "cap_engine")
+        engine_next, dcol_next = Signal(), Signal.like(dcol)
+        drain.d.comb += [engine_next.eq(Mux(capture, cap_engine, from_engine)),
+                         dcol_next.eq(Mux(capture, 0, Mux(dactive, dcol + 1, dcol)))]
         gated = []
         for c in range(C):
             take = Signal(name=f"take{c}")
-            drain.d.comb += take.eq((dcol == c) & ~from_engine)
+            drain.d.sync += take.eq((dcol_next == c) & ~engine_next)
             gated.append([held(drain, Mux(take, arr.planes[(r * C + c) * n:(r * C + c + 1) * n], 0), f"dgate{r}_{c}")
                           for r in range(R)])
         if engine_op:
-            gated.append([held(drain, Cat(Mux(from_engine, engine["sums"][r * W:(r + 1) * W], 0), Const(0, n - W)),
+            take_engine = held(drain, engine_next, "take_engine")
+            gated.append([held(drain, Cat(Mux(take_engine, engine["sums"][r * W:(r + 1) * W], 0), Const(0, n - W)),
                                f"dgate{r}_engine") for r in range(R)])
         col_planes = Cat(functools.reduce(operator.or_, (g[r] for g in gated)) for r in range(R))
         out_pos = Array([out_word[c * self.gw:c * self.gw + p.addr_bits] for c in range(C)])[dcol]
