@@ -37,13 +37,13 @@ from .ir import Layer, Model
 
 #: Cycles from a compute step's issue to the drain taking its tile (its PE row 0 has the sums;
 #: row r has them r cycles later, so the drain waits ``drain_skew`` more).
-COMPUTE_LATENCY = 7
+COMPUTE_LATENCY = 8
 #: Cycles from the drain selecting a column to writing it (bases, accumulators, levels).
-DRAIN_WRITE_LATENCY = 5
+DRAIN_WRITE_LATENCY = 7
 #: Cycles from a pass step's issue to its memory write.
-PASS_LATENCY = 3
+PASS_LATENCY = 4
 #: Cycles from an output request to its beat being valid.
-OUTPUT_LATENCY = 5
+OUTPUT_LATENCY = 9
 #: Bits of an output beat (a signed score or a class index).
 OUT_BITS = 32
 
@@ -130,7 +130,7 @@ class Program:
     tiles: list[dict]
     weights: list[int]        # R*L-bit words; row r lanes at bits r*L .. r*L+L-1
     gather: list[list[tuple[int, int]]]   # words of C (address, flag) pairs
-    thresholds: list[list[tuple[list[int], int]]]  # words of R (thresholds, negate) rows
+    thresholds: list[list[tuple[list[int], int]]]  # words of R (S thresholds, flip) rows: sum_thresholds
     score_mul: list[int]
     score_add: list[int]
     # geometry
@@ -520,16 +520,30 @@ def _compile_pass(prog: Program, op: Op) -> None:
                        "last": op.npos * op.window - 1})
 
 
+def sum_thresholds(thresholds, flip: bool, nfix: int, nthr: int, bound: int) -> list[int]:
+    """A row's thresholds on S = sum_k b_k pop_k (the drain's weighted sum) instead of acc =
+    nfix - 2 S, so the drain forms no accumulator: its level is c = #{j : S <= W_j}, or
+    nthr - c = c XOR nthr where ``flip`` (d = -1; nthr = 2^k - 1). For d = +1, nfix - 2 S >= T
+    iff S <= floor((nfix - T) / 2); unused slots never count (W = -1). For d = -1, 2 S - nfix
+    >= T iff not S <= ceil((nfix + T) / 2) - 1; unused slots always count (W = bound), so
+    that nthr - c is the layer's own count. W lies in [-1, bound] (S in [0, bound])."""
+    if flip:
+        w = [-((-(nfix + int(t))) // 2) - 1 for t in thresholds] + [bound] * (nthr - len(thresholds))
+    else:
+        w = [(nfix - int(t)) // 2 for t in thresholds] + [-1] * (nthr - len(thresholds))
+    return [min(max(v, -1), bound) for v in w]
+
+
 def _compile_thresholds(prog: Program, bound: int) -> None:
-    """One word per (levels layer, tile row block): R rows of thresholds and a negate bit."""
+    """One word per (levels layer, tile row block, fix-up): R rows of S thresholds and a flip
+    bit (``sum_thresholds``)."""
     R = prog.cfg.rows
     nthr = max([2 ** op.k_out - 1 for op in prog.ops if op.kind == "compute" and not op.is_score], default=1)
     prog.nthr = nthr
-    never = bound + 1
     for op in prog.ops:
         if op.kind != "compute" or op.is_score:
             continue
-        thr = np.clip(op.layer.arrays["thresholds"].astype(np.int64), -never, never)
+        thr = op.layer.arrays["thresholds"].astype(np.int64)
         neg = op.layer.arrays["directions"] < 0
         cout = op.layer.out_shape[0]
         index = {}
@@ -537,19 +551,19 @@ def _compile_thresholds(prog: Program, bound: int) -> None:
             tile = prog.tiles[ti]
             if "o0" not in tile:       # a first-layer engine tile that only reads taps
                 continue
-            o0 = tile["o0"]
-            if o0 not in index:
-                index[o0] = len(prog.thresholds)
+            # the fix-up differs between the stride phases of a transposed convolution
+            o0, nfix = tile["o0"], tile["nfix"]
+            if (o0, nfix) not in index:
+                index[o0, nfix] = len(prog.thresholds)
                 rows = []
                 for r in range(R):
                     o = o0 + r
                     if r < op.rows_per_tile and o < cout:
-                        t = [int(v) for v in thr[o]] + [never] * (nthr - thr.shape[1])
-                        rows.append((t, int(neg[o])))
+                        rows.append((sum_thresholds(thr[o], bool(neg[o]), nfix, nthr, bound), int(neg[o])))
                     else:
-                        rows.append(([never] * nthr, 0))
+                        rows.append(([-1] * nthr, 0))
                 prog.thresholds.append(rows)
-            tile["thr"] = index[o0]
+            tile["thr"] = index[o0, nfix]
     if not prog.thresholds:
         prog.thresholds.append([([0] * nthr, 0)] * R)
 

@@ -37,8 +37,8 @@ hold their window where ``col`` names it and reset to 0 elsewhere, ORed: one LUT
 rather than a C:1 multiplexer's C - 1 (flip-flops are cheaper than LUTs).
 
 Timing: ``shift``, ``load``, ``col`` and ``weights`` act in the cycle they are given; the
-pixel words and pad flags are wanted ``READ_AHEAD`` cycles before their ``shift`` (a block
-RAM's output, registered here twice first); ``sums`` holds column ``col``'s R sums ``LATENCY`` cycles later.
+pixel words and pad flags are wanted ``READ_AHEAD`` cycles before their ``shift`` (registered
+here once first: rtl/top.py gives the landed input-memory words); ``sums`` holds column ``col``'s R sums ``LATENCY`` cycles later.
 """
 from __future__ import annotations
 
@@ -50,6 +50,8 @@ import typing
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
+
+from .pipeline import held
 
 
 def pixel_bytes(word, cin: int) -> list:
@@ -119,7 +121,7 @@ def carry_chain(m: Module, adds: list, name: str, subtract: bool = False) -> lis
 
 class FirstLayerEngine(wiring.Component):
     #: cycles between a pixel word at ``pixels`` and its ``shift``
-    READ_AHEAD = 2
+    READ_AHEAD = 1
 
     def __init__(self, rows: int, cols: int, cin: int, taps: int, lanes: int, width: int, stages: int,
                  chain_rows: int = 4):
@@ -155,14 +157,10 @@ class FirstLayerEngine(wiring.Component):
         for c in range(C):
             asm = Signal(8 * n, name=f"assembly{c}")
             win = Signal(8 * n, name=f"window{c}")
-            # a block RAM's output goes straight into a register with one load, which the
-            # placer can put beside it (the output is slow: 5.8 ns on an ECP5), then into a
-            # second one whose synchronous reset makes a pad read 0
-            landed = Signal(8 * cin, name=f"landed{c}")
-            pad_landed = Signal(name=f"pad_landed{c}")
+            # the pixel register: its synchronous reset makes a pad read 0 (the word comes
+            # from a register, not straight from a block RAM: rtl/top.py lands those)
             word = Signal(8 * cin, name=f"pixels{c}")
-            m.d.sync += [landed.eq(self.pixels[c * 8 * cin:(c + 1) * 8 * cin]), pad_landed.eq(self.pads[c]),
-                         word.eq(Mux(pad_landed, 0, landed))]
+            m.d.sync += word.eq(Mux(self.pads[c], 0, self.pixels[c * 8 * cin:(c + 1) * 8 * cin]))
             tap = Cat(*pixel_bytes(word, cin))
             with m.If(self.shift):
                 m.d.sync += asm.eq(Cat(asm[8 * cin:], tap) if n > cin else tap)
@@ -276,10 +274,3 @@ class _Term(typing.NamedTuple):
     value: object
     width: int
     wrap: bool
-
-
-def held(m: Module, value, name: str) -> Signal:
-    """``value`` registered."""
-    reg = Signal(len(value), name=name)
-    m.d.sync += reg.eq(value)
-    return reg

@@ -11,3 +11,10 @@ def delay(m: Module, sig, n: int, name: str):
         m.d.sync += nxt.eq(sig)
         sig = nxt
     return sig
+
+
+def held(m: Module, value, name: str) -> Signal:
+    """``value`` registered (unsigned, its width)."""
+    reg = Signal(len(value), name=name)
+    m.d.sync += reg.eq(value)
+    return reg

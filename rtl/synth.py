@@ -107,6 +107,125 @@ def _run(cmd, log: Path, what: str, cwd) -> None:
         raise HwbinError(f"{what} failed (exit {r.returncode}; log {log}): " + " | ".join(tail))
 
 
+def _nets(mod: dict):
+    """A yosys JSON module's net drivers {bit: (cell, port, index)} and loads {bit: [...]}
+    (module ports count as a driver or a load named ``$port``)."""
+    drivers, loads = {}, {}
+    for name, c in mod["cells"].items():
+        for port, bits in c["connections"].items():
+            out = c["port_directions"].get(port) == "output"
+            for i, b in enumerate(bits):
+                if isinstance(b, int):
+                    if out:
+                        drivers[b] = (name, port, i)
+                    else:
+                        loads.setdefault(b, []).append((name, port, i))
+    for pname, prt in mod.get("ports", {}).items():
+        for i, b in enumerate(prt["bits"]):
+            if isinstance(b, int):
+                if prt["direction"] == "input":
+                    drivers[b] = ("$port", pname, i)
+                else:
+                    loads.setdefault(b, []).append(("$port", pname, i))
+    return drivers, loads
+
+
+def _plain_ff(cell: dict) -> bool:
+    """A TRELLIS_FF a DSP register can stand for: reset to 0, synchronous reset over enable."""
+    prm = cell["parameters"]
+    return (cell["type"] == "TRELLIS_FF" and prm.get("REGSET") == "RESET" and prm.get("SRMODE") == "LSR_OVER_CE"
+            and prm.get("CLKMUX", "CLK") == "CLK" and prm.get("LSRMUX", "LSR") == "LSR")
+
+
+def _control(cell: dict) -> tuple:
+    c = cell["connections"]
+    ce = c["CE"][0] if cell["parameters"].get("CEMUX", "").strip() == "CE" else "1"
+    return c["CLK"][0], ce, c["LSR"][0]
+
+
+def absorb_dsp_registers(netlist: dict) -> int:
+    """Move the flip-flops on an ECP5 MULT18X18D's A and B inputs and P output into the
+    block's own registers (REG_INPUTA/B, REG_OUTPUT), in yosys's JSON netlist, before
+    nextpnr. yosys maps the multiplier alone (``synth_ecp5`` leaves the DSP's registers
+    unused), so its 3.9 ns ran between fabric flip-flops that the placer put far from the
+    DSP sites (the drain's and the output unit's multipliers were the longest paths). A group
+    (A, B or P) moves only if each of its bits is such a flip-flop with that one connection
+    (reset to 0, sync reset over enable, one clock, reset and enable net for the group), an
+    input's read by DSP inputs only (each DSP's register then holds a copy; the flip-flop goes
+    with its last reader), a product's by nothing else: the DSP's registers then do exactly
+    what the flip-flops did. Returns the flip-flops removed."""
+    moved = 0
+    for mod in netlist["modules"].values():
+        cells = mod.get("cells", {})
+        for name in [n for n, c in cells.items() if c["type"] == "MULT18X18D"]:
+            dsp = cells[name]
+            conn, prm = dsp["connections"], dsp["parameters"]
+            drivers, loads = _nets(mod)
+            controls, plan = [], {}
+            for group, ce in (("A", "CE0"), ("B", "CE1")):
+                if prm.get(f"REG_INPUT{group}_CLK", "NONE") != "NONE":
+                    continue            # its register is in use (the netlist was done before)
+                ports = [f"{group}{i}" for i in range(18) if isinstance(conn.get(f"{group}{i}", ["0"])[0], int)]
+                ffs = {drivers.get(conn[p][0], ("$none",))[0] for p in ports}
+                # a flip-flop may feed several DSPs' inputs (the drain's bases, one per plane,
+                # go to every row's multiplier): each DSP's register holds a copy
+                if not ports or not all(f in cells and _plain_ff(cells[f]) for f in ffs) or any(
+                        drivers[conn[p][0]][1] != "Q" or any(cells[ld[0]]["type"] != "MULT18X18D" or ld[1][0] not in "AB"
+                                                             for ld in loads[conn[p][0]]) for p in ports):
+                    continue
+                ctl = {_control(cells[f]) for f in ffs}
+                if len(ctl) == 1:
+                    plan[group] = (ports, ffs, ce)
+                    controls.append(ctl.pop())
+            ports = [f"P{i}" for i in range(36) if conn.get(f"P{i}") and isinstance(conn[f"P{i}"][0], int)
+                     and loads.get(conn[f"P{i}"][0])]
+            ffs = {ld[0] for p in ports for ld in loads[conn[p][0]]}
+            if prm.get("REG_OUTPUT_CLK", "NONE") == "NONE" and ports and all(len(loads[conn[p][0]]) == 1 and loads[conn[p][0]][0][1] == "DI" for p in ports) \
+                    and all(f in cells and _plain_ff(cells[f]) for f in ffs):
+                ctl = {_control(cells[f]) for f in ffs}
+                if len(ctl) == 1:
+                    plan["P"] = (ports, ffs, "CE2")
+                    controls.append(ctl.pop())
+            if not plan or len({(clk, rst) for clk, _, rst in controls}) != 1:
+                continue
+            clk, _, rst = controls[0]
+            for (group, (ports, ffs, ce)), (_, ce_net, _) in zip(plan.items(), controls):
+                for p in ports:
+                    if group == "P":
+                        conn[p] = cells[loads[conn[p][0]][0][0]]["connections"]["Q"][:]
+                    else:
+                        q = conn[p][0]
+                        conn[p] = cells[drivers[q][0]]["connections"]["DI"][:]
+                        loads[q] = [ld for ld in loads[q] if (ld[0], ld[1]) != (name, p)]
+                for f in ffs:
+                    if group == "P" or not loads.get(cells[f]["connections"]["Q"][0]):
+                        del cells[f]
+                        moved += 1
+                reg = "OUTPUT" if group == "P" else f"INPUT{group}"
+                prm.update({f"REG_{reg}_CLK": "CLK0", f"REG_{reg}_CE": ce, f"REG_{reg}_RST": "RST0"})
+                conn[ce] = [ce_net]
+                dsp["port_directions"][ce] = "input"
+            conn.update({"CLK0": [clk], "RST0": [rst]})
+            dsp["port_directions"].update({"CLK0": "input", "RST0": "input"})
+    return moved
+
+
+def drop_unused_carry_outs(netlist: dict) -> int:
+    """Disconnect the carry out of each CCU2C whose net nothing reads, in yosys's JSON
+    netlist: nextpnr-ecp5 otherwise spends a carry cell (two LUTs in its count) to bring a
+    chain's last carry out to the fabric, though no one uses it (yosys leaves most chains'
+    carry out on a net of its own). Returns the outputs disconnected."""
+    dropped = 0
+    for mod in netlist["modules"].values():
+        _, loads = _nets(mod)
+        for cell in mod.get("cells", {}).values():
+            cout = cell["connections"].get("COUT") if cell["type"] == "CCU2C" else None
+            if cout and isinstance(cout[0], int) and not loads.get(cout[0]):
+                cell["connections"]["COUT"] = ["x"]     # no net (nextpnr's packer wants the port)
+                dropped += 1
+    return dropped
+
+
 def synth_core(rtl_dir, target: str, out_dir, freq_mhz: float = 100.0, seed: int = 1) -> dict:
     """The array alone, out of context, from the generated Verilog."""
     family, dev = CORES[target]
@@ -123,10 +242,14 @@ def synth_core(rtl_dir, target: str, out_dir, freq_mhz: float = 100.0, seed: int
     modules = module_costs(out / "modules.json")
     if family == "ice40":
         return {**_ice40_cells(out / "stat.json", dev), "modules": modules}
+    netlist = json.loads((out / "core.json").read_text())
+    absorbed = absorb_dsp_registers(netlist)
+    drop_unused_carry_outs(netlist)
+    (out / "core.json").write_text(json.dumps(netlist))
     _run([tool(f"yowasp-nextpnr-{family}"), *dev, "--json", "core.json", "--out-of-context", "--freq", str(freq_mhz),
           "--timing-allow-fail",
           "--report", "nextpnr-report.json", "--seed", str(seed)], out / "nextpnr.log", "nextpnr", out)
-    return {**summarize(out / "nextpnr-report.json", family), "modules": modules}
+    return {**summarize(out / "nextpnr-report.json", family), "modules": modules, "dsp_registers_absorbed": absorbed}
 
 
 #: yosys cell types by the resource they use, for both families

@@ -3,19 +3,23 @@
 Everything model-specific arrives as tables from ``hwbin.program.Program``; the timing
 below is what ``program.cycle_model`` replays, stage by stage (s = the cycle a step issues):
 
-    compute   s: tile/gather/weight ROM addresses   s+1: activation memory addresses
-              s+2: register the word   s+3: slice, lane mask, pad   s+4: XOR + group counts
-              s+5: popcount   s+6: plane sum += it   s+7: capture the plane sums of a tile's
-              last step in PE row 0   s+8+R-1 ..: drain, one column per cycle: register the column, times the
-              bases (two registers either side of the multipliers), accumulators,
-              thresholds, then the write (DRAIN_WRITE_LATENCY = 5)
-    pass      s: gather ROM   s+1: memory address   s+2: register the word   s+3: max /
-              permute, write
-    im2col    s: gather ROM   s+1: input memory address   s+2: shift a tap into the column's
-              assembly register, or write one lane chunk of one plane of it to the column's
-              im2col memory (its layer waits PASS_LATENCY like after any pass)
-    output    request: score address   +1: select row and constant   +2: multiply   +3: add
-              +4: compare with the best so far   +5: beat valid
+    compute   s: tile/gather/weight ROM addresses   s+1: register the gather word
+              s+2: memory addresses   s+3: land each memory's word (the slices a step does
+              not use reset)   s+4: OR of the slices   s+5: XOR + group counts
+              s+6: popcount   s+7: plane sum += it   s+8: capture the plane sums of a tile's
+              last step in PE row 0   s+9+R-1 ..: drain, one column per cycle: the PEs'
+              gated registers ORed, twice more registered, times the bases, the products
+              registered twice, S, threshold tests on S, then the write
+              (DRAIN_WRITE_LATENCY = 7)
+    pass      s: gather ROM   s+1: gather word   s+2: memory address   s+3: land the word
+              s+4: max / permute, write
+    im2col    s: gather ROM   s+1: gather word   s+2: input memory address   s+3: land
+              s+4: shift a tap into the column's assembly register, or write one lane chunk of
+              one plane of it to the column's im2col memory (its layer waits PASS_LATENCY like
+              after any pass)
+    output    request: score address   +1: select row and constant   +2, +3, +4: acc and
+              constant registered   +5: their product   +6, +7: registered twice more
+              +8: add   +9: beat valid (the score compared with the best so far)
 
 Ports: ``i_pixel`` (uint8 stream, position-major, channel fastest), ``o_result`` (signed
 32-bit stream: per output position, one score per class and then the class), ``busy``,
@@ -25,6 +29,9 @@ activation-memory write port so a testbench can locate the first wrong layer out
 """
 from __future__ import annotations
 
+import functools
+import operator
+
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -33,8 +40,8 @@ from hwbin import arith
 from hwbin import program as pg
 
 from .array import PEArray
-from .first_layer import FirstLayerEngine
-from .pipeline import delay
+from .first_layer import FirstLayerEngine, carry_chain
+from .pipeline import delay, held
 from .resources import memory_shapes, memory_style
 
 
@@ -100,8 +107,10 @@ def slice_offsets(prog: pg.Program) -> list[int]:
     return sorted(offs)
 
 
+#: cycles from a step's gather ROM address to its landed memory words (``Top._fetch_front``)
+FETCH_LATENCY = 4
 #: registers before and after the drain's block multipliers (program.DRAIN_WRITE_LATENCY counts them)
-MUL_IN_REGS, MUL_OUT_REGS = 2, 1
+MUL_IN_REGS, MUL_OUT_REGS = 3, 2
 
 #: a tile's fields, split by who reads them: the sequencer (the tile ROM, read a tile ahead)
 #: and the drain (the drain ROM, read when it takes the tile; ``out`` is the tile's out word,
@@ -174,7 +183,8 @@ class Top(wiring.Component):
         for rows in p.thresholds:
             word = 0
             for r, (thr, neg) in enumerate(rows):
-                row = sum((t & ((1 << tb) - 1)) << (j * tb) for j, t in enumerate(thr)) | (neg << (p.nthr * tb))
+                # W + 1 in [0, bound + 1]: the drain tests S >= W + 1 (not S <= W) in one carry chain
+                row = sum((t + 1) << (j * tb) for j, t in enumerate(thr)) | (neg << (p.nthr * tb))
                 word |= row << (r * self.rw)
             twords.append(word)
         m.submodules.thr_rom = thr_rom = _memory(shape=unsigned(R * self.rw), depth=len(twords), init=twords,
@@ -195,8 +205,8 @@ class Top(wiring.Component):
         return tile_rom, drain_rom, gather_rom, weight_rom, thr_rom, score_mem
 
     # ------------------------------------------------------------------ im2col
-    def _im2col(self, m: Module, op: pg.Op, valid, step, pads, in_rps, col_wps, waddr) -> None:
-        """At s+2 of an im2col pass: steps 0..T-1 shift a tap's channels (all K planes) into
+    def _im2col(self, m: Module, op: pg.Op, valid, step, pads, in_words, col_wps, waddr) -> None:
+        """At s+4 of an im2col pass (``in_words``: the landed input-memory words): steps 0..T-1 shift a tap's channels (all K planes) into
         each column's assembly register, so tap t ends at lanes t*cin..; steps T.. write lane
         chunk j of plane k, j * K + k steps after the last tap, at the address the gather word
         carried."""
@@ -204,45 +214,111 @@ class Top(wiring.Component):
         width = op.J * L
         sel = Signal(range(max(2, op.J * op.K)), name="im2col_sel")
         m.d.comb += sel.eq(step - T)
-        for c, (rp, wp) in enumerate(zip(in_rps, col_wps)):
+        for c, (word, wp) in enumerate(zip(in_words, col_wps)):
             planes = [Signal(width, name=f"asm{c}_p{k}") for k in range(op.K)]
             with m.If(valid & (step < T)):
                 for k, reg in enumerate(planes):
-                    tap = Mux(pads[c], 0, rp.data[k * cin:(k + 1) * cin])
+                    tap = Mux(pads[c], 0, word[k * cin:(k + 1) * cin])
                     m.d.sync += reg.eq(Cat(reg[cin:T * cin], tap))
             chunks = Array([planes[k][j * L:(j + 1) * L] for j in range(op.J) for k in range(op.K)])
             m.d.comb += [wp.addr.eq(waddr), wp.data.eq(chunks[sel]), wp.en.eq(valid & (step >= T))]
 
     # ------------------------------------------------------------------ first-layer engine
-    def _first_layer_engine(self, m: Module, seq: Module, op: pg.Op, step, last, tile, t_c, in_rps, gather_rp, weight_rp):
+    def _first_layer_engine(self, m: Module, seq: Module, op: pg.Op, step, last, tile, t_c, land, weight_rp):
         """The engine (rtl/first_layer.py) and the late reads that feed it. Its sums must reach
         the drain exactly when an array tile's column would (COMPUTE_LATENCY + skew after the
         tile's last step), so rather than delay the sums, the engine's step stream is delayed:
-        its gather and weight reads are issued k - 2 - READ_AHEAD and k - 1 cycles after the
-        step, and it takes the step at k (nothing else reads those ports in the first layer)."""
+        its gather and weight reads are issued k - FETCH_LATENCY - READ_AHEAD and k - 1 cycles
+        after the step, and it takes the step at k (nothing else reads those ports in the first
+        layer). It reads the landed input words and their pad flags (``_fetch_front``)."""
         p = self.prog
         R, C, L = p.cfg.rows, p.cfg.cols, p.cfg.lanes
         lat = pg.COMPUTE_LATENCY + pg.drain_skew(p.cfg)
         taps = int(op.lanes_in // op.cin_g)
         ahead = FirstLayerEngine.READ_AHEAD
-        stages = FirstLayerEngine.stages_for(taps * op.cin_g, C + lat - 3 - ahead)     # so that k >= 2 + ahead
+        fetch = FETCH_LATENCY + ahead
+        stages = FirstLayerEngine.stages_for(taps * op.cin_g, C + lat - 1 - fetch)     # so that k >= fetch
         m.submodules.first_layer = engine = FirstLayerEngine(R, C, op.cin_g, taps, L, p.pe_bits, stages)
         k = C + lat - engine.LATENCY                  # the cycle after the step at which the engine takes it
         read = step & (t_c < tile.T)
-        gw, ab = self.gw, p.addr_bits
-        pads = Cat(gather_rp.data[c * gw + ab] for c in range(C))
-        read_late = delay(seq, read, k - 2 - ahead, "fl_read")          # the gather read; its shift follows
-        m.d.comb += [engine.shift.eq(delay(seq, read_late, 2 + ahead, "fl_shift")),
-                     engine.pixels.eq(Cat(rp.data for rp in in_rps)),
-                     engine.pads.eq(delay(seq, pads, 1, "fl_pads")),      # the gather word: a cycle before the pixels
+        read_late = delay(seq, read, k - fetch, "fl_read")          # the gather read; its shift follows
+        m.d.comb += [engine.shift.eq(delay(seq, read_late, fetch, "fl_shift")),
+                     engine.pixels.eq(Cat(land["in"])),
+                     engine.pads.eq(delay(seq, land["pads"], FETCH_LATENCY - 2, "fl_pads")),
                      engine.load.eq(delay(seq, step & last & tile.load, k, "fl_load")),
                      engine.col.eq(delay(seq, t_c, k, "fl_col")),
                      engine.weights.eq(weight_rp.data)]
         return {"read_late": read_late,
-                "gather_late": delay(seq, tile.gbase + t_c, k - 2 - ahead, "fl_gaddr"),
+                "gather_late": delay(seq, tile.gbase + t_c, k - fetch, "fl_gaddr"),
                 "col_late": delay(seq, step, k - 1, "fl_step"),
                 "weight_late": delay(seq, tile.wbase, k - 1, "fl_waddr"),
                 "sums": engine.sums}
+
+    # ------------------------------------------------------------------ fetch
+    def _fetch_front(self, fetch: Module, gather_rp, in_rps, act_rps, col_rps) -> dict:
+        """The reads' first stages, shared by compute steps, passes, im2col and the engine.
+        An ECP5 block RAM takes ~5.8 ns from clock to data (yosys does not use its output
+        register), so each block RAM output here goes into one register and nowhere else,
+        which the placer can put beside it: at s+1 the gather word is registered (it carries
+        C addresses to 2C memories, a fan-out that costs ~3 ns of routing), at s+2 it
+        addresses the memories, at s+3 each memory's word lands; everything else reads the
+        landed words at s+4 (``FETCH_LATENCY`` after the gather ROM's address). Returns the
+        gather word and pad flags (s+2) and the landed words per memory and column (s+4)."""
+        p = self.prog
+        gw, ab = self.gw, p.addr_bits
+        gword = delay(fetch, gather_rp.data, 1, "gather_word")
+        for c, (irp, arp) in enumerate(zip(in_rps, act_rps)):
+            fetch.d.comb += [irp.addr.eq(gword[c * gw:c * gw + ab]), arp.addr.eq(gword[c * gw:c * gw + ab])]
+        return {"gword": gword, "pads": Cat(gword[c * gw + ab] for c in range(p.cfg.cols)),
+                **{name: [delay(fetch, rp.data, 1, f"{name}_land{c}") for c, rp in enumerate(rps)]
+                   for name, rps in (("in", in_rps), ("act", act_rps), ("col", col_rps))}}
+
+    def _slices(self, fetch: Module, land: dict, sources, offsets, last_lanes, step, src, off_index, last_chunk, layer):
+        """At s+4, each column's L-bit slice of the landed word of its source memory, at the
+        step's offset, lanes past the layer's last chunk masked, 0 for a pad. Where the
+        offsets' slices do not overlap, no multiplexer: during an array step every slice of the
+        landed words that the step does not use is reset (a flip-flop's synchronous reset,
+        decided at s+2 and registered), as are the masked lane groups and a pad's slice, and
+        a column ORs its slices (1 LUT4 a bit for 4 slices, not a 4:1 multiplexer's 3).
+        Otherwise (grouped channel bases) a multiplexer over the offsets, then the mask."""
+        p = self.prog
+        C, L = p.cfg.cols, p.cfg.lanes
+        names = {pg.SRC_REGION: "act", pg.SRC_COL: "col", pg.SRC_INPUT: "in"}
+        acts = Signal(C * L)
+        if all(b - a >= L for a, b in zip(offsets, offsets[1:])):
+            bounds = sorted({0, L} | {n for n in last_lanes if 0 < n < L})
+            groups = list(zip(bounds, bounds[1:]))       # lanes that a layer's mask keeps or drops together
+            src2, off2, step2 = delay(fetch, src, 2, "src"), delay(fetch, off_index, 1, "off"), delay(fetch, step, 2, "st")
+            last2, layer2 = delay(fetch, last_chunk, 2, "lastj"), delay(fetch, layer, 2, "slayer")
+            live2 = [~last2 | _table([int(lo < n) for n in last_lanes], layer2, 1) for lo, _ in groups]
+            for c in range(C):
+                parts = []
+                for sid in sources:
+                    word = land[names[sid]][c]
+                    for i, o in enumerate(offsets):
+                        for g, (lo, hi) in enumerate(groups):
+                            if o + lo >= len(word):
+                                continue
+                            keep = (src2 == sid) & (off2 == i) & ~land["pads"][c] & live2[g]
+                            clear = held(fetch, step2 & ~keep, f"clear{c}_{sid}_{i}_{g}")
+                            with fetch.If(clear):
+                                fetch.d.sync += word[o + lo:min(o + hi, len(word))].eq(0)
+                        part = word[o:o + L]
+                        parts.append(Cat(part, Const(0, L - len(part))) if len(part) < L else part)
+                fetch.d.sync += acts[c * L:(c + 1) * L].eq(functools.reduce(operator.or_, parts))
+            return acts
+        pads = delay(fetch, land["pads"], 2, "pads")
+        src4, off4 = delay(fetch, src, 4, "src"), delay(fetch, off_index, 3, "off")
+        mask = Mux(last_chunk, _table([(1 << n) - 1 for n in last_lanes], layer, L), (1 << L) - 1)
+        mask4 = delay(fetch, mask, 4, "mask")
+        for c in range(C):
+            word = Signal(max(p.in_width, p.region_width, L) + L, name=f"word{c}")
+            chosen = 0
+            for sid in sources:
+                chosen = Mux(src4 == sid, land[names[sid]][c], chosen)
+            fetch.d.comb += word.eq(chosen)
+            fetch.d.sync += acts[c * L:(c + 1) * L].eq(Mux(pads[c], 0, Array(word[o:o + L] for o in offsets)[off4] & mask4))
+        return acts
 
     # ------------------------------------------------------------------ elaborate
     def elaborate(self, platform):
@@ -270,12 +346,13 @@ class Top(wiring.Component):
         col_rps = [mem.read_port() for mem in self.col_mems]
         score_wp = score_mem.write_port()
         score_rp = score_mem.read_port()
+        m.submodules.fetch = fetch = Module()
+        land = self._fetch_front(fetch, gather_rp, in_rps, act_rps, col_rps)
         # the running tile is a register; the tile ROM's port holds the next one, so the
         # sequencer's decisions start from flip-flops, not from a block RAM's slow output
         tile0 = p.tiles[0]
         tile_reg = Signal(self.tile_layout.size, init=_pack(self.tile_layout, tile0))
         tile = data.View(self.tile_layout, tile_reg)
-        nxt = data.View(self.tile_layout, tile_rp.data)
 
         # ---------------------------------------------------------- state, loader, counter
         state = Signal(2)          # 0 idle, 1 load, 2 run, 3 output
@@ -344,9 +421,11 @@ class Top(wiring.Component):
         is_compute = running & ((tile.kind == pg.KIND_COMPUTE) | is_first)
         is_pass = running & (tile.kind == pg.KIND_PASS)
         # steps left in the tile after this one, and whether this is the tile's first step
-        left = Signal(range(max(t["last"] for t in p.tiles) + 1), init=tile0["last"])
+        # (on a tile's first step from the running tile's register, later from ``left``: no
+        # path from the tile ROM's slow output through logic)
+        left = Signal(range(max(t["last"] for t in p.tiles) + 1))
         first_step = Signal(init=1)
-        last_compute = last_pass = left == 0
+        last_compute = last_pass = Mux(first_step, tile.last == 0, left == 0)
         flush_ok = ~(tile.wait & first_step) | (flush_cd == 0)
         issue = Signal()
         pissue = Signal()
@@ -354,12 +433,14 @@ class Top(wiring.Component):
                        pissue.eq(is_pass & flush_ok)]
         advance = (issue & last_compute) | (pissue & last_pass)
         seq.d.comb += [tile_rp.addr.eq(Mux(running, idx + 2, 1)), tile_rp.en.eq(~running | advance)]
+        # the tile ROM's output goes into the running tile's register and nowhere else (its
+        # reset to tile 0 takes priority, as a flip-flop's reset does: advance implies running)
         with seq.If(~running):
-            seq.d.sync += [tile_reg.eq(tile_reg.init), left.eq(left.init), first_step.eq(1)]
+            seq.d.sync += [tile_reg.eq(tile_reg.init), first_step.eq(1)]
         with seq.Elif(issue | pissue):
-            seq.d.sync += [left.eq(Mux(advance, nxt.last, left - 1)), first_step.eq(advance)]
-        with seq.If(advance):
-            seq.d.sync += tile_reg.eq(tile_rp.data)
+            seq.d.sync += [left.eq(Mux(first_step, tile.last, left) - 1), first_step.eq(advance)]
+            with seq.If(advance):
+                seq.d.sync += tile_reg.eq(tile_rp.data)
         # step order: planes, then taps, then lane chunks (fastest); a weight word per (tap, chunk)
         with seq.If(issue):
             with seq.If(is_first):
@@ -390,8 +471,8 @@ class Top(wiring.Component):
         gather_addr, weight_addr = tile.gbase + t_c, tile.wbase + wstep
         engine_op = next((op for op in ops if op.engine == "first"), None)
         if engine_op:
-            engine = self._first_layer_engine(m, seq, engine_op, issue & is_first, last_compute, tile, t_c, in_rps,
-                                              gather_rp, weight_rp)
+            engine = self._first_layer_engine(m, seq, engine_op, issue & is_first, last_compute, tile, t_c, land,
+                                              weight_rp)
             gather_addr = Mux(engine["read_late"], engine["gather_late"], gather_addr)
             weight_addr = Mux(engine["col_late"], engine["weight_late"], weight_addr)
         seq.d.comb += [gather_rp.addr.eq(gather_addr), weight_rp.addr.eq(weight_addr)]
@@ -407,55 +488,29 @@ class Top(wiring.Component):
                 seq.d.comb += off_index.eq(i)
         im2col = next((op for op in ops if op.kind == "im2col"), None)
         # an im2col tile's word address comes from the tile and the step counters, all registers
-        col_addr = delay(seq, tile.colbase + j_c * im2col.K + p_c, 1, "coladdr") if im2col else 0
+        col_addr = delay(seq, tile.colbase + j_c * im2col.K + p_c, 2, "coladdr") if im2col else 0
         last_lanes = [op.lanes_in - (op.J - 1) * L if op.kind == "compute" else L for op in ops] + [L]
-        full = (1 << L) - 1
-        mask = Mux(j_c == J - 1, _table([(1 << n) - 1 for n in last_lanes], tile.layer, L), full)
         # a plane's first step restarts the PEs' plane sum; Horner layers double it instead
         plane_start = (t_c == 0) & (j_c == 0)
         double = plane_start & (p_c != 0) & by_op(lambda op: int(op.horner), tile.layer)
 
-        # ---------------------------------------------------------- s+1: memory addresses
-        m.submodules.fetch = fetch = Module()
+        # ---------------------------------------------------------- s+4: source, slice, lane mask, pad
+        # (the gather word and the landed words are registered in _fetch_front)
         for c in range(C):
-            a = gather_rp.data[c * self.gw:c * self.gw + p.addr_bits]
-            fetch.d.comb += [in_rps[c].addr.eq(a), act_rps[c].addr.eq(a)]
             if im2col:
                 fetch.d.comb += col_rps[c].addr.eq(col_addr)
-        pads1 = Signal(C)
-        fetch.d.comb += pads1.eq(Cat(gather_rp.data[c * self.gw + p.addr_bits] for c in range(C)))
-        # ---------------------------------------------------------- s+2: register the word read
-        # (a block RAM's output is slow: nothing but the source select follows it)
-        pads2 = delay(fetch, pads1, 1, "pads")
-        src2 = delay(fetch, src, 2, "src")
-        # only the memories some compute layer reads are in the select (a block RAM's output
-        # is slow: one mux level after it is what the clock allows)
-        sources = {op.src for op in ops if op.kind == "compute" and op.engine == "array"}
-        words = []
-        for c in range(C):
-            word = Signal(max(p.in_width, p.region_width, L) + L, name=f"word{c}")
-            chosen = act_rps[c].data if pg.SRC_REGION in sources else 0
-            if pg.SRC_COL in sources:
-                chosen = Mux(src2 == pg.SRC_COL, col_rps[c].data, chosen)
-            if pg.SRC_INPUT in sources:
-                chosen = Mux(src2 == pg.SRC_INPUT, in_rps[c].data, chosen)
-            fetch.d.sync += word.eq(chosen)
-            words.append(word)
-        # ---------------------------------------------------------- s+3: slice, lane mask, pad
-        pads3 = delay(fetch, pads2, 1, "pads")
-        off3 = delay(fetch, off_index, 2, "off")
-        mask3 = delay(fetch, mask, 3, "mask")
-        acts = Signal(C * L)
-        for c, word in enumerate(words):
-            fetch.d.sync += acts[c * L:(c + 1) * L].eq(Mux(pads3[c], 0, Array(word[o:o + L] for o in offsets)[off3] & mask3))
-        weights = delay(fetch, weight_rp.data, 3, "w")
-        # ---------------------------------------------------------- s+4 .. s+7: the array (rtl/array.py)
-        m.submodules.array = arr = PEArray(R, C, L, p.depth, p.pe_bits)
-        assert pg.COMPUTE_LATENCY == 3 + PEArray.LATENCY, "program.COMPUTE_LATENCY must follow the pipeline"
         array_step = issue & ~is_first
-        fetch.d.comb += [arr.valid.eq(delay(fetch, array_step, 4, "v")), arr.start.eq(delay(fetch, plane_start, 4, "start")),
-                         arr.double.eq(delay(fetch, double, 4, "double")),
-                         arr.last.eq(delay(fetch, array_step & last_compute, 4, "last")),
+        # only the memories some compute layer reads are in the select
+        sources = sorted({op.src for op in ops if op.kind == "compute" and op.engine == "array"})
+        acts = self._slices(fetch, land, sources, offsets, last_lanes, array_step, src, off_index, j_c == J - 1, tile.layer)
+        weights = delay(fetch, weight_rp.data, FETCH_LATENCY, "w")
+        # ---------------------------------------------------------- s+5 .. s+8: the array (rtl/array.py)
+        m.submodules.array = arr = PEArray(R, C, L, p.depth, p.pe_bits)
+        assert pg.COMPUTE_LATENCY == FETCH_LATENCY + PEArray.LATENCY, "program.COMPUTE_LATENCY must follow the pipeline"
+        into = FETCH_LATENCY + 1
+        fetch.d.comb += [arr.valid.eq(delay(fetch, array_step, into, "v")), arr.start.eq(delay(fetch, plane_start, into, "start")),
+                         arr.double.eq(delay(fetch, double, into, "double")),
+                         arr.last.eq(delay(fetch, array_step & last_compute, into, "last")),
                          arr.acts.eq(acts), arr.weights.eq(weights)]
 
         # ---------------------------------------------------------- s+7 + R-1: the drain
@@ -486,12 +541,31 @@ class Top(wiring.Component):
             with drain.If(dcol == dtile.nvalid - 1):
                 drain.d.sync += dactive.eq(0)
         sb, ab, n = p.s_bits, p.acc_bits, D * W
-        col_planes = Array([Cat(arr.planes[(r * C + c) * n:(r * C + c + 1) * n] for r in range(R)) for c in range(C)])[dcol]
+        # the column: each PE's sums go through a register of its own that holds them where the
+        # drain takes that PE's column and resets to 0 elsewhere, and a row ORs its C registers
+        # (a reset is free in a flip-flop; a C:1 multiplexer of the row's D sums is C - 1 LUT4s
+        # a bit). An engine tile's column: its sums in each row's plane sum 0 (the others
+        # weigh 0), the PEs' registers all reset
+        # the gates' selects are registers, set a cycle ahead from the drain's next column and
+        # tile kind (an engine tile's flag comes down the sequencer's delay line to capture,
+        # not from the drain ROM's slow output): each drives R x D x W resets, which at 16 x 8
+        # spread over the die (a select from logic was 92 MHz at 16x8x32 on an 85F)
+        from_engine = (dtile.kind == pg.KIND_FIRST) if engine_op else Const(0, 1)
+        cap_engine = delay(drain, issue & last_compute & (tile.nvalid != 0) & is_first, lat, "cap_engine")
+        engine_next, dcol_next = Signal(), Signal.like(dcol)
+        drain.d.comb += [engine_next.eq(Mux(capture, cap_engine, from_engine)),
+                         dcol_next.eq(Mux(capture, 0, Mux(dactive, dcol + 1, dcol)))]
+        gated = []
+        for c in range(C):
+            take = Signal(name=f"take{c}")
+            drain.d.sync += take.eq((dcol_next == c) & ~engine_next)
+            gated.append([held(drain, Mux(take, arr.planes[(r * C + c) * n:(r * C + c + 1) * n], 0), f"dgate{r}_{c}")
+                          for r in range(R)])
         if engine_op:
-            # an engine tile's column: its sums in each row's plane sum 0 (the others weigh 0)
-            from_engine = dtile.kind == pg.KIND_FIRST
-            col_planes = Cat(Cat(Mux(from_engine, engine["sums"][r * W:(r + 1) * W], col_planes[r * n:r * n + W]),
-                                 col_planes[r * n + W:(r + 1) * n]) for r in range(R))
+            take_engine = held(drain, engine_next, "take_engine")
+            gated.append([held(drain, Cat(Mux(take_engine, engine["sums"][r * W:(r + 1) * W], 0), Const(0, n - W)),
+                               f"dgate{r}_engine") for r in range(R)])
+        col_planes = Cat(functools.reduce(operator.or_, (g[r] for g in gated)) for r in range(R))
         out_pos = Array([out_word[c * self.gw:c * self.gw + p.addr_bits] for c in range(C)])[dcol]
         is_score = by_op(lambda op: int(op.is_score), dtile.layer)
         dst_base = by_op(lambda op: op.dst_base, dtile.layer)
@@ -505,7 +579,8 @@ class Top(wiring.Component):
         # the column is registered twice before the multipliers and their products once after
         # (a block multiplier is 3.9 ns by itself: a register on each side, placed beside it,
         # keeps the routing to the array's far corners out of that cycle)
-        col_reg = delay(drain, col_planes, MUL_IN_REGS, "dcolumn")
+        assert pg.DRAIN_WRITE_LATENCY == MUL_IN_REGS + MUL_OUT_REGS + 2, "program.DRAIN_WRITE_LATENCY must follow the drain"
+        col_reg = delay(drain, col_planes, MUL_IN_REGS - 1, "dcolumn")       # the first: the gates
         coefs_reg = [delay(drain, c, MUL_IN_REGS, f"dcoef{i}") for i, c in enumerate(coefs)]
         prods = [[delay(drain, col_reg[(r * D + i) * W:(r * D + i + 1) * W] * coefs_reg[i], MUL_OUT_REGS, f"prod{r}_{i}")
                   for i in range(D)] for r in range(R)]
@@ -513,52 +588,59 @@ class Top(wiring.Component):
                "lv_addr": dst_base + out_pos, "lv_en": Mux(dactive & ~is_score, dtile.wen, 0),
                "sc_addr": out_pos * p.score_rows + dtile.rt, "sc_en": dactive & is_score}
         ctx1 = {k: delay(drain, v, MUL_IN_REGS + MUL_OUT_REGS, f"d1_{k}") for k, v in ctx.items()}
-        # drain stage 2: the accumulators (acc for scores, d * acc for thresholds)
-        accs, daccs = [], []
+        # drain stage 2: S = sum_k b_k pop_k per row. The thresholds are on S
+        # (program.sum_thresholds): no d * acc is formed (two subtractions and a multiplexer
+        # per row); acc = nfix - 2 S only where the last layer has scores
+        sums, accs = [], []
         for r in range(R):
-            two_s = sum(prods[r]) << 1
-            acc, dacc = Signal(signed(ab + 1), name=f"acc{r}"), Signal(signed(ab + 1), name=f"dacc{r}")
-            neg = ctx1["thr"][r * self.rw + p.nthr * tb]
-            nfix = ctx1["nfix"]
-            drain.d.sync += [acc.eq(nfix - two_s), dacc.eq(Mux(neg, two_s - nfix, nfix - two_s))]
-            accs.append(acc)
-            daccs.append(dacc)
+            s_r = Signal(sb, name=f"s{r}")
+            drain.d.sync += s_r.eq(sum(prods[r]))
+            sums.append(s_r)
+            if p.score_mul:
+                acc = Signal(signed(ab), name=f"acc{r}")
+                drain.d.sync += acc.eq(ctx1["nfix"] - (sum(prods[r]) << 1))
+                accs.append(acc)
         thr2, kshift2, rot2, lv_addr, lv_en, sc_addr, sc_en = (
             delay(drain, ctx1[k], 1, f"d2_{k}") for k in ("thr", "kshift", "rot", "lv_addr", "lv_en", "sc_addr", "sc_en"))
-        # drain stage 3: thresholds -> levels -> the activation word
+        # drain stage 3: c = #{j : S <= W_j}, the level c or, where the row flips, nthr - c =
+        # c XOR nthr (program.sum_thresholds). The ROM holds W + 1, and a row's nthr tests
+        # S >= W_j + 1 (= not S <= W_j) are one subtraction, side by side in one carry chain
+        # (rtl/first_layer.py carry_chain: nextpnr adds two cells to every chain), so
+        # c = nthr - #{S >= W_j + 1} and the level is #{S >= W_j + 1} XOR nthr where it does not flip
         plane_rows = [[] for _ in range(p.kmax)]
-        for r, dacc in enumerate(daccs):
+        for r, s_r in enumerate(sums):
             row = thr2[r * self.rw:(r + 1) * self.rw]
             level = Signal(range(p.nthr + 1), name=f"level{r}")
-            drain.d.comb += level.eq(sum((dacc >= row[j * tb:(j + 1) * tb].as_signed()) for j in range(p.nthr)))
+            width = max(sb, tb - 1) + 1
+            tests = carry_chain(drain, [(s_r, row[j * tb:j * tb + tb - 1], 1, width, False) for j in range(p.nthr)],
+                                f"thr{r}", subtract=True)
+            count = sum(t[-1] for t in tests)
+            drain.d.comb += level.eq(count ^ (~row[p.nthr * tb]).replicate(len(level)))
             lv = Signal(p.kmax, name=f"lv{r}")
             drain.d.comb += lv.eq(level << kshift2)
             for pl in range(p.kmax):
                 plane_rows[pl].append(lv[p.kmax - 1 - pl])
         level_word = Cat(place_rows(Cat(*plane_rows[pl]), rot2, R, p.gran, p.cpad) for pl in range(p.kmax))
 
-        # ---------------------------------------------------------- passes (s+3: write)
+        # ---------------------------------------------------------- passes (s+4: write)
         m.submodules.passes = passes = Module()
-        # pool and shuffle: the word read is registered at s+2, combined and written at s+3
-        pv2 = delay(passes, pissue, 2, "pv")
-        w_pass2 = delay(passes, wpass, 2, "wpass")
-        layer2 = delay(passes, tile.layer, 2, "player")
-        pv3, w_pass3 = delay(passes, pv2, 1, "pv"), delay(passes, w_pass2, 1, "wpass")
-        o_pass3 = delay(passes, opass, 3, "opass")
-        layer3 = delay(passes, layer2, 1, "player")
-        window3 = by_op(lambda op: op.window, layer3)
-        pdst3 = by_op(lambda op: op.dst_base, layer3)
-        mode3 = by_op(lambda op: {"shuffle": pg.PASS_SHUFFLE, "im2col": pg.PASS_IM2COL}.get(op.kind, pg.PASS_POOL),
-                      layer3)
-        sid3 = by_op(lambda op: op.shuffle_id, layer3)
-        rdata = delay(passes, act_rps[0].data, 1, "prd")
+        # pool and shuffle: the word read lands at s+3 (_fetch_front), is combined and written at s+4
+        pv4, w_pass4, layer4 = (delay(passes, v, FETCH_LATENCY, f"p_{n}") for v, n in ((pissue, "valid"), (wpass, "w"),
+                                                                                     (tile.layer, "layer")))
+        o_pass4 = delay(passes, opass, FETCH_LATENCY, "opass")
+        window4 = by_op(lambda op: op.window, layer4)
+        pdst4 = by_op(lambda op: op.dst_base, layer4)
+        mode4 = by_op(lambda op: {"shuffle": pg.PASS_SHUFFLE, "im2col": pg.PASS_IM2COL}.get(op.kind, pg.PASS_POOL),
+                      layer4)
+        sid4 = by_op(lambda op: op.shuffle_id, layer4)
+        rdata = land["act"][0]
         run = Signal(p.region_width)
         combined = Signal(p.region_width)
         cmax = [Signal(p.kmax, name=f"cmax{c}") for c in range(p.cpad)]
         for c in range(p.cpad):
             lv_new = Cat(rdata[pl * p.cpad + c] for pl in reversed(range(p.kmax)))
             lv_run = Cat(run[pl * p.cpad + c] for pl in reversed(range(p.kmax)))
-            passes.d.comb += cmax[c].eq(Mux((w_pass3 == 0) | (lv_new > lv_run), lv_new, lv_run))
+            passes.d.comb += cmax[c].eq(Mux(lv_new > lv_run, lv_new, lv_run))
         pooled = Cat(Cat(cmax[c][p.kmax - 1 - pl] for c in range(p.cpad)) for pl in range(p.kmax))
         shuffles = [op for op in ops if op.kind == "shuffle"]
         if shuffles:
@@ -566,16 +648,22 @@ class Top(wiring.Component):
             for op in shuffles:
                 perm = list(op.perm) + list(range(len(op.perm), p.cpad))
                 perms.append(Cat(Cat(rdata[pl * p.cpad + perm[c]] for c in range(p.cpad)) for pl in range(p.kmax)))
-            shuffled = Array(perms)[sid3]
+            shuffled = Array(perms)[sid4]
         else:
             shuffled = rdata
-        passes.d.comb += combined.eq(Mux(mode3 == pg.PASS_SHUFFLE, shuffled, pooled))
-        with passes.If(pv3):
+        passes.d.comb += combined.eq(Mux(mode4 == pg.PASS_SHUFFLE, shuffled, pooled))
+        # the running max restarts at level 0, the least, after each window (a reset, free in a
+        # flip-flop, rather than a window's first step selected against: a channel's max of
+        # two 2-bit levels is then one LUT4 a bit)
+        window_end = w_pass4 == window4 - 1
+        with passes.If(pv4 & ~window_end):
             passes.d.sync += run.eq(combined)
-        pass_write = pv3 & (w_pass3 == window3 - 1) & (mode3 != pg.PASS_IM2COL)
+        with passes.Else():
+            passes.d.sync += run.eq(0)
+        pass_write = pv4 & window_end & (mode4 != pg.PASS_IM2COL)
         if im2col:
-            self._im2col(passes, im2col, pv2 & (layer2 == im2col.index), w_pass2, pads2, in_rps, col_wps,
-                         delay(passes, gather_rp.data[:p.addr_bits], 1, "colw"))
+            self._im2col(passes, im2col, pv4 & (layer4 == im2col.index), w_pass4, delay(passes, land["pads"], 2, "ipads"),
+                         land["in"], col_wps, delay(passes, land["gword"][:p.addr_bits], 2, "colw"))
 
         # ---------------------------------------------------------- activation and score writes
         m.submodules.writes = writes = Module()
@@ -587,12 +675,12 @@ class Top(wiring.Component):
         writes.d.sync += [d_addr.eq(lv_addr), d_data.eq(level_word), d_en.eq(lv_en)]
         all_granules = (1 << (p.region_width // p.gran)) - 1
         for wp in act_wps:
-            writes.d.comb += [wp.addr.eq(Mux(pass_write, pdst3 + o_pass3, d_addr)),
+            writes.d.comb += [wp.addr.eq(Mux(pass_write, pdst4 + o_pass4, d_addr)),
                          wp.data.eq(Mux(pass_write, combined, d_data)),
                          wp.en.eq(Mux(pass_write, all_granules, d_en))]
         writes.d.comb += [self.trace_addr.eq(act_wps[0].addr), self.trace_data.eq(act_wps[0].data),
                      self.trace_en.eq(act_wps[0].en)]
-        writes.d.sync += [score_wp.addr.eq(sc_addr), score_wp.data.eq(Cat(a[:ab] for a in accs)),
+        writes.d.sync += [score_wp.addr.eq(sc_addr), score_wp.data.eq(Cat(accs)),
                      score_wp.en.eq(sc_en)]
 
         # ---------------------------------------------------------- output unit
@@ -618,34 +706,42 @@ class Top(wiring.Component):
                 out.d.sync += [ocls.eq(ocls + 1), orr.eq(orr + 1)]
                 with out.If(orr == R - 1):
                     out.d.sync += [orr.eq(0), ort.eq(ort + 1)]
-        vB, clsB, rB, classB, lastB = Signal(), Signal.like(ocls), Signal.like(orr), Signal(), Signal()
-        vC, clsC, classC, lastC = Signal(), Signal.like(ocls), Signal(), Signal()
-        vD, clsD, classD, lastD = Signal(), Signal.like(ocls), Signal(), Signal()
         # the constants as narrow as their values (score_mul has SCORE_MUL_BITS): a 32-bit
         # factor took three block multipliers and a carry chain joining them, the longest path
         mw = arith.signed_width(max([abs(int(v)) for v in p.score_mul], default=1))
-        accC, mulC = Signal(signed(ab)), Signal(signed(mw))
-        prodD = Signal(signed(ab + mw))
         mul = Array([Const(v, signed(mw)) for v in p.score_mul] or [Const(0, signed(mw))])
         add = Array([Const(v, signed(pg.OUT_BITS)) for v in p.score_add] or [Const(0, signed(pg.OUT_BITS))])
-        accB = Array([score_rp.data[r * ab:(r + 1) * ab].as_signed() for r in range(R)])[rB]
-        best, best_idx = Signal(signed(pg.OUT_BITS)), Signal(range(N + 1))
-        olast = Signal()
+
+        def stage(name: str, values: dict) -> dict:
+            """The next stage's registers; they move only when the beat can (``adv``)."""
+            regs = {k: Signal(v.shape(), name=f"o{name}_{k}") for k, v in values.items()}
+            with out.If(adv):
+                out.d.sync += [regs[k].eq(v) for k, v in values.items()]
+            return regs
+
+        def ctl(st: dict) -> dict:
+            return {k: st[k] for k in ("v", "cls", "cl", "last")}
+
+        # request (A) -> B: the score row -> C: S and the constant -> C2: both again -> D: the
+        # product -> D2: again -> E: the score. The block multiplier takes 3.9 ns by itself, so
+        # its operands and its product each pass a second register with that one load, which
+        # the placer can put beside it (the output unit's DSP sits far from the score memory)
+        b_ = stage("B", {"v": vA, "cls": ocls, "r": orr, "cl": is_class_a, "last": last_a})
+        c_ = stage("C", {**ctl(b_), "acc": Array([score_rp.data[r * ab:(r + 1) * ab].as_signed() for r in range(R)])[b_["r"]],
+                         "mul": mul[b_["cls"]]})
+        c2 = stage("C3", stage("C2", c_))
+        d_ = stage("D", {**ctl(c2), "prod": c2["acc"] * c2["mul"]})
+        d2 = stage("D3", stage("D2", d_))
         # the score is registered before it is compared with the best so far: an add and a
         # compare of 32 bits in one cycle was the design's longest path
-        vE, clsE, classE, lastE = Signal(), Signal.like(ocls), Signal(), Signal()
-        score = Signal(signed(pg.OUT_BITS))
+        e_ = stage("E", {**ctl(d2), "score": (d2["prod"] + add[d2["cls"]])[:pg.OUT_BITS].as_signed()})
+        score = e_["score"]
+        best, best_idx = Signal(signed(pg.OUT_BITS)), Signal(range(N + 1))
+        olast = Signal()
         with out.If(adv):
-            out.d.sync += [vB.eq(vA), clsB.eq(ocls), rB.eq(orr), classB.eq(is_class_a), lastB.eq(last_a),
-                         vC.eq(vB), clsC.eq(clsB), classC.eq(classB), lastC.eq(lastB),
-                         accC.eq(accB), mulC.eq(mul[clsB]),
-                         vD.eq(vC), clsD.eq(clsC), classD.eq(classC), lastD.eq(lastC),
-                         prodD.eq(accC * mulC),
-                         vE.eq(vD), clsE.eq(clsD), classE.eq(classD), lastE.eq(lastD),
-                         score.eq(prodD + add[clsD]), o.valid.eq(vE), olast.eq(lastE)]
-            out.d.sync += o.payload.eq(Mux(classE, best_idx, score))
-            with out.If(vE & ~classE & ((clsE == 0) | (score > best))):
-                out.d.sync += [best.eq(score), best_idx.eq(clsE)]
+            out.d.sync += [o.valid.eq(e_["v"]), olast.eq(e_["last"]), o.payload.eq(Mux(e_["cl"], best_idx, score))]
+            with out.If(e_["v"] & ~e_["cl"] & ((e_["cls"] == 0) | (score > best))):
+                out.d.sync += [best.eq(score), best_idx.eq(e_["cls"])]
         image_done = o.valid & o.ready & olast
         with out.If(image_done):
             out.d.sync += req_done.eq(0)

@@ -299,6 +299,72 @@ def test_cells_per_component_add_up_to_the_flat_design(tmp_path):
     assert mods["array"]["ff"] >= cfg.rows * cfg.cols * prog.depth * prog.pe_bits
 
 
+def _dsp_netlist(shared_a: bool):
+    """A hand-made yosys JSON module: flip-flops (reset to 0, sync reset, no enable) on a
+    MULT18X18D's A0..A1, B0 and P0..P1; with ``shared_a`` A1's flip-flop has a second load."""
+    ff_params = {"CEMUX": "1 ", "CLKMUX": "CLK", "GSR": "DISABLED", "LSRMUX": "LSR", "REGSET": "RESET",
+                 "SRMODE": "LSR_OVER_CE"}
+    dirs = {"CLK": "input", "LSR": "input", "DI": "input", "Q": "output"}
+
+    def ff(d, q):
+        return {"type": "TRELLIS_FF", "parameters": dict(ff_params), "port_directions": dict(dirs),
+                "connections": {"CLK": [2], "LSR": [3], "DI": [d], "Q": [q]}}
+
+    cells = {"fa0": ff(10, 20), "fa1": ff(11, 21), "fb0": ff(12, 22), "fp0": ff(30, 40), "fp1": ff(31, 41),
+             "mul": {"type": "MULT18X18D", "parameters": {},
+                     "port_directions": {"A0": "input", "A1": "input", "A2": "input", "B0": "input",
+                                         "P0": "output", "P1": "output", "P2": "output"},
+                     "connections": {"A0": [20], "A1": [21], "A2": ["0"], "B0": [22], "P0": [30], "P1": [31], "P2": [32]}}}
+    if shared_a:
+        cells["other"] = ff(21, 50)
+    ports = {"clk": {"direction": "input", "bits": [2]}, "rst": {"direction": "input", "bits": [3]},
+             "a": {"direction": "input", "bits": [10, 11]}, "b": {"direction": "input", "bits": [12]},
+             "p": {"direction": "output", "bits": [40, 41]}}
+    return {"modules": {"top": {"ports": ports, "cells": cells}}}
+
+
+@pytest.mark.parametrize("shared_a", [False, True])
+def test_dsp_registers_take_the_flip_flops_around_a_multiplier(shared_a):
+    """The ECP5 core flow moves a multiplier's input and output flip-flops into the DSP's own
+    registers, rewiring the nets so that the DSP reads the flip-flops' inputs and drives
+    their outputs; a group whose flip-flop has another load stays in the fabric."""
+    from hwbin.rtl.synth import absorb_dsp_registers
+
+    net = _dsp_netlist(shared_a)
+    moved = absorb_dsp_registers(net)
+    cells = net["modules"]["top"]["cells"]
+    mul = cells["mul"]
+    assert mul["connections"]["B0"] == [12] and mul["connections"]["P0"] == [40] and mul["connections"]["P1"] == [41]
+    assert mul["connections"]["CLK0"] == [2] and mul["connections"]["RST0"] == [3]
+    assert mul["parameters"]["REG_OUTPUT_CLK"] == mul["parameters"]["REG_INPUTB_CLK"] == "CLK0"
+    if shared_a:
+        assert moved == 3 and "fa1" in cells and mul["connections"]["A1"] == [21]
+        assert "REG_INPUTA_CLK" not in mul["parameters"]
+    else:
+        assert moved == 5 and mul["connections"]["A0"] == [10] and mul["connections"]["A1"] == [11]
+        assert mul["parameters"]["REG_INPUTA_CLK"] == "CLK0"
+    assert mul["connections"]["A2"] == ["0"] and mul["connections"]["P2"] == [32]
+    assert absorb_dsp_registers(net) == 0           # once only: the DSP's registers are taken
+
+
+def test_unused_carry_outs_are_disconnected_and_used_ones_kept():
+    """Only a CCU2C carry out that nothing reads loses its connection: the one feeding the
+    next cell of its chain, and one read by logic, stay."""
+    from hwbin.rtl.synth import drop_unused_carry_outs
+
+    def ccu(cin, cout):
+        return {"type": "CCU2C", "parameters": {}, "port_directions": {"CIN": "input", "COUT": "output"},
+                "connections": {"CIN": [cin], "COUT": [cout]}}
+
+    cells = {"c0": ccu("0", 10), "c1": ccu(10, 11), "c2": ccu("0", 12),
+             "lut": {"type": "LUT4", "parameters": {}, "port_directions": {"A": "input", "Z": "output"},
+                     "connections": {"A": [12], "Z": [13]}}}
+    net = {"modules": {"top": {"ports": {"z": {"direction": "output", "bits": [13]}}, "cells": cells}}}
+    assert drop_unused_carry_outs(net) == 1
+    assert cells["c1"]["connections"]["COUT"] == ["x"]
+    assert cells["c0"]["connections"]["COUT"] == [10] and cells["c2"]["connections"]["COUT"] == [12]
+
+
 @pytest.mark.parametrize("part", ["", "ice40-up5k"])
 def test_resource_model_memories_are_the_designs(part):
     """rtl/resources.py's memory shapes are the elaborated Top's memories (depth, width, how
