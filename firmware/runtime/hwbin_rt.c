@@ -241,8 +241,13 @@ static void xor_counts2(const uint32_t *x, const uint32_t *y, const uint32_t *s,
     }
 }
 #elif defined(HWBIN_POPCNT64)
-/* 64-bit hosts with POPCNT: two weight rows per pass over the row and two 64-bit words per
- * loop step, so each word of the two planes is loaded once for two channels. */
+/* 64-bit hosts with POPCNT: one output channel at a time against a row whose length is a
+ * compile-time constant (a switch on n below), so the loop over the row is unrolled with
+ * constant offsets, the row's words are memory operands (or registers) shared by every
+ * channel, and a channel costs no per-pair set-up. The second plane is counted through
+ * d = x ^ y (worked out once per call): t = s ^ x, then s ^ y = t ^ d, so each weight word
+ * is loaded once and a 64-bit word pair costs 7 instructions (load, XOR, POPCNT, add; XOR,
+ * POPCNT, add). An odd last 32-bit word costs the same as a 64-bit one. */
 
 static uint64_t load64(const uint32_t *p)
 {
@@ -251,54 +256,100 @@ static uint64_t load64(const uint32_t *p)
     return v;
 }
 
-static uint32_t pop64(uint64_t v) { return (uint32_t)__builtin_popcountll(v); }
-
-/* cx += popcount(a ^ v), cy += popcount(b ^ v): one weight word against both planes. */
-static inline __attribute__((always_inline)) void count_pair(uint64_t a, uint64_t b, uint64_t v, uint32_t *cx,
-                                                             uint32_t *cy)
+/* POPCNT by inline assembly: GCC's __builtin_popcountll zeroes a fresh destination first (a
+ * false-dependency workaround for some cores), one more instruction per word. */
+static inline __attribute__((always_inline)) uint32_t pop64(uint64_t v)
 {
-    *cx += pop64(a ^ v);
-    *cy += pop64(b ^ v);
+    uint64_t r;
+    __asm__("popcntq %1, %0" : "=r"(r) : "r"(v));
+    return (uint32_t)r;
 }
 
-/* Counts of x and y against the rows w0 and w1 (n words each), added into c[0..3]. */
-static inline __attribute__((always_inline)) void count_rows2(const uint32_t *x, const uint32_t *y,
-                                                              const uint32_t *w0, const uint32_t *w1, size_t n,
-                                                              uint32_t *c)
+static inline __attribute__((always_inline)) uint32_t pop32(uint32_t v)
 {
-    size_t j = 0;
-    for (; j + 4u <= n; j += 4u) { /* two 64-bit words per pass: half the loop overhead */
-        uint64_t a0 = load64(x + j), b0 = load64(y + j), a1 = load64(x + j + 2u), b1 = load64(y + j + 2u);
-        count_pair(a0, b0, load64(w0 + j), &c[0], &c[1]);
-        count_pair(a0, b0, load64(w1 + j), &c[2], &c[3]);
-        count_pair(a1, b1, load64(w0 + j + 2u), &c[0], &c[1]);
-        count_pair(a1, b1, load64(w1 + j + 2u), &c[2], &c[3]);
-    }
-    if (j + 2u <= n) {
-        uint64_t a = load64(x + j), b = load64(y + j);
-        count_pair(a, b, load64(w0 + j), &c[0], &c[1]);
-        count_pair(a, b, load64(w1 + j), &c[2], &c[3]);
-        j += 2u;
-    }
-    if (j < n) { /* an odd last 32-bit word */
-        count_pair(x[j], y[j], w0[j], &c[0], &c[1]);
-        count_pair(x[j], y[j], w1[j], &c[2], &c[3]);
+    uint32_t r;
+    __asm__("popcntl %1, %0" : "=r"(r) : "r"(v));
+    return r;
+}
+
+/* t ^ *d with *d a memory operand: GCC would otherwise hoist the loop-invariant d words into
+ * registers, spill them, and reload each one with a separate move. */
+static inline __attribute__((always_inline)) uint64_t xor_mem(uint64_t t, const uint64_t *d)
+{
+    __asm__("xorq %1, %0" : "+r"(t) : "m"(*d));
+    return t;
+}
+
+/* out[c] = f0 + f1 popcount(x ^ s_c) + f2 popcount(y ^ s_c) for c < m, with d = x ^ y (64-bit
+ * words; an odd last 32-bit word in the low half of the last) and rows of n words; inlined once per constant n. With f1 = 2 f2 (bases (2, 1), digits-cnn) one
+ * count E = 2 cx + cy is kept, and out = f0 + f2 E. */
+static inline __attribute__((always_inline)) void rows_fixed(const uint32_t *x, const uint64_t *d, const uint32_t *s,
+                                                             uint32_t n, uint32_t m, uint32_t *out, const int32_t *f,
+                                                             uint32_t fast)
+{
+    uint32_t c, j, f0 = (uint32_t)f[0], f1 = (uint32_t)f[1], f2 = (uint32_t)f[2];
+    for (c = 0; c < m; c++, s += n) {
+        uint32_t cx = 0, cy = 0;
+#pragma GCC unroll 16
+        for (j = 0; j + 2u <= n; j += 2u) {
+            uint64_t t = load64(s + j) ^ load64(x + j);
+            cx += pop64(t);
+            cy += pop64(xor_mem(t, d + j / 2u));
+        }
+        if ((n & 1u) != 0u) {
+            uint32_t t = s[j] ^ x[j];
+            cx += pop32(t);
+            cy += pop32((uint32_t)xor_mem(t, d + j / 2u));
+        }
+        out[c] = fast ? f0 + f2 * (2u * cx + cy) : f0 + f1 * cx + f2 * cy;
     }
 }
+
+#define HWBIN_FIXED_MAX 32u /* rows of up to 32 words (1,024 K indices) get their own unrolled copy */
+#define HWBIN_FIXED(N)                                  \
+    case N:                                             \
+        if (fast) {                                     \
+            rows_fixed(x, d, s, N##u, m, out, f, 1u);   \
+        } else {                                        \
+            rows_fixed(x, d, s, N##u, m, out, f, 0u);   \
+        }                                               \
+        return;
 
 static void xor_counts2(const uint32_t *x, const uint32_t *y, const uint32_t *s, uint32_t n, uint32_t m,
                         uint32_t *out, const int32_t *f)
 {
-    uint32_t c, f0 = (uint32_t)f[0], f1 = (uint32_t)f[1], f2 = (uint32_t)f[2];
-    for (c = 0; c < m; c += 2u, s += 2u * n) {
-        uint32_t k[4] = {0, 0, 0, 0};
-        count_rows2(x, y, s, c + 1u < m ? s + n : s, n, k); /* an odd last channel pairs with itself */
-        out[c] = f0 + f1 * k[0] + f2 * k[1];
-        if (c + 1u < m) {
-            out[c + 1u] = f0 + f1 * k[2] + f2 * k[3];
+    uint64_t d[HWBIN_FIXED_MAX / 2u];
+    uint32_t j, fast = (uint32_t)f[1] == 2u * (uint32_t)f[2];
+    if (n > HWBIN_FIXED_MAX) {
+        uint32_t c, i, f0 = (uint32_t)f[0], f1 = (uint32_t)f[1], f2 = (uint32_t)f[2];
+        for (c = 0; c < m; c++, s += n) { /* long rows: a plain loop */
+            uint32_t cx = 0, cy = 0;
+            for (i = 0; i < n; i++) {
+                cx += pop32(x[i] ^ s[i]);
+                cy += pop32(y[i] ^ s[i]);
+            }
+            out[c] = f0 + f1 * cx + f2 * cy;
         }
+        return;
+    }
+    for (j = 0; j + 2u <= n; j += 2u) {
+        d[j / 2u] = load64(x + j) ^ load64(y + j);
+    }
+    if ((n & 1u) != 0u) {
+        d[j / 2u] = x[j] ^ y[j];
+    }
+    switch (n) {
+        HWBIN_FIXED(1) HWBIN_FIXED(2) HWBIN_FIXED(3) HWBIN_FIXED(4) HWBIN_FIXED(5) HWBIN_FIXED(6)
+        HWBIN_FIXED(7) HWBIN_FIXED(8) HWBIN_FIXED(9) HWBIN_FIXED(10) HWBIN_FIXED(11) HWBIN_FIXED(12)
+        HWBIN_FIXED(13) HWBIN_FIXED(14) HWBIN_FIXED(15) HWBIN_FIXED(16) HWBIN_FIXED(17) HWBIN_FIXED(18)
+        HWBIN_FIXED(19) HWBIN_FIXED(20) HWBIN_FIXED(21) HWBIN_FIXED(22) HWBIN_FIXED(23) HWBIN_FIXED(24)
+        HWBIN_FIXED(25) HWBIN_FIXED(26) HWBIN_FIXED(27) HWBIN_FIXED(28) HWBIN_FIXED(29) HWBIN_FIXED(30)
+        HWBIN_FIXED(31) HWBIN_FIXED(32)
+    default:
+        break;
     }
 }
+#undef HWBIN_FIXED
 #elif HWBIN_VERTICAL
 /* HWBIN_VERTICAL builds count in rows only the layers without bit-sliced thresholds (a scores
  * layer, a few channels): one word at a time, the byte total by a multiply (single-cycle on
