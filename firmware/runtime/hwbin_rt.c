@@ -30,6 +30,34 @@
  * into halfwords (<= 240 per byte). A word then costs about 8 instructions instead of the
  * 12 of a full SWAR popcount, and a row of 9-18 words has only one final fold. All planes
  * are counted two at a time, so each weight word is loaded once per pair. */
+/* The writers' compare step (the x86-64 row kernel compares too).
+ * (g << 1) + (x >= t), unsigned: on ARM one compare and one add with carry (GCC spends an IT
+ * block and two moves on the flag). x86's carry is the borrow (x < t), so there the words are
+ * kept complemented, ~((g << 1) + (x >= t)) = (~g << 1) + (x < t): they start at
+ * HWBIN_GE_START (~0) and are XORed with it at the end. */
+#if defined(__GNUC__) && defined(__thumb2__)
+#define HWBIN_REG "r"
+#else
+#define HWBIN_REG "l" /* Thumb-1: the low registers */
+#endif
+#if defined(__GNUC__) && defined(__x86_64__)
+#define HWBIN_GE_START 0xFFFFFFFFu
+#else
+#define HWBIN_GE_START 0u
+#endif
+static inline __attribute__((always_inline)) uint32_t shift_in_ge(uint32_t g, uint32_t x, uint32_t t)
+{
+#if defined(__GNUC__) && defined(__arm__)
+    __asm__(".syntax unified\n\tcmp %1, %2\n\tadcs %0, %0, %0" : "+" HWBIN_REG(g) : HWBIN_REG(x), HWBIN_REG(t) : "cc");
+    return g;
+#elif defined(__GNUC__) && defined(__x86_64__)
+    __asm__("cmpl %2, %1\n\tadcl %0, %0" : "+r"(g) : "r"(x), "rm"(t) : "cc");
+    return g;
+#else
+    return (g << 1) + (uint32_t)(x >= t);
+#endif
+}
+
 #define HWBIN_MAX_ORDER 8u
 #define HWBIN_BATCH 32u /* output channels per kernel call: one word of level bits */
 #define M1 0x55555555u
@@ -280,55 +308,98 @@ static inline __attribute__((always_inline)) uint64_t xor_mem(uint64_t t, const 
     return t;
 }
 
-/* out[c] = f0 + f1 popcount(x ^ s_c) + f2 popcount(y ^ s_c) for c < m, with d = x ^ y (64-bit
- * words; an odd last 32-bit word in the low half of the last) and rows of n words; inlined once per constant n. With f1 = 2 f2 (bases (2, 1), digits-cnn) one
- * count E = 2 cx + cy is kept, and out = f0 + f2 E. */
-static inline __attribute__((always_inline)) void rows_fixed(const uint32_t *x, const uint64_t *d, const uint32_t *s,
-                                                             uint32_t n, uint32_t m, uint32_t *out, const int32_t *f,
-                                                             uint32_t fast)
+/* The accumulator f0 + f1 popcount(x ^ w) + f2 popcount(y ^ w) of one weight row w of n
+ * words, with d = x ^ y (64-bit words; an odd last 32-bit word in the low half of the last);
+ * inlined once per constant n. With f1 = 2 f2 (bases (2, 1), digits-cnn) one count
+ * E = 2 cx + cy is kept, and the accumulator is f0 + f2 E. */
+static inline __attribute__((always_inline)) uint32_t row_acc(const uint32_t *x, const uint64_t *d, const uint32_t *w,
+                                                              uint32_t n, const uint32_t *f, uint32_t fast)
 {
-    uint32_t c, j, f0 = (uint32_t)f[0], f1 = (uint32_t)f[1], f2 = (uint32_t)f[2];
-    for (c = 0; c < m; c++, s += n) {
-        uint32_t cx = 0, cy = 0;
+    uint32_t cx = 0, cy = 0, j;
 #pragma GCC unroll 16
-        for (j = 0; j + 2u <= n; j += 2u) {
-            uint64_t t = load64(s + j) ^ load64(x + j);
-            cx += pop64(t);
-            cy += pop64(xor_mem(t, d + j / 2u));
+    for (j = 0; j + 2u <= n; j += 2u) {
+        uint64_t t = load64(w + j) ^ load64(x + j);
+        cx += pop64(t);
+        cy += pop64(xor_mem(t, d + j / 2u));
+    }
+    if ((n & 1u) != 0u) {
+        uint32_t t = w[j] ^ x[j];
+        cx += pop32(t);
+        cy += pop32((uint32_t)xor_mem(t, d + j / 2u));
+    }
+    return fast ? f[0] + f[2] * (2u * cx + cy) : f[0] + f[1] * cx + f[2] * cy;
+}
+
+/* The m weight rows s_c = s + c n against the row: with thr == NULL each accumulator into
+ * out[c]; else (an order-2 output) compared at once with the channel's three thresholds
+ * thr[3c..3c+2] (biased by 2^31, so f[0] comes biased) into the compare words out[0..2]
+ * as the writer's level_bits makes them (the last channel first, from HWBIN_GE_START), so no
+ * accumulator is stored and read back. */
+static inline __attribute__((always_inline)) void rows_fixed(const uint32_t *x, const uint64_t *d, const uint32_t *s,
+                                                             uint32_t n, uint32_t m, uint32_t *out, const uint32_t *f,
+                                                             const uint32_t *thr, uint32_t fast)
+{
+    uint32_t c;
+    if (thr == 0) {
+        for (c = 0; c < m; c++, s += n) {
+            out[c] = row_acc(x, d, s, n, f, fast);
         }
-        if ((n & 1u) != 0u) {
-            uint32_t t = s[j] ^ x[j];
-            cx += pop32(t);
-            cy += pop32((uint32_t)xor_mem(t, d + j / 2u));
+    } else {
+        uint32_t g0 = HWBIN_GE_START, g1 = HWBIN_GE_START, g2 = HWBIN_GE_START;
+        for (c = m, s += m * n, thr += 3u * m; c-- > 0u;) {
+            uint32_t acc;
+            s -= n;
+            thr -= 3u;
+            acc = row_acc(x, d, s, n, f, fast);
+            g0 = shift_in_ge(g0, acc, thr[0]);
+            g1 = shift_in_ge(g1, acc, thr[1]);
+            g2 = shift_in_ge(g2, acc, thr[2]);
         }
-        out[c] = fast ? f0 + f2 * (2u * cx + cy) : f0 + f1 * cx + f2 * cy;
+        out[0] = g0;
+        out[1] = g1;
+        out[2] = g2;
     }
 }
 
 #define HWBIN_FIXED_MAX 32u /* rows of up to 32 words (1,024 K indices) get their own unrolled copy */
-#define HWBIN_FIXED(N)                                  \
-    case N:                                             \
-        if (fast) {                                     \
-            rows_fixed(x, d, s, N##u, m, out, f, 1u);   \
-        } else {                                        \
-            rows_fixed(x, d, s, N##u, m, out, f, 0u);   \
-        }                                               \
+#define HWBIN_FIXED(N)                                             \
+    case N:                                                        \
+        if (fast) {                                                \
+            rows_fixed(x, d, s, N##u, m, out, g, thr, 1u);         \
+        } else {                                                   \
+            rows_fixed(x, d, s, N##u, m, out, g, thr, 0u);         \
+        }                                                          \
         return;
 
-static void xor_counts2(const uint32_t *x, const uint32_t *y, const uint32_t *s, uint32_t n, uint32_t m,
-                        uint32_t *out, const int32_t *f)
+/* rows_fixed for rows of up to 32 words (unrolled per n); longer rows a word at a time. */
+static void rows_any(const uint32_t *x, const uint32_t *y, const uint32_t *s, uint32_t n, uint32_t m,
+                     uint32_t *out, const int32_t *f, const uint32_t *thr)
 {
     uint64_t d[HWBIN_FIXED_MAX / 2u];
-    uint32_t j, fast = (uint32_t)f[1] == 2u * (uint32_t)f[2];
+    uint32_t j, g[3] = {(uint32_t)f[0] ^ (thr != 0 ? 0x80000000u : 0u), (uint32_t)f[1], (uint32_t)f[2]};
+    uint32_t fast = g[1] == 2u * g[2];
     if (n > HWBIN_FIXED_MAX) {
-        uint32_t c, i, f0 = (uint32_t)f[0], f1 = (uint32_t)f[1], f2 = (uint32_t)f[2];
-        for (c = 0; c < m; c++, s += n) { /* long rows: a plain loop */
-            uint32_t cx = 0, cy = 0;
+        uint32_t c, i, g0 = HWBIN_GE_START, g1 = HWBIN_GE_START, g2 = HWBIN_GE_START;
+        for (c = m; c-- > 0u;) { /* long rows: a plain loop, the last channel first */
+            const uint32_t *w = s + c * n;
+            uint32_t cx = 0, cy = 0, acc;
             for (i = 0; i < n; i++) {
-                cx += pop32(x[i] ^ s[i]);
-                cy += pop32(y[i] ^ s[i]);
+                cx += pop32(x[i] ^ w[i]);
+                cy += pop32(y[i] ^ w[i]);
             }
-            out[c] = f0 + f1 * cx + f2 * cy;
+            acc = g[0] + g[1] * cx + g[2] * cy;
+            if (thr == 0) {
+                out[c] = acc;
+            } else {
+                g0 = shift_in_ge(g0, acc, thr[3u * c]);
+                g1 = shift_in_ge(g1, acc, thr[3u * c + 1u]);
+                g2 = shift_in_ge(g2, acc, thr[3u * c + 2u]);
+            }
+        }
+        if (thr != 0) {
+            out[0] = g0;
+            out[1] = g1;
+            out[2] = g2;
         }
         return;
     }
@@ -350,6 +421,20 @@ static void xor_counts2(const uint32_t *x, const uint32_t *y, const uint32_t *s,
     }
 }
 #undef HWBIN_FIXED
+
+static void xor_counts2(const uint32_t *x, const uint32_t *y, const uint32_t *s, uint32_t n, uint32_t m,
+                        uint32_t *out, const int32_t *f)
+{
+    rows_any(x, y, s, n, m, out, f, 0);
+}
+
+/* The order-2 levels' compare words ge[0..2] of m (<= 32) channels (see rows_fixed). */
+#define HWBIN_FUSED_LEVELS 1
+static void xor_levels2(const uint32_t *x, const uint32_t *y, const uint32_t *s, uint32_t n, uint32_t m,
+                        const uint32_t *thr, const int32_t *f, uint32_t *ge)
+{
+    rows_any(x, y, s, n, m, ge, f, thr);
+}
 #elif HWBIN_VERTICAL
 /* HWBIN_VERTICAL builds count in rows only the layers without bit-sliced thresholds (a scores
  * layer, a few channels): one word at a time, the byte total by a multiply (single-cycle on
@@ -717,33 +802,6 @@ static writer_t writer_for(const hwbin_layer_t *l, uint8_t *arena)
     return w;
 }
 
-/* (g << 1) + (x >= t), unsigned: on ARM one compare and one add with carry (GCC spends an IT
- * block and two moves on the flag). x86's carry is the borrow (x < t), so there the words are
- * kept complemented, ~((g << 1) + (x >= t)) = (~g << 1) + (x < t): they start at
- * HWBIN_GE_START (~0) and are XORed with it at the end. */
-#if defined(__GNUC__) && defined(__thumb2__)
-#define HWBIN_REG "r"
-#else
-#define HWBIN_REG "l" /* Thumb-1: the low registers */
-#endif
-#if defined(__GNUC__) && defined(__x86_64__)
-#define HWBIN_GE_START 0xFFFFFFFFu
-#else
-#define HWBIN_GE_START 0u
-#endif
-static inline __attribute__((always_inline)) uint32_t shift_in_ge(uint32_t g, uint32_t x, uint32_t t)
-{
-#if defined(__GNUC__) && defined(__arm__)
-    __asm__(".syntax unified\n\tcmp %1, %2\n\tadcs %0, %0, %0" : "+" HWBIN_REG(g) : HWBIN_REG(x), HWBIN_REG(t) : "cc");
-    return g;
-#elif defined(__GNUC__) && defined(__x86_64__)
-    __asm__("cmpl %2, %1\n\tadcl %0, %0" : "+r"(g) : "r"(x), "rm"(t) : "cc");
-    return g;
-#else
-    return (g << 1) + (uint32_t)(x >= t);
-#endif
-}
-
 /* Threshold j's compare word (bit r: channel r reaches it) into the level bits of a
  * thermometer count: bit b of the count (bits[k-1-b], plane 0 the MSB) is the XOR of the ge_j
  * with 2^b dividing j+1. */
@@ -941,6 +999,33 @@ static void row_accumulators(const hwbin_layer_t *l, const phase_t *ph, const ui
 /* Output channels o.. < end handled in one run: at most HWBIN_BATCH. */
 static uint32_t run_length(uint32_t o, uint32_t end) { return end - o > HWBIN_BATCH ? HWBIN_BATCH : end - o; }
 
+#ifdef HWBIN_FUSED_LEVELS
+/* An order-2 input and order-2 levels out, through the kernel that compares as it counts
+ * (xor_levels2): the channels o .. end-1 of position pos in runs that end at a word of the
+ * output planes, per run three compare words, their level bits (add_ge) and the flips ORed
+ * into the zeroed planes. */
+static void fused_levels2(const hwbin_layer_t *l, const phase_t *ph, const writer_t *w, const uint32_t *row,
+                          const uint32_t *weight, uint32_t o, uint32_t end, uint32_t pos)
+{
+    int32_t n = (int32_t)ph->n, b0 = l->in_bases[0], b1 = l->in_bases[1];
+    int32_t f[3] = {(b0 + b1) * n, -2 * b0, -2 * b1};
+    uint32_t nw = ph->nw, idx = pos * w->out_c + o, j;
+    while (o < end) {
+        uint32_t b = idx & 31u, run = 32u - b < end - o ? 32u - b : end - o, ge[3], bits[2];
+        uint32_t *out = w->planes + (idx >> 5);
+        xor_levels2(row, row + nw, weight + o * nw, nw, run, w->thresholds + 3u * o, f, ge);
+        bits[0] = bits[1] = get_bits(w->flips, o, run);
+        for (j = 0; j < 3u; j++) {
+            add_ge(bits, 2u, j, ge[j] ^ HWBIN_GE_START);
+        }
+        out[0] |= bits[0] << b;
+        out[w->pw] |= bits[1] << b;
+        idx += run;
+        o += run;
+    }
+}
+#endif
+
 /* Binary layers in the row layout: one gathered row per output position, then the group's
  * output channels in runs of HWBIN_BATCH (one kernel call and one word of level bits per run). */
 static void row_position(const hwbin_layer_t *l, const phase_t *ph, const uint32_t *weight, uint8_t *arena,
@@ -951,6 +1036,12 @@ static void row_position(const hwbin_layer_t *l, const phase_t *ph, const uint32
     int32_t acc[HWBIN_BATCH];
     writer_t wr = writer_for(l, arena);
     gather_row(l, ph, arena, row, paired, g, oy, ox);
+#ifdef HWBIN_FUSED_LEVELS
+    if (l->in_order == 2u && wr.k == 2u) {
+        fused_levels2(l, ph, &wr, row, weight, g * og, end, pos);
+        return;
+    }
+#endif
     for (o = g * og; o < end; o += m) {
         m = run_length(o, end);
         row_accumulators(l, ph, row, paired, weight, o, m, acc);
