@@ -1327,6 +1327,87 @@ HWBIN_SPEED_NOINLINE static void add_block_sums(const int16_t *tab, const uint32
     }
 }
 
+#if defined(__GNUC__) && defined(__x86_64__) && defined(__SSE2__)
+/* x86-64 (SSE2 is baseline there), by GCC's vector extension: a first layer whose phase fits
+ * one weight word (n <= 32, a 3x3 or 5x5 kernel on one channel, 3x3 on three) sums its values
+ * four channels a vector, straight from the row layout (consecutive channels' words are
+ * consecutive): per value j, the channels' bit j moved to the sign and spread over the lane
+ * (a mask), ANDed with v_j and added: 16 channels (four SSE2 registers) per pass over the
+ * values, 5 instructions per value and 4 channels. */
+#define HWBIN_PIXEL_VECTORS 1
+typedef int32_t hwbin_v4 __attribute__((vector_size(16))); /* one SSE2 register */
+typedef uint32_t hwbin_u4 __attribute__((vector_size(16)));
+
+static inline __attribute__((always_inline)) hwbin_u4 load_u4(const uint32_t *w)
+{
+    hwbin_u4 s;
+    memcpy(&s, w, 16);
+    return s;
+}
+
+/* One value into four channels' sums: a += (s < 0: the channel's bit, as a lane of ones) & v;
+ * s <<= 1. */
+#define HWBIN_PIXEL_STEP(a, s, v)        \
+    do {                                 \
+        a += ((hwbin_v4)(s) < 0) & (v);  \
+        s += s;                          \
+    } while (0)
+
+/* acc[c] = sum of v[j] over the bits j set in w[c], for 16 channels c: four registers by name
+ * (GCC keeps an array of vectors, or one 64-byte vector, in memory). */
+static inline __attribute__((always_inline)) void pixel_sums16(const uint32_t *w, const int32_t *v, uint32_t n,
+                                                               int32_t *acc)
+{
+    hwbin_v4 a0 = {0, 0, 0, 0}, a1 = a0, a2 = a0, a3 = a0;
+    hwbin_u4 s0 = load_u4(w) << (32u - n), s1 = load_u4(w + 4) << (32u - n); /* bit n-1 at the sign */
+    hwbin_u4 s2 = load_u4(w + 8) << (32u - n), s3 = load_u4(w + 12) << (32u - n);
+    uint32_t j;
+    for (j = n; j-- > 0u;) { /* the values from the last */
+        hwbin_v4 vj = {v[j], v[j], v[j], v[j]};
+        HWBIN_PIXEL_STEP(a0, s0, vj);
+        HWBIN_PIXEL_STEP(a1, s1, vj);
+        HWBIN_PIXEL_STEP(a2, s2, vj);
+        HWBIN_PIXEL_STEP(a3, s3, vj);
+    }
+    memcpy(acc, &a0, 16);
+    memcpy(acc + 4, &a1, 16);
+    memcpy(acc + 8, &a2, 16);
+    memcpy(acc + 12, &a3, 16);
+}
+#undef HWBIN_PIXEL_STEP
+
+/* pixel_position for such a layer (one weight word a channel, a multiple of 16 channels a
+ * group): the phase's values once, then each run of channels as above. */
+static void pixel_position_v(const hwbin_layer_t *l, const phase_t *ph, const uint32_t *weight, uint8_t *arena,
+                             const uint8_t *pixels, uint32_t g, uint32_t oy, uint32_t ox)
+{
+    uint32_t cg = l->in_c / l->groups, og = l->out_c / l->groups, plane = (uint32_t)l->in_h * l->in_w;
+    tap_origin_t org = tap_origin(l, ph, oy, ox);
+    uint32_t ty, tx, c, o, m, j = 0, end = (g + 1u) * og, pos = oy * l->out_w + ox;
+    writer_t wr = writer_for(l, arena);
+    int32_t v[32], acc[HWBIN_BATCH], total = 0, iy, ix;
+    for (ty = 0, iy = org.y; ty < ph->ty; ty++, iy += org.step) {
+        for (tx = 0, ix = org.x; tx < ph->tx; tx++, ix += org.step) {
+            int32_t src = tap_at(l, iy, ix);
+            for (c = 0; c < cg; c++, j++) {
+                v[j] = 2 * (src < 0 ? 0 : (int32_t)pixels[(g * cg + c) * plane + (uint32_t)src]) - 255;
+                total += v[j];
+            }
+        }
+    }
+    for (o = g * og; o < end; o += m) {
+        m = run_length(o, end);
+        for (c = 0; c < m; c += 16u) {
+            pixel_sums16(weight + o + c, v, ph->n, acc + c);
+        }
+        for (c = 0; c < m; c++) {
+            acc[c] = 2 * acc[c] - total;
+        }
+        emit_run(&wr, o, pos, acc, m);
+    }
+}
+#endif
+
 /* The first layer on uint8 pixels. The contract's order-8 input has value 2x - 255 per pixel
  * (padding: pixel 0, value -255), so with +-1 weights
  *   acc = sum_j w_j (2 x_j - 255) = 2 * sum_{j: w_j = +1} v_j - sum_j v_j,  v_j = 2 x_j - 255,
@@ -1340,6 +1421,12 @@ static void pixel_position(const hwbin_layer_t *l, const phase_t *ph, const uint
     uint32_t ty, tx, c, o, m, end = (g + 1u) * og, pos = oy * l->out_w + ox;
     writer_t wr = writer_for(l, arena);
     int32_t acc[HWBIN_BATCH], iy, ix;
+#ifdef HWBIN_PIXEL_VECTORS
+    if (ph->nw == 1u && (og & 15u) == 0u) {
+        pixel_position_v(l, ph, weight, arena, pixels, g, oy, ox);
+        return;
+    }
+#endif
     for (o = g * og; o < end; o += m) {
         const uint32_t *w = weight + o * ph->nw;
         uint32_t j = 0, left = ph->n;
