@@ -1353,12 +1353,12 @@ static inline __attribute__((always_inline)) hwbin_u4 load_u4(const uint32_t *w)
         s += s;                          \
     } while (0)
 
-/* acc[c] = sum of v[j] over the bits j set in w[c], for 16 channels c: four registers by name
- * (GCC keeps an array of vectors, or one 64-byte vector, in memory). */
+/* acc[c] = a + the sum of v[j] over the bits j set in w[c], for 16 channels c: four registers
+ * by name (GCC keeps an array of vectors, or one 64-byte vector, in memory). */
 static inline __attribute__((always_inline)) void pixel_sums16(const uint32_t *w, const int32_t *v, uint32_t n,
-                                                               int32_t *acc)
+                                                               int32_t a, int32_t *acc)
 {
-    hwbin_v4 a0 = {0, 0, 0, 0}, a1 = a0, a2 = a0, a3 = a0;
+    hwbin_v4 a0 = {a, a, a, a}, a1 = a0, a2 = a0, a3 = a0;
     hwbin_u4 s0 = load_u4(w) << (32u - n), s1 = load_u4(w + 4) << (32u - n); /* bit n-1 at the sign */
     hwbin_u4 s2 = load_u4(w + 8) << (32u - n), s3 = load_u4(w + 12) << (32u - n);
     uint32_t j;
@@ -1385,23 +1385,21 @@ static void pixel_position_v(const hwbin_layer_t *l, const phase_t *ph, const ui
     tap_origin_t org = tap_origin(l, ph, oy, ox);
     uint32_t ty, tx, c, o, m, j = 0, end = (g + 1u) * og, pos = oy * l->out_w + ox;
     writer_t wr = writer_for(l, arena);
-    int32_t v[32], acc[HWBIN_BATCH], total = 0, iy, ix;
+    const uint8_t *px = pixels + g * cg * plane;
+    int32_t v2[32], acc[HWBIN_BATCH], total = 0, iy, ix;
     for (ty = 0, iy = org.y; ty < ph->ty; ty++, iy += org.step) {
         for (tx = 0, ix = org.x; tx < ph->tx; tx++, ix += org.step) {
             int32_t src = tap_at(l, iy, ix);
-            for (c = 0; c < cg; c++, j++) {
-                v[j] = 2 * (src < 0 ? 0 : (int32_t)pixels[(g * cg + c) * plane + (uint32_t)src]) - 255;
-                total += v[j];
+            for (c = 0; c < cg; c++, j++) { /* 2 v_j, so that acc = -sum v + the sum of 2 v_j where w_j = +1 */
+                v2[j] = 4 * (src < 0 ? 0 : (int32_t)px[c * plane + (uint32_t)src]) - 510;
+                total += v2[j];
             }
         }
     }
     for (o = g * og; o < end; o += m) {
         m = run_length(o, end);
         for (c = 0; c < m; c += 16u) {
-            pixel_sums16(weight + o + c, v, ph->n, acc + c);
-        }
-        for (c = 0; c < m; c++) {
-            acc[c] = 2 * acc[c] - total;
+            pixel_sums16(weight + o + c, v2, ph->n, -(total / 2), acc + c);
         }
         emit_run(&wr, o, pos, acc, m);
     }
