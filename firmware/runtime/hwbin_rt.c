@@ -68,6 +68,11 @@ static inline __attribute__((always_inline)) uint32_t shift_in_ge(uint32_t g, ui
 #if defined(__POPCNT__) && defined(__GNUC__) && defined(__x86_64__)
 #define HWBIN_POPCNT64 1
 #endif
+#if defined(__GNUC__) && defined(__x86_64__)
+#define HWBIN_X86_NOINLINE __attribute__((noinline)) /* where GCC's x86-64 code spills inlined */
+#else
+#define HWBIN_X86_NOINLINE
+#endif
 
 /* The masks as register operands: GCC would otherwise use Thumb-2 immediates, which cost a
  * separate shift where "and rd, rmask, rx, lsr #n" does both in one instruction. */
@@ -919,21 +924,22 @@ static inline int32_t tap_at(const hwbin_layer_t *l, int32_t iy, int32_t ix)
     return iy * (int32_t)l->in_w + ix;
 }
 
-/* The whole-word case of gather_row (a multiple of 32 channels per group): per tap the cw
- * words of each plane copied, or zeroed for a padding tap (paired: the two planes of an
- * order-2 row word by word, where the Thumb-1 kernel loads both at once), with stepping
- * pointers and every
- * layer field read once; in gather_row's loops GCC spilled them (about 113 cycles a tap on
- * the M4). in: the group's first word of plane 0. */
-static void gather_words(const hwbin_layer_t *l, const phase_t *ph, const uint32_t *in, uint32_t *row,
-                         uint32_t paired, tap_origin_t o)
+/* The geometry gather_words reads, once per call. */
+typedef struct {
+    uint32_t in_pw, in_h, in_w, ic, ty, tx;
+} tap_grid_t;
+
+/* gather_words' taps for k planes of cw words (constants where a caller specialises them):
+ * per tap the words copied, or zeroed for a padding tap, step apart in the row, one plane
+ * `plane` words after the other. */
+static inline __attribute__((always_inline)) void gather_taps(const tap_grid_t *t, const uint32_t *in, uint32_t *row,
+                                                              uint32_t k, uint32_t cw, uint32_t step, uint32_t plane,
+                                                              tap_origin_t o)
 {
-    uint32_t in_pw = words_for(elements(l->in_c, l->in_h, l->in_w)), k = l->in_order, in_h = l->in_h;
-    uint32_t in_w = l->in_w, ic = l->in_c >> 5, cw = (l->in_c / l->groups) >> 5;
-    uint32_t step = paired != 0u ? 2u : 1u, plane = paired != 0u ? 1u : ph->nw, ty, tx, i, j;
+    uint32_t in_pw = t->in_pw, in_h = t->in_h, in_w = t->in_w, ic = t->ic, ty, tx, i, j;
     int32_t iy = o.y, ix;
-    for (ty = 0; ty < ph->ty; ty++, iy += o.step) {
-        for (tx = 0, ix = o.x; tx < ph->tx; tx++, ix += o.step, row += cw * step) {
+    for (ty = 0; ty < t->ty; ty++, iy += o.step) {
+        for (tx = 0, ix = o.x; tx < t->tx; tx++, ix += o.step, row += cw * step) {
             uint32_t inside = (uint32_t)iy < in_h && (uint32_t)ix < in_w;
             const uint32_t *s = in + (inside ? ((uint32_t)iy * in_w + (uint32_t)ix) * ic : 0u);
             uint32_t *d = row;
@@ -944,6 +950,38 @@ static void gather_words(const hwbin_layer_t *l, const phase_t *ph, const uint32
             }
         }
     }
+}
+
+/* The whole-word case of gather_row (a multiple of 32 channels per group): per tap the cw
+ * words of each plane copied, or zeroed for a padding tap (paired: the two planes of an
+ * order-2 row word by word, where the Thumb-1 kernel loads both at once), with stepping
+ * pointers and every layer field read once; in gather_row's loops GCC spilled them (about 113
+ * cycles a tap on the M4). On x86-64 an order-2 row of one or two words a tap gets its own
+ * copy with the loops unrolled (there the loop control was most of a tap's 60 instructions).
+ * in: the group's first word of plane 0. */
+HWBIN_X86_NOINLINE static void gather_words(const hwbin_layer_t *l, const phase_t *ph, const uint32_t *in, uint32_t *row,
+                                            uint32_t paired, tap_origin_t o)
+{
+    tap_grid_t t;
+    uint32_t k = l->in_order, cw = (l->in_c / l->groups) >> 5;
+    uint32_t step = paired != 0u ? 2u : 1u, plane = paired != 0u ? 1u : ph->nw;
+    t.in_pw = words_for(elements(l->in_c, l->in_h, l->in_w));
+    t.in_h = l->in_h;
+    t.in_w = l->in_w;
+    t.ic = l->in_c >> 5;
+    t.ty = ph->ty;
+    t.tx = ph->tx;
+#if defined(__GNUC__) && defined(__x86_64__)
+    if (step == 1u && k == 2u && cw == 1u) {
+        gather_taps(&t, in, row, 2u, 1u, 1u, plane, o);
+        return;
+    }
+    if (step == 1u && k == 2u && cw == 2u) {
+        gather_taps(&t, in, row, 2u, 2u, 1u, plane, o);
+        return;
+    }
+#endif
+    gather_taps(&t, in, row, k, cw, step, plane, o);
 }
 
 /* Gathers the k input planes of output (oy, ox) of group g into the scratch row, in the
