@@ -313,6 +313,14 @@ static inline __attribute__((always_inline)) uint64_t xor_mem(uint64_t t, const 
     return t;
 }
 
+/* e * *m + *a (mod 2^32) with both factors memory operands: the row kernel runs out of
+ * registers, and GCC would load each into one first. */
+static inline __attribute__((always_inline)) uint32_t mul_add_mem(uint32_t e, const uint32_t *m, const uint32_t *a)
+{
+    __asm__("imull %1, %0\n\taddl %2, %0" : "+r"(e) : "m"(*m), "m"(*a) : "cc");
+    return e;
+}
+
 /* The accumulator f0 + f1 popcount(x ^ w) + f2 popcount(y ^ w) of one weight row w of n
  * words, with d = x ^ y (64-bit words; an odd last 32-bit word in the low half of the last);
  * inlined once per constant n. With f1 = 2 f2 (bases (2, 1), digits-cnn) one count
@@ -332,7 +340,7 @@ static inline __attribute__((always_inline)) uint32_t row_acc(const uint32_t *x,
         cx += pop32(t);
         cy += pop32((uint32_t)xor_mem(t, d + j / 2u));
     }
-    return fast ? f[0] + f[2] * (2u * cx + cy) : f[0] + f[1] * cx + f[2] * cy;
+    return fast ? mul_add_mem(2u * cx + cy, f + 2, f) : f[0] + f[1] * cx + f[2] * cy;
 }
 
 /* The m weight rows s_c = s + c n against the row: with thr == NULL each accumulator into
