@@ -1045,27 +1045,59 @@ static void row_accumulators(const hwbin_layer_t *l, const phase_t *ph, const ui
 /* Output channels o.. < end handled in one run: at most HWBIN_BATCH. */
 static uint32_t run_length(uint32_t o, uint32_t end) { return end - o > HWBIN_BATCH ? HWBIN_BATCH : end - o; }
 
+#if defined(__GNUC__) && defined(__x86_64__)
+/* Order-2 levels of the channels o .. o+run-1 (run <= 32, not across a word of the output
+ * planes; idx = the first one's bit index) from their three compare words (level_bits'
+ * form): the level bits by add_ge, the flips, ORed into the zeroed planes. */
+static void put_levels2(const writer_t *w, uint32_t o, uint32_t idx, uint32_t run, const uint32_t *ge)
+{
+    uint32_t bits[2], j, b = idx & 31u, *out = w->planes + (idx >> 5);
+    bits[0] = bits[1] = get_bits(w->flips, o, run);
+    for (j = 0; j < 3u; j++) {
+        add_ge(bits, 2u, j, ge[j] ^ HWBIN_GE_START);
+    }
+    out[0] |= bits[0] << b;
+    out[w->pw] |= bits[1] << b;
+}
+
+/* emit_run for order-2 levels from accumulators already biased by 2^31 (the thresholds'
+ * bias): three compares a channel, no pass to bias them. */
+static void levels2_biased(const writer_t *w, uint32_t o, uint32_t pos, const uint32_t *acc, uint32_t m)
+{
+    uint32_t idx = pos * w->out_c + o, end = o + m;
+    while (o < end) {
+        uint32_t run = 32u - (idx & 31u) < end - o ? 32u - (idx & 31u) : end - o, ge[3];
+        const uint32_t *t = w->thresholds + 3u * (o + run), *a;
+        ge[0] = ge[1] = ge[2] = HWBIN_GE_START;
+        for (a = acc + run; a != acc;) { /* the last channel first: it ends in bit run-1 */
+            t -= 3u;
+            a--;
+            ge[0] = shift_in_ge(ge[0], *a, t[0]);
+            ge[1] = shift_in_ge(ge[1], *a, t[1]);
+            ge[2] = shift_in_ge(ge[2], *a, t[2]);
+        }
+        put_levels2(w, o, idx, run, ge);
+        acc += run;
+        idx += run;
+        o += run;
+    }
+}
+#endif
+
 #ifdef HWBIN_FUSED_LEVELS
 /* An order-2 input and order-2 levels out, through the kernel that compares as it counts
  * (xor_levels2): the channels o .. end-1 of position pos in runs that end at a word of the
- * output planes, per run three compare words, their level bits (add_ge) and the flips ORed
- * into the zeroed planes. */
+ * output planes, per run three compare words and put_levels2. */
 static void fused_levels2(const hwbin_layer_t *l, const phase_t *ph, const writer_t *w, const uint32_t *row,
                           const uint32_t *weight, uint32_t o, uint32_t end, uint32_t pos)
 {
     int32_t n = (int32_t)ph->n, b0 = l->in_bases[0], b1 = l->in_bases[1];
     int32_t f[3] = {(b0 + b1) * n, -2 * b0, -2 * b1};
-    uint32_t nw = ph->nw, idx = pos * w->out_c + o, j;
+    uint32_t nw = ph->nw, idx = pos * w->out_c + o;
     while (o < end) {
-        uint32_t b = idx & 31u, run = 32u - b < end - o ? 32u - b : end - o, ge[3], bits[2];
-        uint32_t *out = w->planes + (idx >> 5);
+        uint32_t run = 32u - (idx & 31u) < end - o ? 32u - (idx & 31u) : end - o, ge[3];
         xor_levels2(row, row + nw, weight + o * nw, nw, run, w->thresholds + 3u * o, f, ge);
-        bits[0] = bits[1] = get_bits(w->flips, o, run);
-        for (j = 0; j < 3u; j++) {
-            add_ge(bits, 2u, j, ge[j] ^ HWBIN_GE_START);
-        }
-        out[0] |= bits[0] << b;
-        out[w->pw] |= bits[1] << b;
+        put_levels2(w, o, idx, run, ge);
         idx += run;
         o += run;
     }
@@ -1395,21 +1427,22 @@ static inline __attribute__((always_inline)) hwbin_u4 load_u4(const uint32_t *w)
  * s <<= 1. */
 #define HWBIN_PIXEL_STEP(a, s, v)        \
     do {                                 \
-        a += ((hwbin_v4)(s) < 0) & (v);  \
+        a += (hwbin_u4)((hwbin_v4)(s) < 0) & (v); \
         s += s;                          \
     } while (0)
 
-/* acc[c] = a + the sum of v[j] over the bits j set in w[c], for 16 channels c: four registers
- * by name (GCC keeps an array of vectors, or one 64-byte vector, in memory). */
+/* acc[c] = a + the sum of v[j] over the bits j set in w[c] (mod 2^32), for 16 channels c:
+ * four registers by name (GCC keeps an array of vectors, or one 64-byte vector, in memory). */
 static inline __attribute__((always_inline)) void pixel_sums16(const uint32_t *w, const int32_t *v, uint32_t n,
-                                                               int32_t a, int32_t *acc)
+                                                               uint32_t a, uint32_t *acc)
 {
-    hwbin_v4 a0 = {a, a, a, a}, a1 = a0, a2 = a0, a3 = a0;
+    hwbin_u4 a0 = {a, a, a, a}, a1 = a0, a2 = a0, a3 = a0;
     hwbin_u4 s0 = load_u4(w) << (32u - n), s1 = load_u4(w + 4) << (32u - n); /* bit n-1 at the sign */
     hwbin_u4 s2 = load_u4(w + 8) << (32u - n), s3 = load_u4(w + 12) << (32u - n);
     uint32_t j;
     for (j = n; j-- > 0u;) { /* the values from the last */
-        hwbin_v4 vj = {v[j], v[j], v[j], v[j]};
+        uint32_t u = (uint32_t)v[j];
+        hwbin_u4 vj = {u, u, u, u};
         HWBIN_PIXEL_STEP(a0, s0, vj);
         HWBIN_PIXEL_STEP(a1, s1, vj);
         HWBIN_PIXEL_STEP(a2, s2, vj);
@@ -1422,32 +1455,61 @@ static inline __attribute__((always_inline)) void pixel_sums16(const uint32_t *w
 }
 #undef HWBIN_PIXEL_STEP
 
+/* The phase's values 2 v_j = 4 x_j - 510 of output (oy, ox) in K order (tap-major, channel
+ * fastest; padding pixel 0) from px, the group's first pixel plane, for cg channels a group;
+ * returns their sum. */
+static inline __attribute__((always_inline)) int32_t pixel_values_cg(const hwbin_layer_t *l, const phase_t *ph,
+                                                                     const uint8_t *px, tap_origin_t org,
+                                                                     int32_t *v2, uint32_t cg)
+{
+    uint32_t plane = (uint32_t)l->in_h * l->in_w, ty, tx, c;
+    int32_t total = 0, iy, ix;
+    for (ty = 0, iy = org.y; ty < ph->ty; ty++, iy += org.step) {
+        for (tx = 0, ix = org.x; tx < ph->tx; tx++, ix += org.step) {
+            int32_t src = tap_at(l, iy, ix);
+            const uint8_t *p = px + (src < 0 ? 0u : (uint32_t)src);
+            for (c = 0; c < cg; c++, v2++, p += plane) {
+                *v2 = 4 * (src < 0 ? 0 : (int32_t)*p) - 510;
+                total += *v2;
+            }
+        }
+    }
+    return total;
+}
+
+/* pixel_values_cg out of line (inlined, its loop's fields spilled), with its own copy for
+ * one input channel (a grayscale image) where the channel loop goes. */
+HWBIN_X86_NOINLINE static int32_t pixel_values2(const hwbin_layer_t *l, const phase_t *ph, const uint8_t *px,
+                                                tap_origin_t org, int32_t *v2)
+{
+    uint32_t cg = l->in_c / l->groups;
+    return cg == 1u ? pixel_values_cg(l, ph, px, org, v2, 1u) : pixel_values_cg(l, ph, px, org, v2, cg);
+}
+
 /* pixel_position for such a layer (one weight word a channel, a multiple of 16 channels a
- * group): the phase's values once, then each run of channels as above. */
+ * group): the phase's values once, then each run of channels as above, from -sum v adding
+ * 2 v_j where the weight is +1. */
 static void pixel_position_v(const hwbin_layer_t *l, const phase_t *ph, const uint32_t *weight, uint8_t *arena,
                              const uint8_t *pixels, uint32_t g, uint32_t oy, uint32_t ox)
 {
     uint32_t cg = l->in_c / l->groups, og = l->out_c / l->groups, plane = (uint32_t)l->in_h * l->in_w;
-    tap_origin_t org = tap_origin(l, ph, oy, ox);
-    uint32_t ty, tx, c, o, m, j = 0, end = (g + 1u) * og, pos = oy * l->out_w + ox;
+    uint32_t c, o, m, end = (g + 1u) * og, pos = oy * l->out_w + ox;
     writer_t wr = writer_for(l, arena);
-    const uint8_t *px = pixels + g * cg * plane;
-    int32_t v2[32], acc[HWBIN_BATCH], total = 0, iy, ix;
-    for (ty = 0, iy = org.y; ty < ph->ty; ty++, iy += org.step) {
-        for (tx = 0, ix = org.x; tx < ph->tx; tx++, ix += org.step) {
-            int32_t src = tap_at(l, iy, ix);
-            for (c = 0; c < cg; c++, j++) { /* 2 v_j, so that acc = -sum v + the sum of 2 v_j where w_j = +1 */
-                v2[j] = 4 * (src < 0 ? 0 : (int32_t)px[c * plane + (uint32_t)src]) - 510;
-                total += v2[j];
-            }
-        }
-    }
+    int32_t v2[32];
+    uint32_t acc[HWBIN_BATCH], start;
+    int32_t total = pixel_values2(l, ph, pixels + g * cg * plane, tap_origin(l, ph, oy, ox), v2);
+    start = 0u - (uint32_t)(total / 2); /* -sum v; order-2 levels: biased as the thresholds */
+    start += wr.k == 2u ? 0x80000000u : 0u;
     for (o = g * og; o < end; o += m) {
         m = run_length(o, end);
         for (c = 0; c < m; c += 16u) {
-            pixel_sums16(weight + o + c, v2, ph->n, -(total / 2), acc + c);
+            pixel_sums16(weight + o + c, v2, ph->n, start, acc + c);
         }
-        emit_run(&wr, o, pos, acc, m);
+        if (wr.k == 2u) {
+            levels2_biased(&wr, o, pos, acc, m);
+        } else {
+            emit_run(&wr, o, pos, (const int32_t *)acc, m);
+        }
     }
 }
 #endif
