@@ -289,6 +289,13 @@ static uint64_t load64(const uint32_t *p)
     return v;
 }
 
+/* The row loop unrolled whole for a constant n (GCC 8 and later; -O2 alone left a loop). */
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 8
+#define HWBIN_UNROLL _Pragma("GCC unroll 16")
+#else
+#define HWBIN_UNROLL
+#endif
+
 /* POPCNT by inline assembly: GCC's __builtin_popcountll zeroes a fresh destination first (a
  * false-dependency workaround for some cores), one more instruction per word. */
 static inline __attribute__((always_inline)) uint32_t pop64(uint64_t v)
@@ -329,7 +336,7 @@ static inline __attribute__((always_inline)) uint32_t row_acc(const uint32_t *x,
                                                               uint32_t n, const uint32_t *f, uint32_t fast)
 {
     uint32_t cx = 0, cy = 0, j;
-#pragma GCC unroll 16
+    HWBIN_UNROLL
     for (j = 0; j + 2u <= n; j += 2u) {
         uint64_t t = load64(w + j) ^ load64(x + j);
         cx += pop64(t);
