@@ -939,22 +939,18 @@ static inline int32_t tap_at(const hwbin_layer_t *l, int32_t iy, int32_t ix)
     return iy * (int32_t)l->in_w + ix;
 }
 
-/* The geometry gather_words reads, once per call. */
-typedef struct {
-    uint32_t in_pw, in_h, in_w, ic, ty, tx;
-} tap_grid_t;
-
-/* gather_words' taps for k planes of cw words (constants where a caller specialises them):
- * per tap the words copied, or zeroed for a padding tap, step apart in the row, one plane
- * `plane` words after the other. */
-static inline __attribute__((always_inline)) void gather_taps(const tap_grid_t *t, const uint32_t *in, uint32_t *row,
-                                                              uint32_t k, uint32_t cw, uint32_t step, uint32_t plane,
-                                                              tap_origin_t o)
+/* gather_words' taps for k planes of cw words a tap (constants where a caller specialises
+ * them): per tap the words copied, or zeroed for a padding tap. */
+static inline __attribute__((always_inline)) void gather_taps(const hwbin_layer_t *l, const phase_t *ph,
+                                                              const uint32_t *in, uint32_t *row, uint32_t paired,
+                                                              tap_origin_t o, uint32_t k, uint32_t cw)
 {
-    uint32_t in_pw = t->in_pw, in_h = t->in_h, in_w = t->in_w, ic = t->ic, ty, tx, i, j;
+    uint32_t in_pw = words_for(elements(l->in_c, l->in_h, l->in_w)), in_h = l->in_h;
+    uint32_t in_w = l->in_w, ic = l->in_c >> 5;
+    uint32_t step = paired != 0u ? 2u : 1u, plane = paired != 0u ? 1u : ph->nw, ty, tx, i, j;
     int32_t iy = o.y, ix;
-    for (ty = 0; ty < t->ty; ty++, iy += o.step) {
-        for (tx = 0, ix = o.x; tx < t->tx; tx++, ix += o.step, row += cw * step) {
+    for (ty = 0; ty < ph->ty; ty++, iy += o.step) {
+        for (tx = 0, ix = o.x; tx < ph->tx; tx++, ix += o.step, row += cw * step) {
             uint32_t inside = (uint32_t)iy < in_h && (uint32_t)ix < in_w;
             const uint32_t *s = in + (inside ? ((uint32_t)iy * in_w + (uint32_t)ix) * ic : 0u);
             uint32_t *d = row;
@@ -977,26 +973,18 @@ static inline __attribute__((always_inline)) void gather_taps(const tap_grid_t *
 HWBIN_X86_NOINLINE static void gather_words(const hwbin_layer_t *l, const phase_t *ph, const uint32_t *in, uint32_t *row,
                                             uint32_t paired, tap_origin_t o)
 {
-    tap_grid_t t;
-    uint32_t k = l->in_order, cw = (l->in_c / l->groups) >> 5;
-    uint32_t step = paired != 0u ? 2u : 1u, plane = paired != 0u ? 1u : ph->nw;
-    t.in_pw = words_for(elements(l->in_c, l->in_h, l->in_w));
-    t.in_h = l->in_h;
-    t.in_w = l->in_w;
-    t.ic = l->in_c >> 5;
-    t.ty = ph->ty;
-    t.tx = ph->tx;
 #if defined(__GNUC__) && defined(__x86_64__)
-    if (step == 1u && k == 2u && cw == 1u) {
-        gather_taps(&t, in, row, 2u, 1u, 1u, plane, o);
+    uint32_t k = l->in_order, cw = (l->in_c / l->groups) >> 5;
+    if (paired == 0u && k == 2u && cw == 1u) {
+        gather_taps(l, ph, in, row, 0u, o, 2u, 1u);
         return;
     }
-    if (step == 1u && k == 2u && cw == 2u) {
-        gather_taps(&t, in, row, 2u, 2u, 1u, plane, o);
+    if (paired == 0u && k == 2u && cw == 2u) {
+        gather_taps(l, ph, in, row, 0u, o, 2u, 2u);
         return;
     }
 #endif
-    gather_taps(&t, in, row, k, cw, step, plane, o);
+    gather_taps(l, ph, in, row, paired, o, l->in_order, (l->in_c / l->groups) >> 5);
 }
 
 /* Gathers the k input planes of output (oy, ox) of group g into the scratch row, in the
