@@ -1,6 +1,7 @@
 """Generated C against the golden model: every output of the firmware, built with the real
 compilers and run on the host (under ASan/UBSan) and on QEMU's Cortex-M3, must equal the
 golden model's scores and classes, which the test embeds as the reference."""
+import platform
 import shutil
 import subprocess
 
@@ -16,8 +17,12 @@ from .conftest import run_cli
 from .helpers import build_and_run, random_ir, random_models, zoo_ir
 
 
-# The host runs both weight layouts: rows (its own) and transposed (Thumb-2's, in portable C).
+# The host runs both weight layouts: rows (its own) and transposed (Thumb-2's, in portable C);
+# on x86-64 the rows once more with POPCNT (the sanitizer build's flags leave it out, so the
+# POPCNT kernel, its fused level compares and the SSE2 first layer beside it run here too).
 LAYOUTS = {"rows": "", "vertical": "-DHWBIN_VERTICAL=1"}
+if platform.machine() == "x86_64":
+    LAYOUTS["popcnt"] = "-mpopcnt"
 
 
 @pytest.mark.parametrize("layout", list(LAYOUTS))
@@ -44,6 +49,31 @@ def test_random_models_host_bit_exact(tmp_path, params):
         return
     for layout, defs in LAYOUTS.items():
         _, res = build_and_run(m, x, tmp_path / layout, sanitize=True, static_arena=False, defs=defs)
+        assert (res.vectors, res.mismatches) == (len(x), 0), (layout, res.output[-2000:])
+
+
+def _conv(out, k=3, p=1):
+    return {"kind": "conv", "out": out, "k": k, "s": 1, "p": p, "g": 1}
+
+
+# Shapes the random models do not draw (their channels are 4 to 12): a first layer of 16
+# channels on 3 (SSE2 sums, three values a tap), whole-word taps of one and two words, rows
+# over 32 words (the POPCNT kernel's plain loop) into levels and into scores.
+WIDE_SPECS = {
+    "words": (3, [_conv(16), _conv(32), _conv(64), {"kind": "pool", "k": 2}, _conv(32),
+                  {"kind": "dense", "out": 16}, {"kind": "dense", "out": "classes"}]),
+    "long-levels": (1, [_conv(32), {"kind": "dense", "out": 16}, {"kind": "dense", "out": "classes"}]),
+    "long-scores": (1, [_conv(32), {"kind": "dense", "out": "classes"}]),
+}
+
+
+@pytest.mark.parametrize("order", [1, 2, 3])
+@pytest.mark.parametrize("name", list(WIDE_SPECS))
+def test_wide_layers_host_bit_exact(name, order, tmp_path):
+    cin, spec = WIDE_SPECS[name]
+    m, x = random_ir((8, spec, "classify", order, 7, cin))
+    for layout, defs in LAYOUTS.items():
+        _, res = build_and_run(m, x, tmp_path / layout, defs=defs)
         assert (res.vectors, res.mismatches) == (len(x), 0), (layout, res.output[-2000:])
 
 

@@ -30,6 +30,34 @@
  * into halfwords (<= 240 per byte). A word then costs about 8 instructions instead of the
  * 12 of a full SWAR popcount, and a row of 9-18 words has only one final fold. All planes
  * are counted two at a time, so each weight word is loaded once per pair. */
+/* The writers' compare step (the x86-64 row kernel compares too).
+ * (g << 1) + (x >= t), unsigned: on ARM one compare and one add with carry (GCC spends an IT
+ * block and two moves on the flag). x86's carry is the borrow (x < t), so there the words are
+ * kept complemented, ~((g << 1) + (x >= t)) = (~g << 1) + (x < t): they start at
+ * HWBIN_GE_START (~0) and are XORed with it at the end. */
+#if defined(__GNUC__) && defined(__thumb2__)
+#define HWBIN_REG "r"
+#else
+#define HWBIN_REG "l" /* Thumb-1: the low registers */
+#endif
+#if defined(__GNUC__) && defined(__x86_64__)
+#define HWBIN_GE_START 0xFFFFFFFFu
+#else
+#define HWBIN_GE_START 0u
+#endif
+static inline __attribute__((always_inline)) uint32_t shift_in_ge(uint32_t g, uint32_t x, uint32_t t)
+{
+#if defined(__GNUC__) && defined(__arm__)
+    __asm__(".syntax unified\n\tcmp %1, %2\n\tadcs %0, %0, %0" : "+" HWBIN_REG(g) : HWBIN_REG(x), HWBIN_REG(t) : "cc");
+    return g;
+#elif defined(__GNUC__) && defined(__x86_64__)
+    __asm__("cmpl %2, %1\n\tadcl %0, %0" : "+r"(g) : "r"(x), "rm"(t) : "cc");
+    return g;
+#else
+    return (g << 1) + (uint32_t)(x >= t);
+#endif
+}
+
 #define HWBIN_MAX_ORDER 8u
 #define HWBIN_BATCH 32u /* output channels per kernel call: one word of level bits */
 #define M1 0x55555555u
@@ -39,6 +67,11 @@
 
 #if defined(__POPCNT__) && defined(__GNUC__) && defined(__x86_64__)
 #define HWBIN_POPCNT64 1
+#endif
+#if defined(__GNUC__) && defined(__x86_64__)
+#define HWBIN_X86_NOINLINE __attribute__((noinline)) /* where GCC's x86-64 code spills inlined */
+#else
+#define HWBIN_X86_NOINLINE
 #endif
 
 /* The masks as register operands: GCC would otherwise use Thumb-2 immediates, which cost a
@@ -241,8 +274,13 @@ static void xor_counts2(const uint32_t *x, const uint32_t *y, const uint32_t *s,
     }
 }
 #elif defined(HWBIN_POPCNT64)
-/* 64-bit hosts with POPCNT: two weight rows per pass over the row and two 64-bit words per
- * loop step, so each word of the two planes is loaded once for two channels. */
+/* 64-bit hosts with POPCNT: one output channel at a time against a row whose length is a
+ * compile-time constant (a switch on n below), so the loop over the row is unrolled with
+ * constant offsets, the row's words are memory operands (or registers) shared by every
+ * channel, and a channel costs no per-pair set-up. The second plane is counted through
+ * d = x ^ y (worked out once per call): t = s ^ x, then s ^ y = t ^ d, so each weight word
+ * is loaded once and a 64-bit word pair costs 7 instructions (load, XOR, POPCNT, add; XOR,
+ * POPCNT, add). An odd last 32-bit word costs the same as a 64-bit one. */
 
 static uint64_t load64(const uint32_t *p)
 {
@@ -251,53 +289,171 @@ static uint64_t load64(const uint32_t *p)
     return v;
 }
 
-static uint32_t pop64(uint64_t v) { return (uint32_t)__builtin_popcountll(v); }
+/* The row loop unrolled whole for a constant n (GCC 8 and later; -O2 alone left a loop). */
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 8
+#define HWBIN_UNROLL _Pragma("GCC unroll 16")
+#else
+#define HWBIN_UNROLL
+#endif
 
-/* cx += popcount(a ^ v), cy += popcount(b ^ v): one weight word against both planes. */
-static inline __attribute__((always_inline)) void count_pair(uint64_t a, uint64_t b, uint64_t v, uint32_t *cx,
-                                                             uint32_t *cy)
+/* POPCNT by inline assembly: GCC's __builtin_popcountll zeroes a fresh destination first (a
+ * false-dependency workaround for some cores), one more instruction per word. */
+static inline __attribute__((always_inline)) uint32_t pop64(uint64_t v)
 {
-    *cx += pop64(a ^ v);
-    *cy += pop64(b ^ v);
+    uint64_t r;
+    __asm__("popcntq %1, %0" : "=r"(r) : "r"(v));
+    return (uint32_t)r;
 }
 
-/* Counts of x and y against the rows w0 and w1 (n words each), added into c[0..3]. */
-static inline __attribute__((always_inline)) void count_rows2(const uint32_t *x, const uint32_t *y,
-                                                              const uint32_t *w0, const uint32_t *w1, size_t n,
-                                                              uint32_t *c)
+static inline __attribute__((always_inline)) uint32_t pop32(uint32_t v)
 {
-    size_t j = 0;
-    for (; j + 4u <= n; j += 4u) { /* two 64-bit words per pass: half the loop overhead */
-        uint64_t a0 = load64(x + j), b0 = load64(y + j), a1 = load64(x + j + 2u), b1 = load64(y + j + 2u);
-        count_pair(a0, b0, load64(w0 + j), &c[0], &c[1]);
-        count_pair(a0, b0, load64(w1 + j), &c[2], &c[3]);
-        count_pair(a1, b1, load64(w0 + j + 2u), &c[0], &c[1]);
-        count_pair(a1, b1, load64(w1 + j + 2u), &c[2], &c[3]);
+    uint32_t r;
+    __asm__("popcntl %1, %0" : "=r"(r) : "r"(v));
+    return r;
+}
+
+/* t ^ *d with *d a memory operand: GCC would otherwise hoist the loop-invariant d words into
+ * registers, spill them, and reload each one with a separate move. */
+static inline __attribute__((always_inline)) uint64_t xor_mem(uint64_t t, const uint64_t *d)
+{
+    __asm__("xorq %1, %0" : "+r"(t) : "m"(*d));
+    return t;
+}
+
+/* e * *m + *a (mod 2^32) with both factors memory operands: the row kernel runs out of
+ * registers, and GCC would load each into one first. */
+static inline __attribute__((always_inline)) uint32_t mul_add_mem(uint32_t e, const uint32_t *m, const uint32_t *a)
+{
+    __asm__("imull %1, %0\n\taddl %2, %0" : "+r"(e) : "m"(*m), "m"(*a) : "cc");
+    return e;
+}
+
+/* The accumulator f0 + f1 popcount(x ^ w) + f2 popcount(y ^ w) of one weight row w of n
+ * words, with d = x ^ y (64-bit words; an odd last 32-bit word in the low half of the last);
+ * inlined once per constant n. With f1 = 2 f2 (bases (2, 1), digits-cnn) one count
+ * E = 2 cx + cy is kept, and the accumulator is f0 + f2 E. */
+static inline __attribute__((always_inline)) uint32_t row_acc(const uint32_t *x, const uint64_t *d, const uint32_t *w,
+                                                              uint32_t n, const uint32_t *f, uint32_t fast)
+{
+    uint32_t cx = 0, cy = 0, j;
+    HWBIN_UNROLL
+    for (j = 0; j + 2u <= n; j += 2u) {
+        uint64_t t = load64(w + j) ^ load64(x + j);
+        cx += pop64(t);
+        cy += pop64(xor_mem(t, d + j / 2u));
     }
-    if (j + 2u <= n) {
-        uint64_t a = load64(x + j), b = load64(y + j);
-        count_pair(a, b, load64(w0 + j), &c[0], &c[1]);
-        count_pair(a, b, load64(w1 + j), &c[2], &c[3]);
-        j += 2u;
+    if ((n & 1u) != 0u) {
+        uint32_t t = w[j] ^ x[j];
+        cx += pop32(t);
+        cy += pop32((uint32_t)xor_mem(t, d + j / 2u));
     }
-    if (j < n) { /* an odd last 32-bit word */
-        count_pair(x[j], y[j], w0[j], &c[0], &c[1]);
-        count_pair(x[j], y[j], w1[j], &c[2], &c[3]);
+    return fast ? mul_add_mem(2u * cx + cy, f + 2, f) : f[0] + f[1] * cx + f[2] * cy;
+}
+
+/* The m weight rows s_c = s + c n against the row: with thr == NULL each accumulator into
+ * out[c]; else (an order-2 output) compared at once with the channel's three thresholds
+ * thr[3c..3c+2] (biased by 2^31, so f[0] comes biased) into the compare words out[0..2]
+ * as the writer's level_bits makes them (the last channel first, from HWBIN_GE_START), so no
+ * accumulator is stored and read back. */
+static inline __attribute__((always_inline)) void rows_fixed(const uint32_t *x, const uint64_t *d, const uint32_t *s,
+                                                             uint32_t n, uint32_t m, uint32_t *out, const uint32_t *f,
+                                                             const uint32_t *thr, uint32_t fast)
+{
+    uint32_t c;
+    if (thr == 0) {
+        for (c = 0; c < m; c++, s += n) {
+            out[c] = row_acc(x, d, s, n, f, fast);
+        }
+    } else {
+        uint32_t g0 = HWBIN_GE_START, g1 = HWBIN_GE_START, g2 = HWBIN_GE_START;
+        for (c = m, s += m * n, thr += 3u * m; c-- > 0u;) {
+            uint32_t acc;
+            s -= n;
+            thr -= 3u;
+            acc = row_acc(x, d, s, n, f, fast);
+            g0 = shift_in_ge(g0, acc, thr[0]);
+            g1 = shift_in_ge(g1, acc, thr[1]);
+            g2 = shift_in_ge(g2, acc, thr[2]);
+        }
+        out[0] = g0;
+        out[1] = g1;
+        out[2] = g2;
     }
 }
+
+#define HWBIN_FIXED_MAX 32u /* rows of up to 32 words (1,024 K indices) get their own unrolled copy */
+#define HWBIN_FIXED(N)                                             \
+    case N:                                                        \
+        if (fast) {                                                \
+            rows_fixed(x, d, s, N##u, m, out, g, thr, 1u);         \
+        } else {                                                   \
+            rows_fixed(x, d, s, N##u, m, out, g, thr, 0u);         \
+        }                                                          \
+        return;
+
+/* rows_fixed for rows of up to 32 words (unrolled per n); longer rows a word at a time. */
+static void rows_any(const uint32_t *x, const uint32_t *y, const uint32_t *s, uint32_t n, uint32_t m,
+                     uint32_t *out, const int32_t *f, const uint32_t *thr)
+{
+    uint64_t d[HWBIN_FIXED_MAX / 2u];
+    uint32_t j, g[3] = {(uint32_t)f[0] ^ (thr != 0 ? 0x80000000u : 0u), (uint32_t)f[1], (uint32_t)f[2]};
+    uint32_t fast = g[1] == 2u * g[2];
+    if (n > HWBIN_FIXED_MAX) {
+        uint32_t c, i, g0 = HWBIN_GE_START, g1 = HWBIN_GE_START, g2 = HWBIN_GE_START;
+        for (c = m; c-- > 0u;) { /* long rows: a plain loop, the last channel first */
+            const uint32_t *w = s + c * n;
+            uint32_t cx = 0, cy = 0, acc;
+            for (i = 0; i < n; i++) {
+                cx += pop32(x[i] ^ w[i]);
+                cy += pop32(y[i] ^ w[i]);
+            }
+            acc = g[0] + g[1] * cx + g[2] * cy;
+            if (thr == 0) {
+                out[c] = acc;
+            } else {
+                g0 = shift_in_ge(g0, acc, thr[3u * c]);
+                g1 = shift_in_ge(g1, acc, thr[3u * c + 1u]);
+                g2 = shift_in_ge(g2, acc, thr[3u * c + 2u]);
+            }
+        }
+        if (thr != 0) {
+            out[0] = g0;
+            out[1] = g1;
+            out[2] = g2;
+        }
+        return;
+    }
+    for (j = 0; j + 2u <= n; j += 2u) {
+        d[j / 2u] = load64(x + j) ^ load64(y + j);
+    }
+    if ((n & 1u) != 0u) {
+        d[j / 2u] = x[j] ^ y[j];
+    }
+    switch (n) {
+        HWBIN_FIXED(1) HWBIN_FIXED(2) HWBIN_FIXED(3) HWBIN_FIXED(4) HWBIN_FIXED(5) HWBIN_FIXED(6)
+        HWBIN_FIXED(7) HWBIN_FIXED(8) HWBIN_FIXED(9) HWBIN_FIXED(10) HWBIN_FIXED(11) HWBIN_FIXED(12)
+        HWBIN_FIXED(13) HWBIN_FIXED(14) HWBIN_FIXED(15) HWBIN_FIXED(16) HWBIN_FIXED(17) HWBIN_FIXED(18)
+        HWBIN_FIXED(19) HWBIN_FIXED(20) HWBIN_FIXED(21) HWBIN_FIXED(22) HWBIN_FIXED(23) HWBIN_FIXED(24)
+        HWBIN_FIXED(25) HWBIN_FIXED(26) HWBIN_FIXED(27) HWBIN_FIXED(28) HWBIN_FIXED(29) HWBIN_FIXED(30)
+        HWBIN_FIXED(31) HWBIN_FIXED(32)
+    default:
+        break;
+    }
+}
+#undef HWBIN_FIXED
 
 static void xor_counts2(const uint32_t *x, const uint32_t *y, const uint32_t *s, uint32_t n, uint32_t m,
                         uint32_t *out, const int32_t *f)
 {
-    uint32_t c, f0 = (uint32_t)f[0], f1 = (uint32_t)f[1], f2 = (uint32_t)f[2];
-    for (c = 0; c < m; c += 2u, s += 2u * n) {
-        uint32_t k[4] = {0, 0, 0, 0};
-        count_rows2(x, y, s, c + 1u < m ? s + n : s, n, k); /* an odd last channel pairs with itself */
-        out[c] = f0 + f1 * k[0] + f2 * k[1];
-        if (c + 1u < m) {
-            out[c + 1u] = f0 + f1 * k[2] + f2 * k[3];
-        }
-    }
+    rows_any(x, y, s, n, m, out, f, 0);
+}
+
+/* The order-2 levels' compare words ge[0..2] of m (<= 32) channels (see rows_fixed). */
+#define HWBIN_FUSED_LEVELS 1
+static void xor_levels2(const uint32_t *x, const uint32_t *y, const uint32_t *s, uint32_t n, uint32_t m,
+                        const uint32_t *thr, const int32_t *f, uint32_t *ge)
+{
+    rows_any(x, y, s, n, m, ge, f, thr);
 }
 #elif HWBIN_VERTICAL
 /* HWBIN_VERTICAL builds count in rows only the layers without bit-sliced thresholds (a scores
@@ -666,33 +822,6 @@ static writer_t writer_for(const hwbin_layer_t *l, uint8_t *arena)
     return w;
 }
 
-/* (g << 1) + (x >= t), unsigned: on ARM one compare and one add with carry (GCC spends an IT
- * block and two moves on the flag). x86's carry is the borrow (x < t), so there the words are
- * kept complemented, ~((g << 1) + (x >= t)) = (~g << 1) + (x < t): they start at
- * HWBIN_GE_START (~0) and are XORed with it at the end. */
-#if defined(__GNUC__) && defined(__thumb2__)
-#define HWBIN_REG "r"
-#else
-#define HWBIN_REG "l" /* Thumb-1: the low registers */
-#endif
-#if defined(__GNUC__) && defined(__x86_64__)
-#define HWBIN_GE_START 0xFFFFFFFFu
-#else
-#define HWBIN_GE_START 0u
-#endif
-static inline __attribute__((always_inline)) uint32_t shift_in_ge(uint32_t g, uint32_t x, uint32_t t)
-{
-#if defined(__GNUC__) && defined(__arm__)
-    __asm__(".syntax unified\n\tcmp %1, %2\n\tadcs %0, %0, %0" : "+" HWBIN_REG(g) : HWBIN_REG(x), HWBIN_REG(t) : "cc");
-    return g;
-#elif defined(__GNUC__) && defined(__x86_64__)
-    __asm__("cmpl %2, %1\n\tadcl %0, %0" : "+r"(g) : "r"(x), "rm"(t) : "cc");
-    return g;
-#else
-    return (g << 1) + (uint32_t)(x >= t);
-#endif
-}
-
 /* Threshold j's compare word (bit r: channel r reaches it) into the level bits of a
  * thermometer count: bit b of the count (bits[k-1-b], plane 0 the MSB) is the XOR of the ge_j
  * with 2^b dividing j+1. */
@@ -810,17 +939,14 @@ static inline int32_t tap_at(const hwbin_layer_t *l, int32_t iy, int32_t ix)
     return iy * (int32_t)l->in_w + ix;
 }
 
-/* The whole-word case of gather_row (a multiple of 32 channels per group): per tap the cw
- * words of each plane copied, or zeroed for a padding tap (paired: the two planes of an
- * order-2 row word by word, where the Thumb-1 kernel loads both at once), with stepping
- * pointers and every
- * layer field read once; in gather_row's loops GCC spilled them (about 113 cycles a tap on
- * the M4). in: the group's first word of plane 0. */
-static void gather_words(const hwbin_layer_t *l, const phase_t *ph, const uint32_t *in, uint32_t *row,
-                         uint32_t paired, tap_origin_t o)
+/* gather_words' taps for k planes of cw words a tap (constants where a caller specialises
+ * them): per tap the words copied, or zeroed for a padding tap. */
+static inline __attribute__((always_inline)) void gather_taps(const hwbin_layer_t *l, const phase_t *ph,
+                                                              const uint32_t *in, uint32_t *row, uint32_t paired,
+                                                              tap_origin_t o, uint32_t k, uint32_t cw)
 {
-    uint32_t in_pw = words_for(elements(l->in_c, l->in_h, l->in_w)), k = l->in_order, in_h = l->in_h;
-    uint32_t in_w = l->in_w, ic = l->in_c >> 5, cw = (l->in_c / l->groups) >> 5;
+    uint32_t in_pw = words_for(elements(l->in_c, l->in_h, l->in_w)), in_h = l->in_h;
+    uint32_t in_w = l->in_w, ic = l->in_c >> 5;
     uint32_t step = paired != 0u ? 2u : 1u, plane = paired != 0u ? 1u : ph->nw, ty, tx, i, j;
     int32_t iy = o.y, ix;
     for (ty = 0; ty < ph->ty; ty++, iy += o.step) {
@@ -835,6 +961,30 @@ static void gather_words(const hwbin_layer_t *l, const phase_t *ph, const uint32
             }
         }
     }
+}
+
+/* The whole-word case of gather_row (a multiple of 32 channels per group): per tap the cw
+ * words of each plane copied, or zeroed for a padding tap (paired: the two planes of an
+ * order-2 row word by word, where the Thumb-1 kernel loads both at once), with stepping
+ * pointers and every layer field read once; in gather_row's loops GCC spilled them (about 113
+ * cycles a tap on the M4). On x86-64 an order-2 row of one or two words a tap gets its own
+ * copy with the loops unrolled (there the loop control was most of a tap's 60 instructions).
+ * in: the group's first word of plane 0. */
+HWBIN_X86_NOINLINE static void gather_words(const hwbin_layer_t *l, const phase_t *ph, const uint32_t *in, uint32_t *row,
+                                            uint32_t paired, tap_origin_t o)
+{
+#if defined(__GNUC__) && defined(__x86_64__)
+    uint32_t k = l->in_order, cw = (l->in_c / l->groups) >> 5;
+    if (paired == 0u && k == 2u && cw == 1u) {
+        gather_taps(l, ph, in, row, 0u, o, 2u, 1u);
+        return;
+    }
+    if (paired == 0u && k == 2u && cw == 2u) {
+        gather_taps(l, ph, in, row, 0u, o, 2u, 2u);
+        return;
+    }
+#endif
+    gather_taps(l, ph, in, row, paired, o, l->in_order, (l->in_c / l->groups) >> 5);
 }
 
 /* Gathers the k input planes of output (oy, ox) of group g into the scratch row, in the
@@ -890,6 +1040,65 @@ static void row_accumulators(const hwbin_layer_t *l, const phase_t *ph, const ui
 /* Output channels o.. < end handled in one run: at most HWBIN_BATCH. */
 static uint32_t run_length(uint32_t o, uint32_t end) { return end - o > HWBIN_BATCH ? HWBIN_BATCH : end - o; }
 
+#if defined(__GNUC__) && defined(__x86_64__)
+/* Order-2 levels of the channels o .. o+run-1 (run <= 32, not across a word of the output
+ * planes; idx = the first one's bit index) from their three compare words (level_bits'
+ * form): the level bits by add_ge, the flips, ORed into the zeroed planes. */
+static void put_levels2(const writer_t *w, uint32_t o, uint32_t idx, uint32_t run, const uint32_t *ge)
+{
+    uint32_t bits[2], j, b = idx & 31u, *out = w->planes + (idx >> 5);
+    bits[0] = bits[1] = get_bits(w->flips, o, run);
+    for (j = 0; j < 3u; j++) {
+        add_ge(bits, 2u, j, ge[j] ^ HWBIN_GE_START);
+    }
+    out[0] |= bits[0] << b;
+    out[w->pw] |= bits[1] << b;
+}
+
+/* emit_run for order-2 levels from accumulators already biased by 2^31 (the thresholds'
+ * bias): three compares a channel, no pass to bias them. */
+static void levels2_biased(const writer_t *w, uint32_t o, uint32_t pos, const uint32_t *acc, uint32_t m)
+{
+    uint32_t idx = pos * w->out_c + o, end = o + m;
+    while (o < end) {
+        uint32_t run = 32u - (idx & 31u) < end - o ? 32u - (idx & 31u) : end - o, ge[3];
+        const uint32_t *t = w->thresholds + 3u * (o + run), *a;
+        ge[0] = ge[1] = ge[2] = HWBIN_GE_START;
+        for (a = acc + run; a != acc;) { /* the last channel first: it ends in bit run-1 */
+            t -= 3u;
+            a--;
+            ge[0] = shift_in_ge(ge[0], *a, t[0]);
+            ge[1] = shift_in_ge(ge[1], *a, t[1]);
+            ge[2] = shift_in_ge(ge[2], *a, t[2]);
+        }
+        put_levels2(w, o, idx, run, ge);
+        acc += run;
+        idx += run;
+        o += run;
+    }
+}
+#endif
+
+#ifdef HWBIN_FUSED_LEVELS
+/* An order-2 input and order-2 levels out, through the kernel that compares as it counts
+ * (xor_levels2): the channels o .. end-1 of position pos in runs that end at a word of the
+ * output planes, per run three compare words and put_levels2. */
+static void fused_levels2(const hwbin_layer_t *l, const phase_t *ph, const writer_t *w, const uint32_t *row,
+                          const uint32_t *weight, uint32_t o, uint32_t end, uint32_t pos)
+{
+    int32_t n = (int32_t)ph->n, b0 = l->in_bases[0], b1 = l->in_bases[1];
+    int32_t f[3] = {(b0 + b1) * n, -2 * b0, -2 * b1};
+    uint32_t nw = ph->nw, idx = pos * w->out_c + o;
+    while (o < end) {
+        uint32_t run = 32u - (idx & 31u) < end - o ? 32u - (idx & 31u) : end - o, ge[3];
+        xor_levels2(row, row + nw, weight + o * nw, nw, run, w->thresholds + 3u * o, f, ge);
+        put_levels2(w, o, idx, run, ge);
+        idx += run;
+        o += run;
+    }
+}
+#endif
+
 /* Binary layers in the row layout: one gathered row per output position, then the group's
  * output channels in runs of HWBIN_BATCH (one kernel call and one word of level bits per run). */
 static void row_position(const hwbin_layer_t *l, const phase_t *ph, const uint32_t *weight, uint8_t *arena,
@@ -900,6 +1109,12 @@ static void row_position(const hwbin_layer_t *l, const phase_t *ph, const uint32
     int32_t acc[HWBIN_BATCH];
     writer_t wr = writer_for(l, arena);
     gather_row(l, ph, arena, row, paired, g, oy, ox);
+#ifdef HWBIN_FUSED_LEVELS
+    if (l->in_order == 2u && wr.k == 2u) {
+        fused_levels2(l, ph, &wr, row, weight, g * og, end, pos);
+        return;
+    }
+#endif
     for (o = g * og; o < end; o += m) {
         m = run_length(o, end);
         row_accumulators(l, ph, row, paired, weight, o, m, acc);
@@ -1185,6 +1400,115 @@ HWBIN_SPEED_NOINLINE static void add_block_sums(const int16_t *tab, const uint32
     }
 }
 
+#if defined(__GNUC__) && defined(__x86_64__) && defined(__SSE2__)
+/* x86-64 (SSE2 is baseline there), by GCC's vector extension: a first layer whose phase fits
+ * one weight word (n <= 32, a 3x3 or 5x5 kernel on one channel, 3x3 on three) sums its values
+ * four channels a vector, straight from the row layout (consecutive channels' words are
+ * consecutive): per value j, the channels' bit j moved to the sign and spread over the lane
+ * (a mask), ANDed with v_j and added: 16 channels (four SSE2 registers) per pass over the
+ * values, 5 instructions per value and 4 channels. */
+#define HWBIN_PIXEL_VECTORS 1
+typedef int32_t hwbin_v4 __attribute__((vector_size(16))); /* one SSE2 register */
+typedef uint32_t hwbin_u4 __attribute__((vector_size(16)));
+
+static inline __attribute__((always_inline)) hwbin_u4 load_u4(const uint32_t *w)
+{
+    hwbin_u4 s;
+    memcpy(&s, w, 16);
+    return s;
+}
+
+/* One value into four channels' sums: a += (s < 0: the channel's bit, as a lane of ones) & v;
+ * s <<= 1. */
+#define HWBIN_PIXEL_STEP(a, s, v)        \
+    do {                                 \
+        a += (hwbin_u4)((hwbin_v4)(s) < 0) & (v); \
+        s += s;                          \
+    } while (0)
+
+/* acc[c] = a + the sum of v[j] over the bits j set in w[c] (mod 2^32), for 16 channels c:
+ * four registers by name (GCC keeps an array of vectors, or one 64-byte vector, in memory). */
+static inline __attribute__((always_inline)) void pixel_sums16(const uint32_t *w, const int32_t *v, uint32_t n,
+                                                               uint32_t a, uint32_t *acc)
+{
+    hwbin_u4 a0 = {a, a, a, a}, a1 = a0, a2 = a0, a3 = a0;
+    hwbin_u4 s0 = load_u4(w) << (32u - n), s1 = load_u4(w + 4) << (32u - n); /* bit n-1 at the sign */
+    hwbin_u4 s2 = load_u4(w + 8) << (32u - n), s3 = load_u4(w + 12) << (32u - n);
+    uint32_t j;
+    for (j = n; j-- > 0u;) { /* the values from the last */
+        uint32_t u = (uint32_t)v[j];
+        hwbin_u4 vj = {u, u, u, u};
+        HWBIN_PIXEL_STEP(a0, s0, vj);
+        HWBIN_PIXEL_STEP(a1, s1, vj);
+        HWBIN_PIXEL_STEP(a2, s2, vj);
+        HWBIN_PIXEL_STEP(a3, s3, vj);
+    }
+    memcpy(acc, &a0, 16);
+    memcpy(acc + 4, &a1, 16);
+    memcpy(acc + 8, &a2, 16);
+    memcpy(acc + 12, &a3, 16);
+}
+#undef HWBIN_PIXEL_STEP
+
+/* The phase's values 2 v_j = 4 x_j - 510 of output (oy, ox) in K order (tap-major, channel
+ * fastest; padding pixel 0) from px, the group's first pixel plane, for cg channels a group;
+ * returns their sum. */
+static inline __attribute__((always_inline)) int32_t pixel_values_cg(const hwbin_layer_t *l, const phase_t *ph,
+                                                                     const uint8_t *px, tap_origin_t org,
+                                                                     int32_t *v2, uint32_t cg)
+{
+    uint32_t plane = (uint32_t)l->in_h * l->in_w, ty, tx, c;
+    int32_t total = 0, iy, ix;
+    for (ty = 0, iy = org.y; ty < ph->ty; ty++, iy += org.step) {
+        for (tx = 0, ix = org.x; tx < ph->tx; tx++, ix += org.step) {
+            int32_t src = tap_at(l, iy, ix);
+            const uint8_t *p = px + (src < 0 ? 0u : (uint32_t)src);
+            for (c = 0; c < cg; c++, v2++, p += plane) {
+                *v2 = 4 * (src < 0 ? 0 : (int32_t)*p) - 510;
+                total += *v2;
+            }
+        }
+    }
+    return total;
+}
+
+/* pixel_values_cg out of line (inlined, its loop's fields spilled), with its own copy for
+ * one input channel (a grayscale image) where the channel loop goes. */
+HWBIN_X86_NOINLINE static int32_t pixel_values2(const hwbin_layer_t *l, const phase_t *ph, const uint8_t *px,
+                                                tap_origin_t org, int32_t *v2)
+{
+    uint32_t cg = l->in_c / l->groups;
+    return cg == 1u ? pixel_values_cg(l, ph, px, org, v2, 1u) : pixel_values_cg(l, ph, px, org, v2, cg);
+}
+
+/* pixel_position for such a layer (one weight word a channel, a multiple of 16 channels a
+ * group): the phase's values once, then each run of channels as above, from -sum v adding
+ * 2 v_j where the weight is +1. */
+static void pixel_position_v(const hwbin_layer_t *l, const phase_t *ph, const uint32_t *weight, uint8_t *arena,
+                             const uint8_t *pixels, uint32_t g, uint32_t oy, uint32_t ox)
+{
+    uint32_t cg = l->in_c / l->groups, og = l->out_c / l->groups, plane = (uint32_t)l->in_h * l->in_w;
+    uint32_t c, o, m, end = (g + 1u) * og, pos = oy * l->out_w + ox;
+    writer_t wr = writer_for(l, arena);
+    int32_t v2[32];
+    uint32_t acc[HWBIN_BATCH], start;
+    int32_t total = pixel_values2(l, ph, pixels + g * cg * plane, tap_origin(l, ph, oy, ox), v2);
+    start = 0u - (uint32_t)(total / 2); /* -sum v; order-2 levels: biased as the thresholds */
+    start += wr.k == 2u ? 0x80000000u : 0u;
+    for (o = g * og; o < end; o += m) {
+        m = run_length(o, end);
+        for (c = 0; c < m; c += 16u) {
+            pixel_sums16(weight + o + c, v2, ph->n, start, acc + c);
+        }
+        if (wr.k == 2u) {
+            levels2_biased(&wr, o, pos, acc, m);
+        } else {
+            emit_run(&wr, o, pos, (const int32_t *)acc, m);
+        }
+    }
+}
+#endif
+
 /* The first layer on uint8 pixels. The contract's order-8 input has value 2x - 255 per pixel
  * (padding: pixel 0, value -255), so with +-1 weights
  *   acc = sum_j w_j (2 x_j - 255) = 2 * sum_{j: w_j = +1} v_j - sum_j v_j,  v_j = 2 x_j - 255,
@@ -1198,6 +1522,12 @@ static void pixel_position(const hwbin_layer_t *l, const phase_t *ph, const uint
     uint32_t ty, tx, c, o, m, end = (g + 1u) * og, pos = oy * l->out_w + ox;
     writer_t wr = writer_for(l, arena);
     int32_t acc[HWBIN_BATCH], iy, ix;
+#ifdef HWBIN_PIXEL_VECTORS
+    if (ph->nw == 1u && (og & 15u) == 0u) {
+        pixel_position_v(l, ph, weight, arena, pixels, g, oy, ox);
+        return;
+    }
+#endif
     for (o = g * og; o < end; o += m) {
         const uint32_t *w = weight + o * ph->nw;
         uint32_t j = 0, left = ph->n;
