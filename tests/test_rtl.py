@@ -391,6 +391,7 @@ def _memories_of(top):
     m = top.elaborate(None)
     mems = [(n, sub) for n, (sub, _) in m._named_submodules.items() if isinstance(sub, memory.Memory)]
     Fragment.get(m, None)           # elaborated once: no unused-elaboratable warnings
+    top._MustUse__silence = True    # the Top itself was elaborated by hand above (amaranth's MustUse flag)
     return mems
 
 
