@@ -35,6 +35,18 @@ def check_expansion(prog: pg.Program) -> None:
         assert record_layout(loops) == _layout(full[name], fields)
 
 
+def random_program(params, cfg):
+    """The program of a hypothesis random model at ``cfg``, or None where the draw gives no
+    model or the model does not run at that configuration."""
+    m, _ = random_ir(params, n_images=1)
+    if m is None:
+        return None
+    try:
+        return pg.compile_program(m, pg.ArrayConfig(*cfg))
+    except pg.ConfigError:
+        return None
+
+
 @pytest.mark.parametrize("name", sorted(MODELS))
 @pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: "x".join(map(str, c)))
 def test_loops_expand_to_the_tables_on_zoo_models(name, cfg):
@@ -49,14 +61,9 @@ def test_loops_expand_to_the_tables_on_zoo_models(name, cfg):
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(random_models(), st.sampled_from(CONFIGS))
 def test_loops_expand_to_the_tables_on_random_models(params, cfg):
-    m, _ = random_ir(params, n_images=1)
-    if m is None:
-        return
-    try:
-        prog = pg.compile_program(m, pg.ArrayConfig(*cfg))
-    except pg.ConfigError:
-        return
-    check_expansion(prog)
+    prog = random_program(params, cfg)
+    if prog is not None:
+        check_expansion(prog)
 
 
 def test_loops_are_few_for_digits_cnn():
@@ -142,12 +149,8 @@ def test_generator_gives_the_records_of_digits_cnn(table):
 @given(random_models(), st.sampled_from(CONFIGS), st.sampled_from(["tile", "drain"]), st.integers(0, 1000))
 def test_generator_gives_the_records_of_random_models(params, cfg, table, seed):
     """As above on random models; a restart part way through starts the records over."""
-    m, _ = random_ir(params, n_images=1)
-    if m is None:
-        return
-    try:
-        prog = pg.compile_program(m, pg.ArrayConfig(*cfg))
-    except pg.ConfigError:
+    prog = random_program(params, cfg)
+    if prog is None:
         return
     records, fields, widths = generator_tables(prog)[table]
     if not records:
