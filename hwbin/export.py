@@ -20,7 +20,6 @@ from .models import BinaryNet
 from .nn.layers import ChannelShuffle, QConv2d, QConvTranspose2d, QLinear, is_binary_layer
 from .train.schedule import is_fully_binary
 
-SCORE_MUL_BITS = arith.SCORE_MUL_BITS
 
 
 class ExportError(HwbinError):

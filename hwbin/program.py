@@ -594,7 +594,7 @@ def cycle_model(prog: Program) -> CycleReport:
                 cyc = max(cyc, flush_free)
             start = cyc if start is None else start
             if op.kind == "compute":
-                steps = tile["last"] + 1 if op.engine == "first" else tile["T"] * op.J * op.K
+                steps = tile["last"] + 1          # a compute tile's steps, engine or array
                 last = max(cyc + steps - 1, drain_free)
                 if op.engine == "first" and tile["nvalid"] and last != cyc + steps - 1:
                     raise AssertionError("a first-layer engine tile must run its steps back to back")

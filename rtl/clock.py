@@ -94,20 +94,15 @@ def _instance(pll: Pll, pin, clk, lock) -> Instance:
                     i_PHASESTEP=0, i_PHASELOADREG=0, i_PLLWAKESYNC=0, i_ENCLKOP=0, o_CLKOP=clk, o_LOCK=lock)
 
 
-def add_core_clock(m: Module, platform, family: str, mhz: float | None) -> float:
-    """Drive the ``sync`` domain at ``mhz`` from the board's oscillator through a PLL (or, with
-    ``mhz`` None, leave the oscillator to the platform's default domain); the frequency the
-    core actually gets, which sets the UART divisor and nextpnr's timing target."""
-    fin = platform.default_clk_frequency / 1e6
-    if mhz is None:
-        return fin
-    pll = pll_for(family, fin, mhz)
+def add_core_clock(m: Module, platform, pll: Pll) -> None:
+    """Drive the ``sync`` domain from the board's oscillator through ``pll`` (nextpnr's timing
+    target is the PLL's frequency); the core stays in reset until the PLL locks."""
     sync, por = ClockDomain("sync"), ClockDomain("por", local=True)
     m.domains += [sync, por]
     platform.add_clock_constraint(sync.clk, pll.mhz * 1e6)
     lock, ready = Signal(), Signal()
     # an iCE40 PLL takes its own pad unbuffered; an EHXPLLL's CLKI takes the buffered input
-    pin = (platform.request(platform.default_clk, dir="-").io if family == "ice40"
+    pin = (platform.request(platform.default_clk, dir="-").io if pll.family == "ice40"
            else platform.request(platform.default_clk).i)
     m.submodules.pll = _instance(pll, pin, sync.clk, lock)
     delay = int(RESET_US * pll.mhz)
@@ -117,4 +112,3 @@ def add_core_clock(m: Module, platform, family: str, mhz: float | None) -> float
     with m.Else():
         m.d.por += timer.eq(timer + 1)
     m.d.comb += [por.clk.eq(sync.clk), por.rst.eq(~lock), sync.rst.eq(~ready)]
-    return pll.mhz

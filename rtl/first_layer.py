@@ -171,7 +171,7 @@ class FirstLayerEngine(wiring.Component):
             operands.append(operand)
         return operands
 
-    def _shared(self, m: Module, px: list, bits: int) -> dict:
+    def _shared(self, m: Module, px: list) -> dict:
         """Level 1, shared by the rows (values of the operand registers' cycle): per pair p,
         ``sum{p}`` = A + 1 and ``diff{p}`` = D + 1 (9 bits), and for the pixel left over that
         takes the pairs' constant, ``pos``/``neg`` = x - npairs and 255 - x - npairs (9-bit
@@ -198,7 +198,7 @@ class FirstLayerEngine(wiring.Component):
         px = [x[8 * i:8 * i + 8] for i in range(n)]
         w = Signal(R * n)
         m.d.sync += w.eq(Cat(self.weights[r * L:r * L + n] for r in range(R)))
-        shared = self._shared(m, px, bits)
+        shared = self._shared(m, px)
 
         levels = logic_levels(n)
         # registers after these levels: spread evenly, the last level always registered

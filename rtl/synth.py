@@ -24,7 +24,7 @@ from hwbin.errors import HwbinError
 from hwbin.util import atomic_write_json
 
 from .board import UARTBridge
-from .clock import add_core_clock
+from .clock import Pll, add_core_clock, pll_for
 from .emit import TOP_NAME, load_program
 
 BOARDS = {
@@ -63,14 +63,15 @@ def _yowasp_env() -> None:
 
 
 class _BoardTop(Elaboratable):
-    def __init__(self, prog: pg.Program, family: str, clock_mhz: float | None):
-        self.prog, self.family, self.clock_mhz = prog, family, clock_mhz
-        #: the core's clock as built (set by elaborate: the PLL's nearest setting)
-        self.core_mhz = None
+    """The UART bridge on a board's pins; the core's clock is the oscillator or ``pll``'s."""
+
+    def __init__(self, prog: pg.Program, pll: Pll | None, core_mhz: float):
+        self.prog, self.pll, self.core_mhz = prog, pll, core_mhz
 
     def elaborate(self, platform):
         m = Module()
-        self.core_mhz = add_core_clock(m, platform, self.family, self.clock_mhz)
+        if self.pll is not None:
+            add_core_clock(m, platform, self.pll)
         uart = platform.request("uart", 0)
         divisor = round(self.core_mhz * 1e6 / BAUD)
         m.submodules.bridge = bridge = UARTBridge(self.prog, divisor)
@@ -311,7 +312,9 @@ def synth_board(rtl_dir, board: str, out_dir, seed: int = 1, clock_mhz: float | 
     platform = getattr(importlib.import_module(module), cls)()
     out = Path(out_dir)
     extra = {"synth_opts": "-nowidelut"} if family == "ecp5" else {}     # as synth_core, see there
-    top = _BoardTop(load_program(rtl_dir)[2], family, clock_mhz if clock_mhz is not None else BOARD_CLOCK_MHZ[board])
+    mhz, fin = clock_mhz if clock_mhz is not None else BOARD_CLOCK_MHZ[board], platform.default_clk_frequency / 1e6
+    pll = pll_for(family, fin, mhz) if mhz is not None else None
+    top = _BoardTop(load_program(rtl_dir)[2], pll, pll.mhz if pll else fin)
     platform.build(top, name="hwbin_board", build_dir=str(out), do_program=False,
                    nextpnr_opts=f"--report nextpnr-report.json --seed {seed} --timing-allow-fail", **extra)
     s = summarize(out / "nextpnr-report.json", family)

@@ -71,7 +71,7 @@ def test_zoo_golden_equals_reference_and_torch(name):
     # Where every hidden activation agrees, torch eval's scores are the golden integers
     # (times 2^-F), exactly: the last layer computes the IR's rounded score_mul/score_add.
     taps, scores = torch_levels(model, x)
-    gold = golden.run(m, x, taps=True)
+    gold = cmp["golden"]
     same = np.ones(len(x), dtype=bool)
     for layer, t in zip(m.compute_layers()[:-1], taps[:-1]):
         g = gold.taps[layer.name]

@@ -63,19 +63,19 @@ class _BinaryLayer(nn.Module):
         raise NotImplementedError
 
     def forward(self, x):
-        if self.emits_integer_scores():
-            return self.integer_scores(x)
-        if self.emits_exact_levels():
-            return self.exact_prequant(x)
+        if self.exact_eval():
+            return self.integer_scores(x) if self.bn is None else self.exact_prequant(x)
         xq = self.input_quantizer(x.to(self.weight.dtype))   # float64 after an exact layer (a partly binary model)
         return self._finish(self._apply(xq, self.effective_weight(), self.input_quantizer.pad_value()))
 
-    def emits_integer_scores(self) -> bool:
-        """Eval of a fully binary score layer (no batch norm): it computes the IR's integer
-        scores, so its argmax is the golden model's even on near-ties that the float scale
-        and the rounded ``score_mul`` order differently."""
-        return (not self.training and self.bn is None and bool(self.weight_mask.all())
-                and self.input_quantizer.binarized())
+    def exact_eval(self) -> bool:
+        """Eval of a fully binary layer computes from the integer accumulator as the golden
+        model does: a score layer (no batch norm) its integer scores, so its argmax is the
+        golden model's even on near-ties that the float scale and the rounded ``score_mul``
+        order differently; a hidden layer its pre-quantization value in float64 with the
+        affine map export folds into thresholds, so the next quantizer's levels are the
+        golden model's where a value lies within float32 rounding of a threshold."""
+        return not self.training and bool(self.weight_mask.all()) and self.input_quantizer.binarized()
 
     def score_integers(self) -> tuple[int, np.ndarray, np.ndarray]:
         """(F, score_mul, score_add) of this score layer, as export writes them into the IR:
@@ -84,14 +84,6 @@ class _BinaryLayer(nn.Module):
         alpha = channel_alpha(self.latent_weight_oihw().detach().double()).cpu().numpy()
         bias = self.bias.detach().double().cpu().numpy() if self.bias is not None else np.zeros(self.out_channels)
         return arith.score_integers(alpha * u_in, bias)
-
-    def emits_exact_levels(self) -> bool:
-        """Eval of a fully binary hidden layer (batch norm, then the next quantizer): it
-        computes the pre-quantization value from the integer accumulator in float64 with the
-        affine map export folds into thresholds, so the next quantizer's levels are the
-        golden model's even where a value lies within float32 rounding of a threshold."""
-        return (not self.training and self.bn is not None and bool(self.weight_mask.all())
-                and self.input_quantizer.binarized())
 
     def folded_affine(self) -> tuple[np.ndarray, np.ndarray]:
         """(a, c), float64, with the pre-quantization value a_o * acc_o + c_o: alpha, the

@@ -112,14 +112,16 @@ class HiddenTaps:
     (the fp run the student started from) tells every layer what to compute, not only the
     last; the loss term is their mean squared difference, summed over layers."""
 
-    def __init__(self, model: BinaryNet):
+    def __init__(self, model: BinaryNet, training_only: bool = False):
+        """``training_only``: keep outputs only of forward passes in training mode (the
+        student's; its per-epoch evaluation keeps nothing)."""
         self.outputs: list[torch.Tensor] = []
-        self.handles = [layer.register_forward_hook(lambda m, i, o: self.outputs.append(o))
-                        for layer in model.binary_layers()[:-1]]
+        self.handles = [layer.register_forward_hook(
+            lambda m, i, o: self.outputs.append(o) if m.training or not training_only else None)
+            for layer in model.binary_layers()[:-1]]
 
     def take(self) -> list[torch.Tensor]:
-        """The outputs since the last take (the per-epoch evaluation's are dropped before
-        each training batch by a take)."""
+        """The outputs since the last take."""
         out, self.outputs = self.outputs, []
         return out
 
@@ -161,7 +163,6 @@ def run_stages(model: BinaryNet, data: Dataset, stages: list[Stage], cfg: TrainC
     teacher = fixed_teacher
     epoch = 0
     sub = data.x_train[: cfg.eval_train_subset], data.y_train[: cfg.eval_train_subset]
-    taps = None
     for si, stage in enumerate(stages):
         apply_stage_masks(model, stage, mask_gen)
         _freeze(model, stage.frozen)
@@ -169,10 +170,8 @@ def run_stages(model: BinaryNet, data: Dataset, stages: list[Stage], cfg: TrainC
         opt = torch.optim.Adam(params, lr=cfg.lr)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_factor(stages, si, steps_per_epoch, cfg.lr_schedule))
         use_teacher = teacher if stage.distill else None
-        if taps is not None:
-            for t in taps:
-                t.close()
-        taps = (HiddenTaps(model), HiddenTaps(use_teacher)) if use_teacher is not None and cfg.feature_distill else None
+        taps = ((HiddenTaps(model, training_only=True), HiddenTaps(use_teacher))
+                if use_teacher is not None and cfg.feature_distill else None)
         # Counted in images, so the bar moves within long epochs and shows images/s.
         bar = progress(total=stage.epochs * n, desc=f"{stage.name:>9} {stage.label()}", unit="img", unit_scale=True)
         for _ in range(stage.epochs):
@@ -186,8 +185,6 @@ def run_stages(model: BinaryNet, data: Dataset, stages: list[Stage], cfg: TrainC
                 if stage.select == "roulette":
                     apply_stage_masks(model, stage, mask_gen)
                 t_logits = None
-                for t in taps or ():
-                    t.take()
                 if use_teacher is not None:
                     with torch.no_grad():
                         t_logits = use_teacher(xb)
@@ -218,15 +215,14 @@ def run_stages(model: BinaryNet, data: Dataset, stages: list[Stage], cfg: TrainC
             if on_epoch:
                 on_epoch(row)
         bar.close()
+        for t in taps or ():
+            t.close()
         last = hist.epochs[-1] if hist.epochs else {}
         hist.stages.append({**stage.as_dict(), "train_loss": last.get("train_loss"),
                             "train_acc": last.get("train_acc"), "test_acc": last.get("test_acc"),
                             "end_epoch": epoch})
         if stage.snapshot_teacher and fixed_teacher is None:
             teacher = _frozen_copy(model)
-    if taps is not None:
-        for t in taps:
-            t.close()
     _freeze(model, 0)
     if cfg.bn_recalibrate:
         recalibrate_bn(model, x_all, cfg.batch_size)
@@ -263,6 +259,7 @@ def recalibrate_bn(model: BinaryNet, x: torch.Tensor, batch_size: int) -> None:
     for layer in model.binary_layers():
         layer.training = True   # the float path through the batch norm (not eval's exact one); quantizers stay in eval
     bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    momenta = [bn.momentum for bn in bns]
     for bn in bns:
         bn.reset_running_stats()
         bn.train()
@@ -271,8 +268,8 @@ def recalibrate_bn(model: BinaryNet, x: torch.Tensor, batch_size: int) -> None:
         for bn in bns:
             bn.momentum = len(xb) / (i + len(xb))
         model(xb)
-    for bn in bns:
-        bn.momentum = 0.1
+    for bn, momentum in zip(bns, momenta):
+        bn.momentum = momentum
     model.eval()
 
 
