@@ -315,8 +315,13 @@ def synth_board(rtl_dir, board: str, out_dir, seed: int = 1, clock_mhz: float | 
     mhz, fin = clock_mhz if clock_mhz is not None else BOARD_CLOCK_MHZ[board], platform.default_clk_frequency / 1e6
     pll = pll_for(family, fin, mhz) if mhz is not None else None
     top = _BoardTop(load_program(rtl_dir)[2], pll, pll.mhz if pll else fin)
-    platform.build(top, name="hwbin_board", build_dir=str(out), do_program=False,
-                   nextpnr_opts=f"--report nextpnr-report.json --seed {seed} --timing-allow-fail", **extra)
+    try:
+        platform.build(top, name="hwbin_board", build_dir=str(out), do_program=False,
+                       nextpnr_opts=f"--report nextpnr-report.json --seed {seed} --timing-allow-fail", **extra)
+    except subprocess.CalledProcessError as e:
+        # yosys/nextpnr print their ERROR line above (e.g. "no BELs remaining" when it does not fit)
+        raise HwbinError(f"{board}: the board build failed (exit {e.returncode}; yosys/nextpnr's ERROR line "
+                         f"above says why, e.g. a design that does not fit the part)") from None
     s = summarize(out / "nextpnr-report.json", family)
     s["clock_mhz"] = round(top.core_mhz, 3)
     s["meets_timing"] = bool(s["fmax_mhz"] and s["fmax_mhz"] >= top.core_mhz)
