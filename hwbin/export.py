@@ -169,9 +169,7 @@ IR's integer scores times 2^-score_shift, float64). Returns (taps, scores)."""
     for i, m in enumerate(layers):
         def hook(mod, inp, out, i=i):
             if i + 1 < len(layers):
-                ints, u = layers[i + 1].input_quantizer.int_bases()
-                pts = torch.tensor(arith.residual_thresholds(ints), dtype=out.dtype) * u
-                out = (out.unsqueeze(-1) >= pts).sum(-1)
+                out = layers[i + 1].input_quantizer.eval_levels(out)
             taps[i].append(out.detach().numpy())
         hooks.append(m.register_forward_hook(hook))
     try:

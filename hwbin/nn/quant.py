@@ -157,9 +157,9 @@ class ResidualBinarizer(nn.Module):
     def integer_values(self, x) -> tuple[torch.Tensor, int]:
         """Eval: the integer level values v(L) (float64, exact) and the pad value v(0).
         The level is chosen exactly as the eval forward chooses it."""
-        ints, _ = self.int_bases()
+        ints, scale = self.int_bases()
         values = torch.tensor(arith.level_values(ints), dtype=torch.float64, device=x.device)
-        return values[self._eval_levels(x)], -sum(ints)
+        return values[self._levels(x, ints, scale)], -sum(ints)
 
     def _mask_for(self, x):
         return self.mask.view((1,) * (x.dim() - self.mask.dim()) + tuple(self.mask.shape))
@@ -188,12 +188,18 @@ class ResidualBinarizer(nn.Module):
         xc = torch.maximum(torch.minimum(x, bound), -bound)
         return out + (xc - xc.detach())
 
-    def _eval_levels(self, x):
+    def eval_levels(self, x):
+        """Eval: the level index L of every value (what the IR's thresholds compute), ignoring the mask."""
         ints, scale = self.int_bases()
+        return self._levels(x, ints, scale)
+
+    @staticmethod
+    def _levels(x, ints, scale):
+        """Level index from snapped bases; the caller snaps once (int_bases is not free)."""
         points = torch.tensor(arith.residual_thresholds(ints), dtype=x.dtype, device=x.device) * scale
         return (x.unsqueeze(-1) >= points).sum(-1)
 
     def _eval_quantize(self, x):
         ints, scale = self.int_bases()
         values = torch.tensor(arith.level_values(ints), dtype=x.dtype, device=x.device) * scale
-        return values[self._eval_levels(x)]
+        return values[self._levels(x, ints, scale)]
