@@ -92,14 +92,29 @@ def logic_rom_luts(depth: int, width: int) -> int:
     return width * (2 * leaves - 1)
 
 
+#: The tables that a record generator (rtl/sequencer_gen.py) replaces, and the part families where
+#: it does: on an iCE40 the flat tables take most block RAMs (57 of 30 for digits-cnn at 4x1x16);
+#: on an ECP5 (a DP16KD holds 18 kbit, 56 of them on a 25F) the ROMs cost no logic, the generators ~300 LUT4s.
+GENERATED = ("tile_rom", "drain_rom")
+GENERATOR_FAMILIES = ("ice40",)
+
+
 def memory_style(mem: MemShape, part: str) -> str:
-    """'block' or 'logic' for one memory on a part ('' = yosys decides). The input memory is
+    """'block', 'logic' or 'generator' (the tile and drain tables on an iCE40: ``GENERATED``)
+    for one memory on a part ('' = yosys decides). The input memory is
     always block RAM (see ``top._memory``); the activation and im2col memories are left to
     yosys. On a part, a ROM (or the few words of the score memory) goes to logic when that costs fewer LUT4s than a sixth of the LUTs the
     block RAMs it would take stand for (30 block RAMs against 5,280 LUT4s on a UP5K)."""
     if not part or mem.name in ("in_mem", "act_mem", "col_mem"):
         return "block" if mem.name == "in_mem" else ""
     p = PARTS[part]
+    if mem.name in GENERATED and p.family in GENERATOR_FAMILIES:
+        return "generator"
+    return rom_style(mem, p)
+
+
+def rom_style(mem: MemShape, p: Part) -> str:
+    """'logic' or 'block' for a ROM on part ``p``, by the rule of ``memory_style``."""
     blocks = bram_blocks(mem.depth, mem.width, mem.reads, p.family)
     return "logic" if logic_rom_luts(mem.depth, mem.width) * mem.reads <= blocks * p.luts / p.brams / 6 else "block"
 
@@ -133,19 +148,23 @@ def generator_luts(prog: pg.Program) -> dict:
     return out
 
 
-def estimate(prog: pg.Program, part: str, generator: bool = False) -> dict:
+def estimate(prog: pg.Program, part: str, generator: bool | None = None) -> dict:
     """{kind: used} for luts, brams, sprams, dsps, with the memories one by one.
     ``generator``: the tile and drain ROMs replaced by record generators in logic
-    (rtl/sequencer_gen.py; not yet wired into Top, so ``hwbin rtl --board`` leaves it off)."""
+    (rtl/sequencer_gen.py) or not; None: as ``Top`` builds them on the part (``memory_style``)."""
     p = PARTS[part]
     cfg = prog.cfg
     R, C, L = cfg.rows, cfg.cols, cfg.lanes
     mems, brams, rom_luts = {}, 0, 0
+    if generator is None:
+        generator = p.family in GENERATOR_FAMILIES
     gen = generator_luts(prog) if generator else {}
     for mem in memory_shapes(prog):
         style = memory_style(mem, part)
         table = mem.name.removesuffix("_rom")
-        if table in gen:
+        if style == "generator" and not gen:
+            style = rom_style(mem, p)
+        if mem.name in GENERATED and table in gen:
             rom_luts += gen[table]
             mems[mem.name] = {"luts": gen[table], "generator": True}
         elif style == "logic":
