@@ -122,10 +122,25 @@ def rom_style(mem: MemShape, p: Part) -> str:
 #: LUT4s = fixed + per_pe(L) x R x C + per_row x R x (levels) + per_word_bit x region width
 #: x C + the logic ROMs. Calibrated on yosys ``synth_ice40`` cell counts (SB_LUT4 + SB_CARRY
 #: do not share: a carry sits beside its LUT) of digits-cnn and digits-tiny, see docs/hardware.md.
-#: ``lc_per_lut``: nextpnr-ice40 places logic cells (a LUT4 and a flip-flop each), and flip-flops
-#: without a LUT of their own and carries take cells too: digits-tiny at 4x2x16 needed 5,708
-#: cells where this model's LUT4s said 4,288 (one placed point so far: calibrate further).
+#: ``lc_per_lut``: on an ECP5 the LUT4s estimated are scaled by it (the margin for carries).
 LUT_MODEL = {"fixed": 1500, "pe_per_lane": 4.5, "pe": 12, "row": 190, "word_bit": 6.0, "lc_per_lut": 1.33}
+
+#: The iCE40 model (multipliers in SB_MAC16: synth_ice40 -dsp; tile and drain tables from
+#: generators). nextpnr-ice40 places logic cells, a LUT4 and a flip-flop each, and this design
+#: has more flip-flops than LUT4s (pipeline registers without a LUT of their own): a
+#: least-squares fit of yosys ``synth_ice40 -dsp`` counts of the core (benchmarks/ice40_fit.py)
+#: gives the LUT4s and the flip-flops from the same features (PEs, PE lanes, drain rows x
+#: levels, activation word bits x columns; flip-flops: the PEs' plane sums, the drain rows'
+#: sums and thresholds, the activation words, the lanes), and the placed logic cells are
+#: ``lc`` of them (fit of nextpnr's ICESTORM_LC count of board builds: 4 builds within 70 cells).
+ICE40_MODEL = {
+    "lut": {"fixed": 737, "pe": 0.0, "pe_lane": 5.43, "row_level": 82.2, "word_bit": 4.67},
+    "ff": {"fixed": 1183, "pe_sum_bit": 0.54, "row_bit": 5.73, "word_bit": 6.8, "lane": 20.4},
+    "lc": {"lut": 0.93, "ff": 0.81},
+}
+#: the share of a part's logic cells a design may take and still be placed: nextpnr-ice40
+#: placed digits-tiny at 4,851 cells (92%) and gave up at 4,905 (93%), so the model keeps a margin
+PLACE_LIMIT = {"ice40": 0.9}
 
 
 #: LUT4s of one record generator (rtl/sequencer_gen.py) = fixed + per record bit (its adders
@@ -175,6 +190,13 @@ def estimate(prog: pg.Program, part: str, generator: bool | None = None) -> dict
             n = bram_blocks(mem.depth, mem.width, mem.reads, p.family) * mem.copies
             brams += n
             mems[mem.name] = {"brams": n}
+    if p.family == "ice40":
+        lut4, ffs = ice40_logic(prog)
+        lut4 += rom_luts
+        lc = ICE40_MODEL["lc"]
+        luts = lc["lut"] * lut4 + lc["ff"] * ffs
+        return {"luts": int(round(luts)), "lut4": int(round(lut4)), "ffs": int(round(ffs)), "brams": brams, "sprams": 0,
+                "dsps": multipliers(prog), "memories": mems}
     m = LUT_MODEL
     levels = max(1, prog.nthr)
     luts = (m["fixed"] + (m["pe"] + m["pe_per_lane"] * L) * R * C + m["row"] * R * (1 + levels) / 2
@@ -182,11 +204,46 @@ def estimate(prog: pg.Program, part: str, generator: bool | None = None) -> dict
     return {"luts": int(round(luts)), "brams": brams, "sprams": 0, "dsps": 0, "memories": mems}
 
 
+def ice40_features(prog: pg.Program) -> dict:
+    """The features of ``ICE40_MODEL``, by name, for the LUT4s ("lut") and flip-flops ("ff")."""
+    R, C, L = prog.cfg.rows, prog.cfg.cols, prog.cfg.lanes
+    sums = prog.depth * prog.pe_bits                   # a PE's plane sums, bits
+    return {"lut": {"fixed": 1, "pe": R * C, "pe_lane": R * C * L, "row_level": R * (1 + max(1, prog.nthr)) / 2,
+                    "word_bit": prog.region_width * C},
+            "ff": {"fixed": 1, "pe_sum_bit": R * C * sums, "row_bit": R * (sums + prog.nthr * (prog.s_bits + 1)),
+                   "word_bit": prog.region_width * C, "lane": L * (R + C)}}
+
+
+def ice40_logic(prog: pg.Program) -> tuple[float, float]:
+    """(LUT4s, flip-flops) of the core on an iCE40 without its ROMs in logic (``ICE40_MODEL``)."""
+    f = ice40_features(prog)
+    return tuple(sum(ICE40_MODEL[k][n] * v for n, v in f[k].items()) for k in ("lut", "ff"))
+
+
+def multipliers(prog: pg.Program) -> int:
+    """SB_MAC16s that synth_ice40 -dsp maps: the drain's per-row, per-plane base products
+    (R x depth), the output unit's score scaling (one, where the scores are scaled) and, where
+    the program has an im2col pass and C > 1, one more (yosys maps the drain's write address's
+    add into one: digits-tiny at 2x2x8, not at 2x1x8). Exact on the 9 calibration points
+    (benchmarks/ice40_fit.py); gw16d's drain changes will change it."""
+    extra = 1 if prog.col_depth and prog.cfg.cols > 1 else 0
+    return prog.cfg.rows * prog.depth + (1 if any(prog.score_mul) else 0) + extra
+
+
 def fits(used: dict, part: str) -> list[str]:
     """The kinds a configuration needs more of than the part has (empty: it fits)."""
+    return [k for k, n in available(part).items() if used[k] > n]
+
+
+def lut_unit(part: str) -> str:
+    """What an estimate's "luts" counts on the part: nextpnr's logic cells on an iCE40, LUTs elsewhere."""
+    return "logic cells" if PARTS[part].family == "ice40" else "LUTs"
+
+
+def available(part: str) -> dict:
+    """What a configuration may use of a part: its totals, and on an iCE40 ``PLACE_LIMIT`` of its logic cells."""
     p = PARTS[part]
-    avail = {"luts": p.luts, "brams": p.brams, "sprams": p.sprams, "dsps": p.dsps}
-    return [k for k in avail if used[k] > avail[k]]
+    return {"luts": int(p.luts * PLACE_LIMIT.get(p.family, 1.0)), "brams": p.brams, "sprams": p.sprams, "dsps": p.dsps}
 
 
 #: Array configurations tried for a board, as (rows, cols, lanes)
@@ -209,11 +266,11 @@ def choose_config(model, board: str, clock_mhz: float = 100.0) -> tuple[pg.Array
         tried.append((cfg, est, pg.cycle_model(prog).total, fits(est, part)))
     ok = [t for t in tried if not t[3]]
     if not ok:
-        p = PARTS[part]
-        best = min(tried, key=lambda t: max(t[1]["luts"] / p.luts, t[1]["brams"] / p.brams))
+        avail = available(part)
+        best = min(tried, key=lambda t: max(t[1][k] / max(1, avail[k]) for k in avail))
         cfg, est = best[0], best[1]
         raise HwbinError(f"--board {board}: the model fits no array configuration on the {part} (smallest need: "
-                         f"{cfg.label()} with {est['luts']} of {p.luts} LUTs, {est['brams']} of {p.brams} block "
-                         f"RAMs); use a smaller model or a larger board")
+                         f"{cfg.label()} with {est['luts']} of {avail['luts']} {lut_unit(part)}, {est['brams']} of {avail['brams']} "
+                         f"block RAMs, {est['dsps']} of {avail['dsps']} DSPs); use a smaller model or a larger board")
     cfg, est, _, _ = max(ok, key=lambda t: (t[0].rows * t[0].cols * t[0].lanes, -t[2]))
     return cfg, est, tried

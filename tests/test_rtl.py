@@ -423,6 +423,29 @@ def test_board_picks_a_config_that_the_model_says_fits_or_refuses_in_one_line(tm
     assert not (tmp_path / "rtl").exists()
 
 
+def test_ice40_model_counts_the_cells_yosys_maps_for_the_config_it_picks(tmp_path):
+    """digits-tiny on the UP5K: the configuration ``--board icebreaker`` picks, mapped by yosys
+    (synth_ice40 -dsp, as the board build): its DSPs are the model's, its block RAMs at most one
+    fewer, its LUT4s
+    and flip-flops within 10%, and the logic cells those counts stand for (``ICE40_MODEL["lc"]``,
+    fitted on nextpnr's placements) stay under the placement limit, as the estimate did. The
+    placement itself is benchmarks/ice40_fit.py's (minutes)."""
+    from hwbin.rtl import resources as rs
+    from hwbin.rtl.synth import synth_core
+
+    tiny, _ = zoo_ir("digits-tiny")
+    cfg, est, _ = rs.choose_config(tiny, "icebreaker")
+    ir.save(tiny, tmp_path / "tiny.hwbin")
+    generate_rtl(tmp_path / "tiny.hwbin", tmp_path / "rtl", cfg)
+    s = synth_core(tmp_path / "rtl", "ice40-up5k", tmp_path / "synth")
+    assert s["dsps"]["used"] == est["dsps"]
+    assert s["brams"]["used"] <= est["brams"] <= s["brams"]["used"] + 1      # yosys packs one memory tighter
+    assert s["luts"]["used"] == pytest.approx(est["lut4"], rel=0.1)
+    assert s["ffs"]["used"] == pytest.approx(est["ffs"], rel=0.1)
+    lc = rs.ICE40_MODEL["lc"]
+    assert lc["lut"] * s["luts"]["used"] + lc["ff"] * s["ffs"]["used"] <= rs.available("ice40-up5k")["luts"]
+
+
 @pytest.mark.parametrize("fout, divf, divq", [(24, 63, 5), (40, 52, 4), (42, 55, 4)])
 def test_ice40_pll_dividers_match_icepll(fout, divf, divq):
     """The divider search against settings icepll printed for a 12 MHz input (its generated
