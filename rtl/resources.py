@@ -128,18 +128,22 @@ LUT_MODEL = {"fixed": 1500, "pe_per_lane": 4.5, "pe": 12, "row": 190, "word_bit"
 #: The iCE40 model (multipliers in SB_MAC16: synth_ice40 -dsp; tile and drain tables from
 #: generators). nextpnr-ice40 places logic cells, a LUT4 and a flip-flop each, and this design
 #: has more flip-flops than LUT4s (pipeline registers without a LUT of their own): a
-#: least-squares fit of yosys ``synth_ice40 -dsp`` counts of the core (benchmarks/ice40_fit.py)
-#: gives the LUT4s and the flip-flops from the same features (PEs, PE lanes, drain rows x
-#: levels, activation word bits x columns; flip-flops: the PEs' plane sums, the drain rows'
-#: sums and thresholds, the activation words, the lanes), and the placed logic cells are
-#: ``lc`` of them (fit of nextpnr's ICESTORM_LC count of board builds: 4 builds within 70 cells).
+#: non-negative least-squares fit of yosys ``synth_ice40 -dsp`` counts of the core over 9
+#: configurations of digits-tiny, digits-cnn and shapes-seg (benchmarks/ice40_fit.py
+#: ``calibrate``; within 6% of each) gives the LUT4s and the flip-flops from the same kind of
+#: features (LUT4s: PEs, PE lanes, drain rows x levels, activation word bits x columns;
+#: flip-flops: the PEs' plane sums, the drain rows' sums and thresholds, the activation word
+#: bits, the lanes), and the placed logic cells are ``lc`` of them (a fit of nextpnr's
+#: ICESTORM_LC in 4 board builds of digits-tiny, within 70 cells; 2 more at 2x2x8 and 2x1x16
+#: within 51). Recalibrate when the drain or the pipeline changes.
 ICE40_MODEL = {
     "lut": {"fixed": 737, "pe": 0.0, "pe_lane": 5.43, "row_level": 82.2, "word_bit": 4.67},
     "ff": {"fixed": 1183, "pe_sum_bit": 0.54, "row_bit": 5.73, "word_bit": 6.8, "lane": 20.4},
     "lc": {"lut": 0.93, "ff": 0.81},
 }
 #: the share of a part's logic cells a design may take and still be placed: nextpnr-ice40
-#: placed digits-tiny at 4,851 cells (92%) and gave up at 4,905 (93%), so the model keeps a margin
+#: placed digits-tiny at 4,851 cells (92%, 8bc8e1d) and gave up at 4,905 (93%), so the model
+#: keeps a margin for its own error
 PLACE_LIMIT = {"ice40": 0.9}
 
 
