@@ -298,9 +298,10 @@ def _array_config(args):
         return ArrayConfig(*given, args.clock_mhz, part)
     cfg, est, _ = rs.choose_config(ir.load(args.file), args.board, args.clock_mhz)
     cfg = ArrayConfig(*(v or c for v, c in zip(given, (cfg.rows, cfg.cols, cfg.lanes))), args.clock_mhz, part)
-    p = rs.PARTS[part]
+    avail = rs.available(part)
     print(f"--board {args.board}: array {cfg.label()} on the {part}, the largest that fits by the resource model "
-          f"(estimate {est['luts']} of {p.luts} LUT4s, {est['brams']} of {p.brams} block RAMs; rtl/resources.py)")
+          f"(estimate {est['luts']} of {avail['luts']} {rs.lut_unit(part)}, {est['brams']} of {avail['brams']} block RAMs, "
+          f"{est['dsps']} of {avail['dsps']} DSPs; rtl/resources.py)")
     return cfg
 
 

@@ -92,14 +92,29 @@ def logic_rom_luts(depth: int, width: int) -> int:
     return width * (2 * leaves - 1)
 
 
+#: The tables that a record generator (rtl/sequencer_gen.py) replaces, and the part families where
+#: it does: on an iCE40 the flat tables take most block RAMs (57 of 30 for digits-cnn at 4x1x16);
+#: on an ECP5 (a DP16KD holds 18 kbit, 56 of them on a 25F) the ROMs cost no logic, the generators ~300 LUT4s.
+GENERATED = ("tile_rom", "drain_rom")
+GENERATOR_FAMILIES = ("ice40",)
+
+
 def memory_style(mem: MemShape, part: str) -> str:
-    """'block' or 'logic' for one memory on a part ('' = yosys decides). The input memory is
+    """'block', 'logic' or 'generator' (the tile and drain tables on an iCE40: ``GENERATED``)
+    for one memory on a part ('' = yosys decides). The input memory is
     always block RAM (see ``top._memory``); the activation and im2col memories are left to
     yosys. On a part, a ROM (or the few words of the score memory) goes to logic when that costs fewer LUT4s than a sixth of the LUTs the
     block RAMs it would take stand for (30 block RAMs against 5,280 LUT4s on a UP5K)."""
     if not part or mem.name in ("in_mem", "act_mem", "col_mem"):
         return "block" if mem.name == "in_mem" else ""
     p = PARTS[part]
+    if mem.name in GENERATED and p.family in GENERATOR_FAMILIES:
+        return "generator"
+    return rom_style(mem, p)
+
+
+def rom_style(mem: MemShape, p: Part) -> str:
+    """'logic' or 'block' for a ROM on part ``p``, by the rule of ``memory_style``."""
     blocks = bram_blocks(mem.depth, mem.width, mem.reads, p.family)
     return "logic" if logic_rom_luts(mem.depth, mem.width) * mem.reads <= blocks * p.luts / p.brams / 6 else "block"
 
@@ -107,10 +122,29 @@ def memory_style(mem: MemShape, part: str) -> str:
 #: LUT4s = fixed + per_pe(L) x R x C + per_row x R x (levels) + per_word_bit x region width
 #: x C + the logic ROMs. Calibrated on yosys ``synth_ice40`` cell counts (SB_LUT4 + SB_CARRY
 #: do not share: a carry sits beside its LUT) of digits-cnn and digits-tiny, see docs/hardware.md.
-#: ``lc_per_lut``: nextpnr-ice40 places logic cells (a LUT4 and a flip-flop each), and flip-flops
-#: without a LUT of their own and carries take cells too: digits-tiny at 4x2x16 needed 5,708
-#: cells where this model's LUT4s said 4,288 (one placed point so far: calibrate further).
+#: ``lc_per_lut``: on an ECP5 the LUT4s estimated are scaled by it (the margin for carries).
 LUT_MODEL = {"fixed": 1500, "pe_per_lane": 4.5, "pe": 12, "row": 190, "word_bit": 6.0, "lc_per_lut": 1.33}
+
+#: The iCE40 model (multipliers in SB_MAC16: synth_ice40 -dsp; tile and drain tables from
+#: generators). nextpnr-ice40 places logic cells, a LUT4 and a flip-flop each, and this design
+#: has more flip-flops than LUT4s (pipeline registers without a LUT of their own): a
+#: non-negative least-squares fit of yosys ``synth_ice40 -dsp`` counts of the core over 9
+#: configurations of digits-tiny, digits-cnn and shapes-seg (benchmarks/ice40_fit.py
+#: ``calibrate``; within 6% of each) gives the LUT4s and the flip-flops from the same kind of
+#: features (LUT4s: PEs, PE lanes, drain rows x levels, activation word bits x columns;
+#: flip-flops: the PEs' plane sums, the drain rows' sums and thresholds, the activation word
+#: bits, the lanes), and the placed logic cells are ``lc`` of them (a fit of nextpnr's
+#: ICESTORM_LC in 4 board builds of digits-tiny, within 70 cells; 2 more at 2x2x8 and 2x1x16
+#: within 51). Recalibrate when the drain or the pipeline changes.
+ICE40_MODEL = {
+    "lut": {"fixed": 737, "pe": 0.0, "pe_lane": 5.43, "row_level": 82.2, "word_bit": 4.67},
+    "ff": {"fixed": 1183, "pe_sum_bit": 0.54, "row_bit": 5.73, "word_bit": 6.8, "lane": 20.4},
+    "lc": {"lut": 0.93, "ff": 0.81},
+}
+#: the share of a part's logic cells a design may take and still be placed: nextpnr-ice40
+#: placed digits-tiny at 4,851 cells (92%, 8bc8e1d) and gave up at 4,905 (93%), so the model
+#: keeps a margin for its own error
+PLACE_LIMIT = {"ice40": 0.9}
 
 
 #: LUT4s of one record generator (rtl/sequencer_gen.py) = fixed + per record bit (its adders
@@ -133,19 +167,23 @@ def generator_luts(prog: pg.Program) -> dict:
     return out
 
 
-def estimate(prog: pg.Program, part: str, generator: bool = False) -> dict:
+def estimate(prog: pg.Program, part: str, generator: bool | None = None) -> dict:
     """{kind: used} for luts, brams, sprams, dsps, with the memories one by one.
     ``generator``: the tile and drain ROMs replaced by record generators in logic
-    (rtl/sequencer_gen.py; not yet wired into Top, so ``hwbin rtl --board`` leaves it off)."""
+    (rtl/sequencer_gen.py) or not; None: as ``Top`` builds them on the part (``memory_style``)."""
     p = PARTS[part]
     cfg = prog.cfg
     R, C, L = cfg.rows, cfg.cols, cfg.lanes
     mems, brams, rom_luts = {}, 0, 0
+    if generator is None:
+        generator = p.family in GENERATOR_FAMILIES
     gen = generator_luts(prog) if generator else {}
     for mem in memory_shapes(prog):
         style = memory_style(mem, part)
         table = mem.name.removesuffix("_rom")
-        if table in gen:
+        if style == "generator" and not gen:
+            style = rom_style(mem, p)
+        if mem.name in GENERATED and table in gen:
             rom_luts += gen[table]
             mems[mem.name] = {"luts": gen[table], "generator": True}
         elif style == "logic":
@@ -156,6 +194,13 @@ def estimate(prog: pg.Program, part: str, generator: bool = False) -> dict:
             n = bram_blocks(mem.depth, mem.width, mem.reads, p.family) * mem.copies
             brams += n
             mems[mem.name] = {"brams": n}
+    if p.family == "ice40":
+        lut4, ffs = ice40_logic(prog)
+        lut4 += rom_luts
+        lc = ICE40_MODEL["lc"]
+        luts = lc["lut"] * lut4 + lc["ff"] * ffs
+        return {"luts": int(round(luts)), "lut4": int(round(lut4)), "ffs": int(round(ffs)), "brams": brams, "sprams": 0,
+                "dsps": multipliers(prog), "memories": mems}
     m = LUT_MODEL
     levels = max(1, prog.nthr)
     luts = (m["fixed"] + (m["pe"] + m["pe_per_lane"] * L) * R * C + m["row"] * R * (1 + levels) / 2
@@ -163,11 +208,46 @@ def estimate(prog: pg.Program, part: str, generator: bool = False) -> dict:
     return {"luts": int(round(luts)), "brams": brams, "sprams": 0, "dsps": 0, "memories": mems}
 
 
+def ice40_features(prog: pg.Program) -> dict:
+    """The features of ``ICE40_MODEL``, by name, for the LUT4s ("lut") and flip-flops ("ff")."""
+    R, C, L = prog.cfg.rows, prog.cfg.cols, prog.cfg.lanes
+    sums = prog.depth * prog.pe_bits                   # a PE's plane sums, bits
+    return {"lut": {"fixed": 1, "pe": R * C, "pe_lane": R * C * L, "row_level": R * (1 + max(1, prog.nthr)) / 2,
+                    "word_bit": prog.region_width * C},
+            "ff": {"fixed": 1, "pe_sum_bit": R * C * sums, "row_bit": R * (sums + prog.nthr * (prog.s_bits + 1)),
+                   "word_bit": prog.region_width * C, "lane": L * (R + C)}}
+
+
+def ice40_logic(prog: pg.Program) -> tuple[float, float]:
+    """(LUT4s, flip-flops) of the core on an iCE40 without its ROMs in logic (``ICE40_MODEL``)."""
+    f = ice40_features(prog)
+    return tuple(sum(ICE40_MODEL[k][n] * v for n, v in f[k].items()) for k in ("lut", "ff"))
+
+
+def multipliers(prog: pg.Program) -> int:
+    """SB_MAC16s that synth_ice40 -dsp maps: the drain's per-row, per-plane base products
+    (R x depth), the output unit's score scaling (one, where the scores are scaled) and, where
+    the program has an im2col pass and C > 1, one more (yosys maps the drain's write address's
+    add into one: digits-tiny at 2x2x8, not at 2x1x8). Exact on the 9 calibration points
+    (benchmarks/ice40_fit.py); gw16d's drain changes will change it."""
+    extra = 1 if prog.col_depth and prog.cfg.cols > 1 else 0
+    return prog.cfg.rows * prog.depth + (1 if any(prog.score_mul) else 0) + extra
+
+
 def fits(used: dict, part: str) -> list[str]:
     """The kinds a configuration needs more of than the part has (empty: it fits)."""
+    return [k for k, n in available(part).items() if used[k] > n]
+
+
+def lut_unit(part: str) -> str:
+    """What an estimate's "luts" counts on the part: nextpnr's logic cells on an iCE40, LUTs elsewhere."""
+    return "logic cells" if PARTS[part].family == "ice40" else "LUTs"
+
+
+def available(part: str) -> dict:
+    """What a configuration may use of a part: its totals, and on an iCE40 ``PLACE_LIMIT`` of its logic cells."""
     p = PARTS[part]
-    avail = {"luts": p.luts, "brams": p.brams, "sprams": p.sprams, "dsps": p.dsps}
-    return [k for k in avail if used[k] > avail[k]]
+    return {"luts": int(p.luts * PLACE_LIMIT.get(p.family, 1.0)), "brams": p.brams, "sprams": p.sprams, "dsps": p.dsps}
 
 
 #: Array configurations tried for a board, as (rows, cols, lanes)
@@ -190,11 +270,11 @@ def choose_config(model, board: str, clock_mhz: float = 100.0) -> tuple[pg.Array
         tried.append((cfg, est, pg.cycle_model(prog).total, fits(est, part)))
     ok = [t for t in tried if not t[3]]
     if not ok:
-        p = PARTS[part]
-        best = min(tried, key=lambda t: max(t[1]["luts"] / p.luts, t[1]["brams"] / p.brams))
+        avail = available(part)
+        best = min(tried, key=lambda t: max(t[1][k] / max(1, avail[k]) for k in avail))
         cfg, est = best[0], best[1]
         raise HwbinError(f"--board {board}: the model fits no array configuration on the {part} (smallest need: "
-                         f"{cfg.label()} with {est['luts']} of {p.luts} LUTs, {est['brams']} of {p.brams} block "
-                         f"RAMs); use a smaller model or a larger board")
+                         f"{cfg.label()} with {est['luts']} of {avail['luts']} {lut_unit(part)}, {est['brams']} of {avail['brams']} "
+                         f"block RAMs, {est['dsps']} of {avail['dsps']} DSPs); use a smaller model or a larger board")
     cfg, est, _, _ = max(ok, key=lambda t: (t[0].rows * t[0].cols * t[0].lanes, -t[2]))
     return cfg, est, tried

