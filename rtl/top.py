@@ -187,8 +187,9 @@ class Top(wiring.Component):
                 row = sum((t + 1) << (j * tb) for j, t in enumerate(thr)) | (neg << (p.nthr * tb))
                 word |= row << (r * self.rw)
             twords.append(word)
+        self.thr_style = style["thr_rom"]
         m.submodules.thr_rom = thr_rom = _memory(shape=unsigned(R * self.rw), depth=len(twords), init=twords,
-                                                   style=style["thr_rom"])
+                                                   style=self.thr_style)
         self.in_mems, self.act_mems, self.col_mems = [], [], []
         for c in range(C):
             if p.col_depth:
@@ -319,6 +320,30 @@ class Top(wiring.Component):
             fetch.d.comb += word.eq(chosen)
             fetch.d.sync += acts[c * L:(c + 1) * L].eq(Mux(pads[c], 0, Array(word[o:o + L] for o in offsets)[off4] & mask4))
         return acts
+
+    # ------------------------------------------------------------------ thresholds
+    def _thresholds(self, drain: Module, thr_rp, thr_index, capture) -> Signal:
+        """The R rows' threshold word of the tile the drain tests, one register of it: the
+        ROM is read again for each tile (``thr_index``: its word, the cycle before capture)
+        so that the word lands the cycle before the tile's first column is tested, instead
+        of being read at capture and carried down the drain's stages beside the column (a
+        wide word in flip-flops per stage: 2,400 FFs at 8x4x32). One register holds it, as the
+        next tile's word lands only after this tile's last test: capture to capture is the
+        tile's gap, at least its columns. A ROM in block RAM (``memory_style`` "block")
+        lands in a register of its own (no block RAM output goes further than a register);
+        elsewhere the read port's register is the only one (yosys puts a ROM of a few words
+        in logic, where that register follows the LUTs)."""
+        test = MUL_IN_REGS + MUL_OUT_REGS + 2          # capture to column 0's threshold tests
+        land = self.thr_style == "block"
+        read = test - 1 - int(land)                    # the ROM's read: capture + read, data at + read + 1
+        drain.d.comb += [thr_rp.addr.eq(delay(drain, thr_index, read + 1, "thr_addr")),
+                         thr_rp.en.eq(delay(drain, capture, read, "thr_read"))]
+        if not land:
+            return thr_rp.data
+        word = Signal.like(thr_rp.data, name="thr_word")
+        with drain.If(delay(drain, capture, test - 1, "thr_land")):
+            drain.d.sync += word.eq(thr_rp.data)
+        return word
 
     # ------------------------------------------------------------------ elaborate
     def elaborate(self, platform):
@@ -522,20 +547,19 @@ class Top(wiring.Component):
         early = delay(drain, issue & last_compute & (tile.nvalid != 0), lat - 1, "cap")
         capture = delay(drain, early, 1, "cap")
         D, W = p.depth, p.pe_bits
-        drain.d.comb += [drain_rp.addr.eq(delay(drain, idx, lat - 1, "tidx")),
-                         thr_rp.addr.eq(delay(drain, tile.thr, lat - 1, "thr"))]
-        # the drain's context (tile, out word, thresholds) is read the cycle before capture and
-        # registered at capture, held while the next tile runs: no block RAM output in the drain
-        drain.d.comb += [drain_rp.en.eq(early), thr_rp.en.eq(early)]
+        drain.d.comb += drain_rp.addr.eq(delay(drain, idx, lat - 1, "tidx"))
+        # the drain's context (tile, out word) is read the cycle before capture and registered
+        # at capture, held while the next tile runs: no block RAM output in the drain
+        drain.d.comb += drain_rp.en.eq(early)
+        thr_word = self._thresholds(drain, thr_rp, delay(drain, tile.thr, lat - 1, "thr"), capture)
         dtile_reg = Signal(self.drain_layout.size)
         out_word = Signal(C * self.gw)
-        thr_word = Signal.like(thr_rp.data)
         dactive = Signal()
         dcol = Signal(range(max(2, C)))
         dtile = data.View(self.drain_layout, dtile_reg)
         with drain.If(capture):
             drain.d.sync += [dactive.eq(1), dcol.eq(0), dtile_reg.eq(drain_rp.data),
-                             out_word.eq(data.View(self.drain_layout, drain_rp.data).out), thr_word.eq(thr_rp.data)]
+                             out_word.eq(data.View(self.drain_layout, drain_rp.data).out)]
         with drain.Elif(dactive):
             drain.d.sync += dcol.eq(dcol + 1)
             with drain.If(dcol == dtile.nvalid - 1):
@@ -584,7 +608,7 @@ class Top(wiring.Component):
         coefs_reg = [delay(drain, c, MUL_IN_REGS, f"dcoef{i}") for i, c in enumerate(coefs)]
         prods = [[delay(drain, col_reg[(r * D + i) * W:(r * D + i + 1) * W] * coefs_reg[i], MUL_OUT_REGS, f"prod{r}_{i}")
                   for i in range(D)] for r in range(R)]
-        ctx = {"thr": thr_word, "kshift": kshift, "rot": dtile.rot, "nfix": dtile.nfix,
+        ctx = {"kshift": kshift, "rot": dtile.rot, "nfix": dtile.nfix,
                "lv_addr": dst_base + out_pos, "lv_en": Mux(dactive & ~is_score, dtile.wen, 0),
                "sc_addr": out_pos * p.score_rows + dtile.rt, "sc_en": dactive & is_score}
         ctx1 = {k: delay(drain, v, MUL_IN_REGS + MUL_OUT_REGS, f"d1_{k}") for k, v in ctx.items()}
@@ -600,8 +624,9 @@ class Top(wiring.Component):
                 acc = Signal(signed(ab), name=f"acc{r}")
                 drain.d.sync += acc.eq(ctx1["nfix"] - (sum(prods[r]) << 1))
                 accs.append(acc)
-        thr2, kshift2, rot2, lv_addr, lv_en, sc_addr, sc_en = (
-            delay(drain, ctx1[k], 1, f"d2_{k}") for k in ("thr", "kshift", "rot", "lv_addr", "lv_en", "sc_addr", "sc_en"))
+        kshift2, rot2, lv_addr, lv_en, sc_addr, sc_en = (
+            delay(drain, ctx1[k], 1, f"d2_{k}") for k in ("kshift", "rot", "lv_addr", "lv_en", "sc_addr", "sc_en"))
+        thr2 = thr_word
         # drain stage 3: c = #{j : S <= W_j}, the level c or, where the row flips, nthr - c =
         # c XOR nthr (program.sum_thresholds). The ROM holds W + 1, and a row's nthr tests
         # S >= W_j + 1 (= not S <= W_j) are one subtraction, side by side in one carry chain
