@@ -316,6 +316,7 @@ def compile_program(model: Model, cfg: ArrayConfig | None = None) -> Program:
             pe_max = max(pe_max, plane_bound * ((1 << op.K) - 1 if op.horner else 1))
         else:
             _compile_pass(prog, op)
+    _compile_flush(prog)
     prog.tiles.append({"kind": KIND_END, "layer": len(ops), "wait": 1, "last": 0})
     prog.pe_bits = pe_max.bit_length()
     prog.s_bits = max(1, bound_max.bit_length())
@@ -520,6 +521,90 @@ def _compile_pass(prog: Program, op: Op) -> None:
                        "last": op.npos * op.window - 1})
 
 
+def _write_times(prog: Program, op: Op) -> tuple[int, dict]:
+    """The cycles from a layer's last step to its last activation write, and, per address it
+    writes, an upper bound on that address's last write relative to the last write (<= 0).
+    A compute tile's column c is written COMPUTE_LATENCY + skew + DRAIN_WRITE_LATENCY + 1 + c
+    cycles after the tile's last step, and a tile's last step comes at least its ``gap``
+    before the next tile's; a pass writes output position o at its window's last step + 4,
+    one step per cycle."""
+    writes = {}
+    if op.kind == "compute":
+        skew = drain_skew(prog.cfg)
+        tiles = [prog.tiles[ti] for ti in op.tiles]
+        last = tiles[-1]
+        full = COMPUTE_LATENCY + skew + last["nvalid"] + DRAIN_WRITE_LATENCY
+        before = 0                   # at least this many cycles from the tile's last step to the layer's
+        for tile in reversed(tiles):
+            out = prog.gather[tile["gbase"] + tile["T"]]
+            for c in range(tile["nvalid"]):
+                addr = op.dst_base + out[c][0]
+                writes.setdefault(addr, 1 + c - last["nvalid"] - before)
+            before += tile["gap"]
+        return full, writes
+    for o in range(op.npos):
+        writes[op.dst_base + o] = -(op.npos - 1 - o) * op.window
+    return PASS_LATENCY, writes
+
+
+def _step_reads(prog: Program, op: Op):
+    """The activation-memory addresses each step of a layer reads (at the step's issue + 2),
+    in issue order: a compute step its tap's gather word (planes, taps, lane chunks fastest),
+    a pass step column 0 of its own."""
+    for ti in op.tiles:
+        tile = prog.tiles[ti]
+        if op.kind != "compute":
+            for i in range(tile["last"] + 1):
+                yield [prog.gather[tile["gbase"] + i][0][0]]
+            continue
+        for step in range(tile["last"] + 1):
+            word = prog.gather[tile["gbase"] + step // op.J % tile["T"]]
+            yield [a for a, pad in word if not pad]
+
+
+def _early(prog: Program, a: Op, b: Op, full: int, writes: dict) -> int:
+    """How many cycles before layer a's last activation write the first step of layer b may
+    issue (``full`` cycles after a's last step). A read at the step's issue + 2 sees every
+    write of an earlier cycle, and b's step i issues at least i cycles after its first, so
+    each read of an address a writes bounds the lead. A pass after a layer with a drain
+    writes through the same port: its first write (a window's last step + 4) must come after
+    the drain's last. After the first-layer engine, whose gather and weight reads are
+    issued up to C + COMPUTE_LATENCY + skew - 2 cycles after its last step, b's reads wait
+    for those. Other pairs (im2col, the engine's start, the output unit) do not lead."""
+    readers = ("pool", "shuffle")
+    if a.kind not in ("compute",) + readers or not (b.kind in readers or (b.kind == "compute" and b.engine == "array"
+                                                                       and b.src == SRC_REGION)):
+        return 0
+    lead = full - 1
+    if a.engine == "first":
+        lead = min(lead, full - (prog.cfg.cols + COMPUTE_LATENCY + drain_skew(prog.cfg) - 1))
+    if a.kind == "compute" and b.kind in readers:
+        lead = min(lead, b.window + 2)
+    for i, addrs in enumerate(_step_reads(prog, b)):
+        if i + 1 >= lead:             # every write is at or before the last: no later step bounds the lead
+            break
+        for addr in addrs:
+            if addr in writes:
+                lead = min(lead, i + 1 - writes[addr])
+    return max(lead, 0)
+
+
+def _compile_flush(prog: Program) -> None:
+    """Each tile's ``flush``: cycles from its last step until the next layer's first step may
+    issue, less one (the sequencer's countdown). The full wait is the layer's last write;
+    the next layer may lead it where its reads and writes do not meet the writes still in
+    flight (``_early``); only the layer's last tile's count ends up mattering."""
+    ops = prog.ops
+    for a, b in zip(ops, ops[1:] + [None]):
+        full, writes = _write_times(prog, a)
+        lead = _early(prog, a, b, full, writes) if b is not None else 0
+        for ti in a.tiles:
+            tile = prog.tiles[ti]
+            own = COMPUTE_LATENCY + drain_skew(prog.cfg) + tile["nvalid"] + DRAIN_WRITE_LATENCY \
+                if a.kind == "compute" else PASS_LATENCY
+            tile["flush"] = max(own - 1 - lead, 0)
+
+
 def sum_thresholds(thresholds, flip: bool, nfix: int, nthr: int, bound: int) -> list[int]:
     """A row's thresholds on S = sum_k b_k pop_k (the drain's weighted sum) instead of acc =
     nfix - 2 S, so the drain forms no accumulator: its level is c = #{j : S <= W_j}, or
@@ -575,7 +660,7 @@ class CycleReport:
     """Cycle of every output beat (cycle 0 = the first input beat), and per-layer spans."""
     beat_cycles: np.ndarray
     load_cycles: int
-    layer_spans: list[tuple[int, int]]   # (first issue, last write) per op
+    layer_spans: list[tuple[int, int]]   # (first issue, first cycle the next layer may issue) per op
     total: int                            # cycles from the first input beat to the last beat, inclusive
 
 
@@ -599,10 +684,9 @@ def cycle_model(prog: Program) -> CycleReport:
                 if op.engine == "first" and tile["nvalid"] and last != cyc + steps - 1:
                     raise AssertionError("a first-layer engine tile must run its steps back to back")
                 drain_free = last + tile["gap"]
-                flush_free = last + COMPUTE_LATENCY + drain_skew(prog.cfg) + tile["nvalid"] + DRAIN_WRITE_LATENCY
             else:
                 last = cyc + op.npos * op.window - 1
-                flush_free = last + PASS_LATENCY
+            flush_free = last + tile["flush"] + 1
             cyc = last + 1
         spans.append((start, flush_free))
     first_request = max(cyc, flush_free) + 1

@@ -116,7 +116,8 @@ MUL_IN_REGS, MUL_OUT_REGS = 3, 2
 #: and the drain (the drain ROM, read when it takes the tile; ``out`` is the tile's out word,
 #: the destination of each column). Each ROM has one read port: an iCE40 block RAM has one,
 #: so a ROM read by both would be stored twice (300 of 324 block RAMs at 2x1x8 on a UP5K).
-TILE_FIELDS = ["kind", "layer", "wait", "last", "T", "gbase", "wbase", "cbase", "colbase", "thr", "nvalid", "gap", "load"]
+TILE_FIELDS = ["kind", "layer", "wait", "last", "T", "gbase", "wbase", "cbase", "colbase", "thr", "nvalid", "gap", "load",
+               "flush"]
 DRAIN_FIELDS = ["kind", "layer", "rot", "rt", "nfix", "nvalid", "wen", "out"]
 
 
@@ -478,13 +479,13 @@ class Top(wiring.Component):
                         seq.d.sync += [t_c.eq(0), wstep.eq(0), p_c.eq(p_c + 1), plane_base.eq(plane_base + stride)]
             with seq.If(last_compute):
                 seq.d.sync += [t_c.eq(0), j_c.eq(0), p_c.eq(0), plane_base.eq(0), wstep.eq(0), drain_cd.eq(tile.gap - 1),
-                               flush_cd.eq(tile.nvalid + skew + pg.COMPUTE_LATENCY + pg.DRAIN_WRITE_LATENCY - 1)]
+                               flush_cd.eq(tile.flush)]
         with seq.If(pissue):
             seq.d.sync += [wpass.eq(wpass + 1), t_c.eq(t_c + 1)]
             with seq.If(wpass == window - 1):
                 seq.d.sync += [wpass.eq(0), opass.eq(opass + 1)]
             with seq.If(last_pass):
-                seq.d.sync += [opass.eq(0), t_c.eq(0), flush_cd.eq(pg.PASS_LATENCY - 1)]
+                seq.d.sync += [opass.eq(0), t_c.eq(0), flush_cd.eq(tile.flush)]
         with seq.If(advance):
             seq.d.sync += idx.eq(idx + 1)
         go_out = running & (tile.kind == pg.KIND_END) & (flush_cd == 0)

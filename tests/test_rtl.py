@@ -193,7 +193,12 @@ def test_cycle_model_counts_tiles_and_steps(lanes, im2col, conv_steps, dense_chu
     dense_steps = 36 * dense_chunks * 2        # 36 positions as taps, 4 channels, order 2
     conv_last = conv_start + conv_steps - 1
     skew = cfg.rows - 1                        # the drain waits for the array's last row
-    dense_start = conv_last + pg.COMPUTE_LATENCY + skew + 36 + pg.DRAIN_WRITE_LATENCY
+    # the dense layer may start before the conv's last write (program._early): its step i reads
+    # position i (one tap per step, lane chunks fastest) at its issue + 2, which the conv wrote
+    # 35 - i cycles before its last write: 36 cycles early. After the engine, its reads wait
+    # for the engine's own late reads instead, C + COMPUTE_LATENCY + skew - 1 after its last step
+    lead = 36 if im2col or lanes == 1 else 36 + pg.DRAIN_WRITE_LATENCY - (36 - 1)
+    dense_start = conv_last + pg.COMPUTE_LATENCY + skew + 36 + pg.DRAIN_WRITE_LATENCY - lead
     dense_last = dense_start + dense_steps - 1
     first_request = dense_last + pg.COMPUTE_LATENCY + skew + 1 + pg.DRAIN_WRITE_LATENCY + 1
     assert rep.beat_cycles[0] == first_request + pg.OUTPUT_LATENCY
