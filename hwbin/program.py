@@ -119,6 +119,8 @@ class Op:
     window: int = 0
     perm: tuple = ()
     shuffle_id: int = 0
+    # cycles the next layer's first step may lead this layer's last write (``_early``)
+    lead: int = 0
     tiles: list = field(default_factory=list)
 
 
@@ -590,19 +592,22 @@ def _early(prog: Program, a: Op, b: Op, full: int, writes: dict) -> int:
 
 
 def _compile_flush(prog: Program) -> None:
-    """Each tile's ``flush``: cycles from its last step until the next layer's first step may
-    issue, less one (the sequencer's countdown). The full wait is the layer's last write;
-    the next layer may lead it where its reads and writes do not meet the writes still in
-    flight (``_early``); only the layer's last tile's count ends up mattering."""
+    """Each layer's ``lead``: how early the next layer's first step may issue, before this
+    layer's last write (``_early``), at most the full wait of any of its tiles (the
+    sequencer's countdown, loaded at every tile's last step, never goes below 0)."""
     ops = prog.ops
     for a, b in zip(ops, ops[1:] + [None]):
         full, writes = _write_times(prog, a)
-        lead = _early(prog, a, b, full, writes) if b is not None else 0
-        for ti in a.tiles:
-            tile = prog.tiles[ti]
-            own = COMPUTE_LATENCY + drain_skew(prog.cfg) + tile["nvalid"] + DRAIN_WRITE_LATENCY \
-                if a.kind == "compute" else PASS_LATENCY
-            tile["flush"] = max(own - 1 - lead, 0)
+        least = min(flush_cycles(prog, a, prog.tiles[ti]) for ti in a.tiles)
+        a.lead = min(_early(prog, a, b, full, writes), least - 1) if b is not None else 0
+
+
+def flush_cycles(prog: Program, op: Op, tile: dict) -> int:
+    """Cycles from a tile's last step to the first cycle the next layer's first step may issue
+    (the sequencer's flush countdown, plus one): the layer's last write, less its lead."""
+    own = COMPUTE_LATENCY + drain_skew(prog.cfg) + tile["nvalid"] + DRAIN_WRITE_LATENCY \
+        if op.kind == "compute" else PASS_LATENCY
+    return own - op.lead
 
 
 def sum_thresholds(thresholds, flip: bool, nfix: int, nthr: int, bound: int) -> list[int]:
@@ -686,7 +691,7 @@ def cycle_model(prog: Program) -> CycleReport:
                 drain_free = last + tile["gap"]
             else:
                 last = cyc + op.npos * op.window - 1
-            flush_free = last + tile["flush"] + 1
+            flush_free = last + flush_cycles(prog, op, tile)
             cyc = last + 1
         spans.append((start, flush_free))
     first_request = max(cyc, flush_free) + 1

@@ -116,8 +116,7 @@ MUL_IN_REGS, MUL_OUT_REGS = 3, 2
 #: and the drain (the drain ROM, read when it takes the tile; ``out`` is the tile's out word,
 #: the destination of each column). Each ROM has one read port: an iCE40 block RAM has one,
 #: so a ROM read by both would be stored twice (300 of 324 block RAMs at 2x1x8 on a UP5K).
-TILE_FIELDS = ["kind", "layer", "wait", "last", "T", "gbase", "wbase", "cbase", "colbase", "thr", "nvalid", "gap", "load",
-               "flush"]
+TILE_FIELDS = ["kind", "layer", "wait", "last", "T", "gbase", "wbase", "cbase", "colbase", "thr", "nvalid", "gap", "load"]
 DRAIN_FIELDS = ["kind", "layer", "rot", "rt", "nfix", "nvalid", "wen", "out"]
 
 
@@ -443,6 +442,8 @@ class Top(wiring.Component):
         K = by_op(lambda op: op.K, tile.layer)
         window = by_op(lambda op: op.window, tile.layer)
         running = state == RUN
+        # the flush countdown less one, but for a compute tile's columns (program.flush_cycles)
+        flush_base = by_op(lambda op: pg.flush_cycles(p, op, {"nvalid": 0}) - 1, tile.layer)
         is_first = tile.kind == pg.KIND_FIRST        # a first-layer engine tile (rtl/first_layer.py)
         is_compute = running & ((tile.kind == pg.KIND_COMPUTE) | is_first)
         is_pass = running & (tile.kind == pg.KIND_PASS)
@@ -479,13 +480,13 @@ class Top(wiring.Component):
                         seq.d.sync += [t_c.eq(0), wstep.eq(0), p_c.eq(p_c + 1), plane_base.eq(plane_base + stride)]
             with seq.If(last_compute):
                 seq.d.sync += [t_c.eq(0), j_c.eq(0), p_c.eq(0), plane_base.eq(0), wstep.eq(0), drain_cd.eq(tile.gap - 1),
-                               flush_cd.eq(tile.flush)]
+                               flush_cd.eq(tile.nvalid + flush_base)]
         with seq.If(pissue):
             seq.d.sync += [wpass.eq(wpass + 1), t_c.eq(t_c + 1)]
             with seq.If(wpass == window - 1):
                 seq.d.sync += [wpass.eq(0), opass.eq(opass + 1)]
             with seq.If(last_pass):
-                seq.d.sync += [opass.eq(0), t_c.eq(0), flush_cd.eq(tile.flush)]
+                seq.d.sync += [opass.eq(0), t_c.eq(0), flush_cd.eq(flush_base)]
         with seq.If(advance):
             seq.d.sync += idx.eq(idx + 1)
         go_out = running & (tile.kind == pg.KIND_END) & (flush_cd == 0)
