@@ -20,7 +20,8 @@ position's T taps x channels into lane chunks of a column memory (T reads, then 
 column tile), and the layer then runs as if it had one tap of T x channels inputs; a first conv
 whose window fits L lanes runs on the first-layer engine instead (byte sums, one column a
 cycle: ``_compile_first``, rtl/first_layer.py). The first tile of every layer waits until the previous
-layer's writes are done. Then the output unit streams, per output position, one score per class
+layer's writes are done, less a lead where its reads and writes cannot meet the writes still in
+flight (``_early``). Then the output unit streams, per output position, one score per class
 and then the class, one beat per cycle.
 """
 from __future__ import annotations
