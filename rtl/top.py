@@ -737,7 +737,13 @@ class Top(wiring.Component):
         # factor took three block multipliers and a carry chain joining them, the longest path
         mw = arith.signed_width(max([abs(int(v)) for v in p.score_mul], default=1))
         mul = Array([Const(v, signed(mw)) for v in p.score_mul] or [Const(0, signed(mw))])
-        add = Array([Const(v, signed(pg.OUT_BITS)) for v in p.score_add] or [Const(0, signed(pg.OUT_BITS))])
+        # the offsets, the score and the best so far as narrow as their values too (a 10 x
+        # 32-bit table was about 100 LUT4s); a beat sign-extends the score to OUT_BITS
+        top_add = max([abs(int(v)) for v in p.score_add], default=1)
+        aw = arith.signed_width(top_add)
+        sw = min(pg.OUT_BITS, arith.signed_width((1 << (ab - 1)) * max([abs(int(v)) for v in p.score_mul], default=1)
+                                                 + top_add))
+        add = Array([Const(v, signed(aw)) for v in p.score_add] or [Const(0, signed(aw))])
 
         def stage(name: str, values: dict) -> dict:
             """The next stage's registers; they move only when the beat can (``adv``)."""
@@ -761,9 +767,9 @@ class Top(wiring.Component):
         d2 = stage("D3", stage("D2", d_))
         # the score is registered before it is compared with the best so far: an add and a
         # compare of 32 bits in one cycle was the design's longest path
-        e_ = stage("E", {**ctl(d2), "score": (d2["prod"] + add[d2["cls"]])[:pg.OUT_BITS].as_signed()})
+        e_ = stage("E", {**ctl(d2), "score": (d2["prod"] + add[d2["cls"]])[:sw].as_signed()})
         score = e_["score"]
-        best, best_idx = Signal(signed(pg.OUT_BITS)), Signal(range(N + 1))
+        best, best_idx = Signal(signed(sw)), Signal(range(N + 1))
         olast = Signal()
         with out.If(adv):
             out.d.sync += [o.valid.eq(e_["v"]), olast.eq(e_["last"]), o.payload.eq(Mux(e_["cl"], best_idx, score))]
