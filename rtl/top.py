@@ -42,7 +42,7 @@ from hwbin import program as pg
 from .array import PEArray
 from .first_layer import FirstLayerEngine, carry_chain
 from .pipeline import delay, held
-from .resources import memory_shapes, memory_style
+from .resources import PARTS, memory_shapes, memory_style
 
 
 def _width(values) -> int:
@@ -320,6 +320,11 @@ class Top(wiring.Component):
             fetch.d.comb += word.eq(chosen)
             fetch.d.sync += acts[c * L:(c + 1) * L].eq(Mux(pads[c], 0, Array(word[o:o + L] for o in offsets)[off4] & mask4))
         return acts
+
+    def score_mul_width(self) -> int:
+        """The score constants' width: a 32-bit factor took three block multipliers and a
+        carry chain joining them, the longest path."""
+        return arith.signed_width(max([abs(int(v)) for v in self.prog.score_mul], default=1))
 
     # ------------------------------------------------------------------ thresholds
     def _thresholds(self, drain: Module, thr_rp, thr_index, capture) -> Signal:
@@ -608,8 +613,21 @@ class Top(wiring.Component):
         assert pg.DRAIN_WRITE_LATENCY == MUL_IN_REGS + MUL_OUT_REGS + 2, "program.DRAIN_WRITE_LATENCY must follow the drain"
         col_reg = delay(drain, col_planes, MUL_IN_REGS - 1, "dcolumn")       # the first: the gates
         coefs_reg = [delay(drain, c, MUL_IN_REGS, f"dcoef{i}") for i, c in enumerate(coefs)]
-        prods = [[delay(drain, col_reg[(r * D + i) * W:(r * D + i + 1) * W] * coefs_reg[i], MUL_OUT_REGS, f"prod{r}_{i}")
-                  for i in range(D)] for r in range(R)]
+        operands = [[(col_reg[(r * D + i) * W:(r * D + i + 1) * W], coefs_reg[i]) for i in range(D)] for r in range(R)]
+        # on an iCE40 (8 DSPs on a UP5K) the output unit's multiplier is row 0's first: the
+        # output unit runs only after the last layer's writes, when the drain is idle
+        self.out_mul = None
+        if cfg.part and PARTS[cfg.part].family == "ice40" and p.score_mul:
+            om = self.out_mul = {"on": Signal(name="out_mul_on"), "a": Signal(signed(ab), name="out_mul_a"),
+                                 "b": Signal(signed(self.score_mul_width()), name="out_mul_b")}
+            col, coef = operands[0][0]
+            operands[0][0] = (Mux(om["on"], om["a"], col), Mux(om["on"], om["b"], coef))
+        products = [[a * b for a, b in row] for row in operands]
+        if self.out_mul:                 # one signal, so that both users take the one multiplier
+            self.out_mul["prod"] = Signal(products[0][0].shape(), name="shared_prod")
+            drain.d.comb += self.out_mul["prod"].eq(products[0][0])
+            products[0][0] = self.out_mul["prod"]
+        prods = [[delay(drain, products[r][i], MUL_OUT_REGS, f"prod{r}_{i}") for i in range(D)] for r in range(R)]
         ctx = {"kshift": kshift, "rot": dtile.rot, "nfix": dtile.nfix,
                "lv_addr": dst_base + out_pos, "lv_en": Mux(dactive & ~is_score, dtile.wen, 0),
                "sc_addr": out_pos * p.score_rows + dtile.rt, "sc_en": dactive & is_score}
@@ -735,7 +753,7 @@ class Top(wiring.Component):
                     out.d.sync += [orr.eq(0), ort.eq(ort + 1)]
         # the constants as narrow as their values (score_mul has SCORE_MUL_BITS): a 32-bit
         # factor took three block multipliers and a carry chain joining them, the longest path
-        mw = arith.signed_width(max([abs(int(v)) for v in p.score_mul], default=1))
+        mw = self.score_mul_width()
         mul = Array([Const(v, signed(mw)) for v in p.score_mul] or [Const(0, signed(mw))])
         # the offsets, the score and the best so far as narrow as their values too (a 10 x
         # 32-bit table was about 100 LUT4s); a beat sign-extends the score to OUT_BITS
@@ -763,7 +781,13 @@ class Top(wiring.Component):
         c_ = stage("C", {**ctl(b_), "acc": Array([score_rp.data[r * ab:(r + 1) * ab].as_signed() for r in range(R)])[b_["r"]],
                          "mul": mul[b_["cls"]]})
         c2 = stage("C3", stage("C2", c_))
-        d_ = stage("D", {**ctl(c2), "prod": c2["acc"] * c2["mul"]})
+        if self.out_mul:
+            om = self.out_mul
+            out.d.comb += [om["on"].eq(state == OUT), om["a"].eq(c2["acc"]), om["b"].eq(c2["mul"])]
+            prod = om["prod"]
+        else:
+            prod = c2["acc"] * c2["mul"]
+        d_ = stage("D", {**ctl(c2), "prod": prod})
         d2 = stage("D3", stage("D2", d_))
         # the score is registered before it is compared with the best so far: an add and a
         # compare of 32 bits in one cycle was the design's longest path
