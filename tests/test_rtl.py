@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from hwbin import golden, ir
 from hwbin import program as pg
+from hwbin.rtl import top
 from hwbin.rtl.array import PEArray
 from hwbin.rtl.emit import generate_rtl
 from hwbin.rtl.first_layer import FirstLayerEngine
@@ -165,10 +166,15 @@ def test_top_bit_and_cycle_exact_on_random_models(params, rows, cols, lanes):
     _check_top(m, x, pg.ArrayConfig(rows, cols, lanes))
 
 
-@pytest.mark.parametrize("name, part", [("digits-mlp", ""), ("shapes-seg", ""), ("digits-mlp", "ice40-up5k")])
-def test_top_bit_and_cycle_exact_on_zoo_models(name, part):
-    """A part shapes the memories: on the UP5K the threshold ROM is block RAM, whose word
-    lands in a register of its own (rtl/top.py ``Top._thresholds``)."""
+@pytest.mark.parametrize("name, part, thr_logic", [("digits-mlp", "", False), ("shapes-seg", "", False),
+                                                   ("digits-mlp", "ice40-up5k", False), ("shapes-seg", "", True)])
+def test_top_bit_and_cycle_exact_on_zoo_models(name, part, thr_logic, monkeypatch):
+    """A part shapes the memories: on the UP5K the output unit shares the drain's first
+    multiplier. A threshold ROM in block RAM lands in a register of its own, one in logic
+    is read a cycle later (rtl/top.py ``Top._thresholds``)."""
+    if thr_logic:
+        style = top.memory_style
+        monkeypatch.setattr(top, "memory_style", lambda mem, p: "logic" if mem.name == "thr_rom" else style(mem, p))
     m, data = zoo_ir(name)
     _check_top(m, data.x_test[:1], pg.ArrayConfig(4, 4, 16, part=part))
 
