@@ -538,12 +538,11 @@ def _write_times(prog: Program, op: Op) -> tuple[int, dict]:
         last = tiles[-1]
         full = COMPUTE_LATENCY + skew + last["nvalid"] + DRAIN_WRITE_LATENCY
         before = 0                   # at least this many cycles from the tile's last step to the layer's
-        for tile in reversed(tiles):
+        for k, tile in enumerate(reversed(tiles)):
+            before += tile["gap"] if k else 0          # the next tile's last step is a gap after this one's
             out = prog.gather[tile["gbase"] + tile["T"]]
             for c in range(tile["nvalid"]):
-                addr = op.dst_base + out[c][0]
-                writes.setdefault(addr, 1 + c - last["nvalid"] - before)
-            before += tile["gap"]
+                writes.setdefault(op.dst_base + out[c][0], 1 + c - last["nvalid"] - before)
         return full, writes
     for o in range(op.npos):
         writes[op.dst_base + o] = -(op.npos - 1 - o) * op.window

@@ -94,11 +94,13 @@ def logic_rom_luts(depth: int, width: int) -> int:
 
 def memory_style(mem: MemShape, part: str) -> str:
     """'block' or 'logic' for one memory on a part ('' = yosys decides). The input memory is
-    always block RAM (see ``top._memory``); the activation and im2col memories are left to
-    yosys. On a part, a ROM (or the few words of the score memory) goes to logic when that costs fewer LUT4s than a sixth of the LUTs the
+    always block RAM (see ``top._memory``), and so is the threshold ROM where no part
+    decides; the activation and im2col memories are left to yosys. On a part, a ROM (or the few words of the score memory) goes to logic when that costs fewer LUT4s than a sixth of the LUTs the
     block RAMs it would take stand for (30 block RAMs against 5,280 LUT4s on a UP5K)."""
     if not part or mem.name in ("in_mem", "act_mem", "col_mem"):
-        return "block" if mem.name == "in_mem" else ""
+        # where no part decides, the threshold ROM is block RAM too (in logic it was about
+        # 420 LUTs at 8x4x32, against 8 of the ECP5-25F's 56 DP16KDs)
+        return "block" if mem.name == "in_mem" or (not part and mem.name == "thr_rom") else ""
     p = PARTS[part]
     blocks = bram_blocks(mem.depth, mem.width, mem.reads, p.family)
     return "logic" if logic_rom_luts(mem.depth, mem.width) * mem.reads <= blocks * p.luts / p.brams / 6 else "block"

@@ -187,9 +187,7 @@ class Top(wiring.Component):
                 row = sum((t + 1) << (j * tb) for j, t in enumerate(thr)) | (neg << (p.nthr * tb))
                 word |= row << (r * self.rw)
             twords.append(word)
-        # where no part decides, the threshold ROM is block RAM too: in logic it was about
-        # 420 LUTs at 8x4x32 (8 DP16KDs instead, of the 25F's 56)
-        self.thr_style = style["thr_rom"] or "block"
+        self.thr_style = style["thr_rom"]
         m.submodules.thr_rom = thr_rom = _memory(shape=unsigned(R * self.rw), depth=len(twords), init=twords,
                                                    style=self.thr_style)
         self.in_mems, self.act_mems, self.col_mems = [], [], []
