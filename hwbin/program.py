@@ -20,7 +20,8 @@ position's T taps x channels into lane chunks of a column memory (T reads, then 
 column tile), and the layer then runs as if it had one tap of T x channels inputs; a first conv
 whose window fits L lanes runs on the first-layer engine instead (byte sums, one column a
 cycle: ``_compile_first``, rtl/first_layer.py). The first tile of every layer waits until the previous
-layer's writes are done. Then the output unit streams, per output position, one score per class
+layer's writes are done, less a lead where its reads and writes cannot meet the writes still in
+flight (``_early``). Then the output unit streams, per output position, one score per class
 and then the class, one beat per cycle.
 """
 from __future__ import annotations
@@ -119,6 +120,8 @@ class Op:
     window: int = 0
     perm: tuple = ()
     shuffle_id: int = 0
+    # cycles the next layer's first step may lead this layer's last write (``_early``)
+    lead: int = 0
     tiles: list = field(default_factory=list)
 
 
@@ -316,6 +319,7 @@ def compile_program(model: Model, cfg: ArrayConfig | None = None) -> Program:
             pe_max = max(pe_max, plane_bound * ((1 << op.K) - 1 if op.horner else 1))
         else:
             _compile_pass(prog, op)
+    _compile_flush(prog)
     prog.tiles.append({"kind": KIND_END, "layer": len(ops), "wait": 1, "last": 0})
     prog.pe_bits = pe_max.bit_length()
     prog.s_bits = max(1, bound_max.bit_length())
@@ -520,6 +524,92 @@ def _compile_pass(prog: Program, op: Op) -> None:
                        "last": op.npos * op.window - 1})
 
 
+def _write_times(prog: Program, op: Op) -> tuple[int, dict]:
+    """The cycles from a layer's last step to its last activation write, and, per address it
+    writes, an upper bound on that address's last write relative to the last write (<= 0).
+    A compute tile's column c is written COMPUTE_LATENCY + skew + DRAIN_WRITE_LATENCY + 1 + c
+    cycles after the tile's last step, and a tile's last step comes at least its ``gap``
+    before the next tile's; a pass writes output position o at its window's last step + 4,
+    one step per cycle."""
+    writes = {}
+    if op.kind == "compute":
+        skew = drain_skew(prog.cfg)
+        tiles = [prog.tiles[ti] for ti in op.tiles]
+        last = tiles[-1]
+        full = COMPUTE_LATENCY + skew + last["nvalid"] + DRAIN_WRITE_LATENCY
+        before = 0                   # at least this many cycles from the tile's last step to the layer's
+        for k, tile in enumerate(reversed(tiles)):
+            before += tile["gap"] if k else 0          # the next tile's last step is a gap after this one's
+            out = prog.gather[tile["gbase"] + tile["T"]]
+            for c in range(tile["nvalid"]):
+                writes.setdefault(op.dst_base + out[c][0], 1 + c - last["nvalid"] - before)
+        return full, writes
+    for o in range(op.npos):
+        writes[op.dst_base + o] = -(op.npos - 1 - o) * op.window
+    return PASS_LATENCY, writes
+
+
+def _step_reads(prog: Program, op: Op):
+    """The activation-memory addresses each step of a layer reads (at the step's issue + 2),
+    in issue order: a compute step its tap's gather word (planes, taps, lane chunks fastest),
+    a pass step column 0 of its own."""
+    for ti in op.tiles:
+        tile = prog.tiles[ti]
+        if op.kind != "compute":
+            for i in range(tile["last"] + 1):
+                yield [prog.gather[tile["gbase"] + i][0][0]]
+            continue
+        for step in range(tile["last"] + 1):
+            word = prog.gather[tile["gbase"] + step // op.J % tile["T"]]
+            yield [a for a, pad in word if not pad]
+
+
+def _early(prog: Program, a: Op, b: Op, full: int, writes: dict) -> int:
+    """How many cycles before layer a's last activation write the first step of layer b may
+    issue (``full`` cycles after a's last step). A read at the step's issue + 2 sees every
+    write of an earlier cycle, and b's step i issues at least i cycles after its first, so
+    each read of an address a writes bounds the lead. A pass after a layer with a drain
+    writes through the same port: its first write (a window's last step + 4) must come after
+    the drain's last. After the first-layer engine, whose gather and weight reads are
+    issued up to C + COMPUTE_LATENCY + skew - 2 cycles after its last step, b's reads wait
+    for those. Other pairs (im2col, the engine's start, the output unit) do not lead."""
+    readers = ("pool", "shuffle")
+    if a.kind not in ("compute",) + readers or not (b.kind in readers or (b.kind == "compute" and b.engine == "array"
+                                                                       and b.src == SRC_REGION)):
+        return 0
+    lead = full - 1
+    if a.engine == "first":
+        lead = min(lead, full - (prog.cfg.cols + COMPUTE_LATENCY + drain_skew(prog.cfg) - 1))
+    if a.kind == "compute" and b.kind in readers:
+        lead = min(lead, b.window + 2)
+    for i, addrs in enumerate(_step_reads(prog, b)):
+        if i + 1 >= lead:             # every write is at or before the last: no later step bounds the lead
+            break
+        for addr in addrs:
+            if addr in writes:
+                lead = min(lead, i + 1 - writes[addr])
+    return max(lead, 0)
+
+
+def _compile_flush(prog: Program) -> None:
+    """Each layer's ``lead``: how early the next layer's first step may issue, before this
+    layer's last write (``_early``), at most the full wait of any of its tiles (the
+    sequencer's countdown, loaded at every tile's last step, never goes below 0)."""
+    ops = prog.ops
+    for a, b in zip(ops, ops[1:] + [None]):
+        full, writes = _write_times(prog, a)
+        least = min(flush_cycles(prog, a, prog.tiles[ti]) for ti in a.tiles)
+        a.lead = min(_early(prog, a, b, full, writes), least - 1) if b is not None else 0
+
+
+def flush_cycles(prog: Program, op: Op, tile: dict) -> int:
+    """Cycles from a tile's last step to the first cycle the next layer's first step may issue
+    (the sequencer's flush countdown, plus one): the layer's last write, less its lead."""
+    own = COMPUTE_LATENCY + drain_skew(prog.cfg) + tile["nvalid"] + DRAIN_WRITE_LATENCY \
+        if op.kind == "compute" else PASS_LATENCY
+    return own - op.lead
+
+
 def sum_thresholds(thresholds, flip: bool, nfix: int, nthr: int, bound: int) -> list[int]:
     """A row's thresholds on S = sum_k b_k pop_k (the drain's weighted sum) instead of acc =
     nfix - 2 S, so the drain forms no accumulator: its level is c = #{j : S <= W_j}, or
@@ -575,7 +665,7 @@ class CycleReport:
     """Cycle of every output beat (cycle 0 = the first input beat), and per-layer spans."""
     beat_cycles: np.ndarray
     load_cycles: int
-    layer_spans: list[tuple[int, int]]   # (first issue, last write) per op
+    layer_spans: list[tuple[int, int]]   # (first issue, first cycle the next layer may issue) per op
     total: int                            # cycles from the first input beat to the last beat, inclusive
 
 
@@ -599,10 +689,9 @@ def cycle_model(prog: Program) -> CycleReport:
                 if op.engine == "first" and tile["nvalid"] and last != cyc + steps - 1:
                     raise AssertionError("a first-layer engine tile must run its steps back to back")
                 drain_free = last + tile["gap"]
-                flush_free = last + COMPUTE_LATENCY + drain_skew(prog.cfg) + tile["nvalid"] + DRAIN_WRITE_LATENCY
             else:
                 last = cyc + op.npos * op.window - 1
-                flush_free = last + PASS_LATENCY
+            flush_free = last + flush_cycles(prog, op, tile)
             cyc = last + 1
         spans.append((start, flush_free))
     first_request = max(cyc, flush_free) + 1

@@ -101,12 +101,14 @@ GENERATOR_FAMILIES = ("ice40",)
 
 def memory_style(mem: MemShape, part: str) -> str:
     """'block', 'logic' or 'generator' (the tile and drain tables on an iCE40: ``GENERATED``)
-    for one memory on a part ('' = yosys decides). The input memory is
-    always block RAM (see ``top._memory``); the activation and im2col memories are left to
-    yosys. On a part, a ROM (or the few words of the score memory) goes to logic when that costs fewer LUT4s than a sixth of the LUTs the
+    for one memory on a part ('' = yosys decides). The input memory is always block RAM
+    (see ``top._memory``), and so is the threshold ROM where no part decides; the activation
+    and im2col memories are left to yosys. On a part, a ROM (or the few words of the score memory) goes to logic when that costs fewer LUT4s than a sixth of the LUTs the
     block RAMs it would take stand for (30 block RAMs against 5,280 LUT4s on a UP5K)."""
     if not part or mem.name in ("in_mem", "act_mem", "col_mem"):
-        return "block" if mem.name == "in_mem" else ""
+        # where no part decides, the threshold ROM is block RAM too (in logic it was about
+        # 420 LUTs at 8x4x32, against 8 of the ECP5-25F's 56 DP16KDs)
+        return "block" if mem.name == "in_mem" or (not part and mem.name == "thr_rom") else ""
     p = PARTS[part]
     if mem.name in GENERATED and p.family in GENERATOR_FAMILIES:
         return "generator"
@@ -226,12 +228,12 @@ def ice40_logic(prog: pg.Program) -> tuple[float, float]:
 
 def multipliers(prog: pg.Program) -> int:
     """SB_MAC16s that synth_ice40 -dsp maps: the drain's per-row, per-plane base products
-    (R x depth), the output unit's score scaling (one, where the scores are scaled) and, where
-    the program has an im2col pass and C > 1, one more (yosys maps the drain's write address's
-    add into one: digits-tiny at 2x2x8, not at 2x1x8). Exact on the 9 calibration points
-    (benchmarks/ice40_fit.py); gw16d's drain changes will change it."""
+    (R x depth; on an iCE40 the output unit's score scaling takes row 0's first, see
+    ``Top.out_mul``) and, where the program has an im2col pass and C > 1, one more (yosys maps
+    the drain's write address's add into one: digits-tiny at 2x2x8, not at 2x1x8). Exact on the
+    9 calibration points (benchmarks/ice40_fit.py)."""
     extra = 1 if prog.col_depth and prog.cfg.cols > 1 else 0
-    return prog.cfg.rows * prog.depth + (1 if any(prog.score_mul) else 0) + extra
+    return prog.cfg.rows * prog.depth + extra
 
 
 def fits(used: dict, part: str) -> list[str]:

@@ -42,7 +42,7 @@ from hwbin import program as pg
 from .array import PEArray
 from .first_layer import FirstLayerEngine, carry_chain
 from .pipeline import delay, held
-from .resources import memory_shapes, memory_style
+from .resources import PARTS, memory_shapes, memory_style
 from .sequencer_gen import RecordGenerator, generator_tables
 
 
@@ -198,8 +198,9 @@ class Top(wiring.Component):
                 row = sum((t + 1) << (j * tb) for j, t in enumerate(thr)) | (neg << (p.nthr * tb))
                 word |= row << (r * self.rw)
             twords.append(word)
+        self.thr_style = style["thr_rom"]
         m.submodules.thr_rom = thr_rom = _memory(shape=unsigned(R * self.rw), depth=len(twords), init=twords,
-                                                   style=style["thr_rom"])
+                                                   style=self.thr_style)
         self.in_mems, self.act_mems, self.col_mems = [], [], []
         for c in range(C):
             if p.col_depth:
@@ -331,6 +332,35 @@ class Top(wiring.Component):
             fetch.d.sync += acts[c * L:(c + 1) * L].eq(Mux(pads[c], 0, Array(word[o:o + L] for o in offsets)[off4] & mask4))
         return acts
 
+    def score_mul_width(self) -> int:
+        """The score constants' width: a 32-bit factor took three block multipliers and a
+        carry chain joining them, the longest path."""
+        return arith.signed_width(max([abs(int(v)) for v in self.prog.score_mul], default=1))
+
+    # ------------------------------------------------------------------ thresholds
+    def _thresholds(self, drain: Module, thr_rp, thr_index, capture) -> Signal:
+        """The R rows' threshold word of the tile the drain tests, one register of it: the
+        ROM is read again for each tile (``thr_index``: its word, the cycle before capture)
+        so that the word lands the cycle before the tile's first column is tested, instead
+        of being read at capture and carried down the drain's stages beside the column (a
+        wide word in flip-flops per stage: 2,400 FFs at 8x4x32). One register holds it, as the
+        next tile's word lands only after this tile's last test: capture to capture is the
+        tile's gap, at least its columns. A ROM in block RAM (``memory_style`` "block")
+        lands in a register of its own (no block RAM output goes further than a register);
+        elsewhere the read port's register is the only one (yosys puts a ROM of a few words
+        in logic, where that register follows the LUTs)."""
+        test = MUL_IN_REGS + MUL_OUT_REGS + 2          # capture to column 0's threshold tests
+        land = self.thr_style == "block"
+        read = test - 1 - int(land)                    # the ROM's read: capture + read, data at + read + 1
+        drain.d.comb += [thr_rp.addr.eq(delay(drain, thr_index, read + 1, "thr_addr")),
+                         thr_rp.en.eq(delay(drain, capture, read, "thr_read"))]
+        if not land:
+            return thr_rp.data
+        word = Signal.like(thr_rp.data, name="thr_word")
+        with drain.If(delay(drain, capture, test - 1, "thr_land")):
+            drain.d.sync += word.eq(thr_rp.data)
+        return word
+
     # ------------------------------------------------------------------ elaborate
     def elaborate(self, platform):
         m = Module()
@@ -427,6 +457,8 @@ class Top(wiring.Component):
         K = by_op(lambda op: op.K, tile.layer)
         window = by_op(lambda op: op.window, tile.layer)
         running = state == RUN
+        # the flush countdown less one, but for a compute tile's columns (program.flush_cycles)
+        flush_base = by_op(lambda op: pg.flush_cycles(p, op, {"nvalid": 0}) - 1, tile.layer)
         is_first = tile.kind == pg.KIND_FIRST        # a first-layer engine tile (rtl/first_layer.py)
         is_compute = running & ((tile.kind == pg.KIND_COMPUTE) | is_first)
         is_pass = running & (tile.kind == pg.KIND_PASS)
@@ -467,13 +499,13 @@ class Top(wiring.Component):
                         seq.d.sync += [t_c.eq(0), wstep.eq(0), p_c.eq(p_c + 1), plane_base.eq(plane_base + stride)]
             with seq.If(last_compute):
                 seq.d.sync += [t_c.eq(0), j_c.eq(0), p_c.eq(0), plane_base.eq(0), wstep.eq(0), drain_cd.eq(tile.gap - 1),
-                               flush_cd.eq(tile.nvalid + skew + pg.COMPUTE_LATENCY + pg.DRAIN_WRITE_LATENCY - 1)]
+                               flush_cd.eq(tile.nvalid + flush_base)]
         with seq.If(pissue):
             seq.d.sync += [wpass.eq(wpass + 1), t_c.eq(t_c + 1)]
             with seq.If(wpass == window - 1):
                 seq.d.sync += [wpass.eq(0), opass.eq(opass + 1)]
             with seq.If(last_pass):
-                seq.d.sync += [opass.eq(0), t_c.eq(0), flush_cd.eq(pg.PASS_LATENCY - 1)]
+                seq.d.sync += [opass.eq(0), t_c.eq(0), flush_cd.eq(flush_base)]
         with seq.If(advance):
             seq.d.sync += idx.eq(idx + 1)
         go_out = running & (tile.kind == pg.KIND_END) & (flush_cd == 0)
@@ -536,25 +568,23 @@ class Top(wiring.Component):
         early = delay(drain, issue & last_compute & (tile.nvalid != 0), lat - 1, "cap")
         capture = delay(drain, early, 1, "cap")
         D, W = p.depth, p.pe_bits
-        drain.d.comb += thr_rp.addr.eq(delay(drain, tile.thr, lat - 1, "thr"))
-        # the drain's context (tile, out word, thresholds) is read the cycle before capture and
-        # registered at capture, held while the next tile runs: no block RAM output in the drain
-        drain.d.comb += thr_rp.en.eq(early)
         if isinstance(drain_rp, RecordGenerator):
             # the generator's register already holds the next drained tile's row: taken at capture
             drain.d.comb += [drain_rp.restart.eq(~running), drain_rp.next.eq(capture)]
         elif drain_rp is not None:
+            # the drain's context (tile, out word) is read the cycle before capture and registered
+            # at capture, held while the next tile runs: no block RAM output in the drain
             drain.d.comb += [drain_rp.addr.eq(delay(drain, idx, lat - 1, "tidx")), drain_rp.en.eq(early)]
         drow = drain_rp.data if drain_rp is not None else Const(0, self.drain_layout.size)
+        thr_word = self._thresholds(drain, thr_rp, delay(drain, tile.thr, lat - 1, "thr"), capture)
         dtile_reg = Signal(self.drain_layout.size)
         out_word = Signal(C * self.gw)
-        thr_word = Signal.like(thr_rp.data)
         dactive = Signal()
         dcol = Signal(range(max(2, C)))
         dtile = data.View(self.drain_layout, dtile_reg)
         with drain.If(capture):
             drain.d.sync += [dactive.eq(1), dcol.eq(0), dtile_reg.eq(drow),
-                             out_word.eq(data.View(self.drain_layout, drow).out), thr_word.eq(thr_rp.data)]
+                             out_word.eq(data.View(self.drain_layout, drow).out)]
         with drain.Elif(dactive):
             drain.d.sync += dcol.eq(dcol + 1)
             with drain.If(dcol == dtile.nvalid - 1):
@@ -601,9 +631,22 @@ class Top(wiring.Component):
         assert pg.DRAIN_WRITE_LATENCY == MUL_IN_REGS + MUL_OUT_REGS + 2, "program.DRAIN_WRITE_LATENCY must follow the drain"
         col_reg = delay(drain, col_planes, MUL_IN_REGS - 1, "dcolumn")       # the first: the gates
         coefs_reg = [delay(drain, c, MUL_IN_REGS, f"dcoef{i}") for i, c in enumerate(coefs)]
-        prods = [[delay(drain, col_reg[(r * D + i) * W:(r * D + i + 1) * W] * coefs_reg[i], MUL_OUT_REGS, f"prod{r}_{i}")
-                  for i in range(D)] for r in range(R)]
-        ctx = {"thr": thr_word, "kshift": kshift, "rot": dtile.rot, "nfix": dtile.nfix,
+        operands = [[(col_reg[(r * D + i) * W:(r * D + i + 1) * W], coefs_reg[i]) for i in range(D)] for r in range(R)]
+        # on an iCE40 (8 DSPs on a UP5K) the output unit's multiplier is row 0's first: the
+        # output unit runs only after the last layer's writes, when the drain is idle
+        self.out_mul = None
+        if cfg.part and PARTS[cfg.part].family == "ice40" and p.score_mul:
+            om = self.out_mul = {"on": Signal(name="out_mul_on"), "a": Signal(signed(ab), name="out_mul_a"),
+                                 "b": Signal(signed(self.score_mul_width()), name="out_mul_b")}
+            col, coef = operands[0][0]
+            operands[0][0] = (Mux(om["on"], om["a"], col), Mux(om["on"], om["b"], coef))
+        products = [[a * b for a, b in row] for row in operands]
+        if self.out_mul:                 # one signal, so that both users take the one multiplier
+            self.out_mul["prod"] = Signal(products[0][0].shape(), name="shared_prod")
+            drain.d.comb += self.out_mul["prod"].eq(products[0][0])
+            products[0][0] = self.out_mul["prod"]
+        prods = [[delay(drain, products[r][i], MUL_OUT_REGS, f"prod{r}_{i}") for i in range(D)] for r in range(R)]
+        ctx = {"kshift": kshift, "rot": dtile.rot, "nfix": dtile.nfix,
                "lv_addr": dst_base + out_pos, "lv_en": Mux(dactive & ~is_score, dtile.wen, 0),
                "sc_addr": out_pos * p.score_rows + dtile.rt, "sc_en": dactive & is_score}
         ctx1 = {k: delay(drain, v, MUL_IN_REGS + MUL_OUT_REGS, f"d1_{k}") for k, v in ctx.items()}
@@ -619,8 +662,9 @@ class Top(wiring.Component):
                 acc = Signal(signed(ab), name=f"acc{r}")
                 drain.d.sync += acc.eq(ctx1["nfix"] - (sum(prods[r]) << 1))
                 accs.append(acc)
-        thr2, kshift2, rot2, lv_addr, lv_en, sc_addr, sc_en = (
-            delay(drain, ctx1[k], 1, f"d2_{k}") for k in ("thr", "kshift", "rot", "lv_addr", "lv_en", "sc_addr", "sc_en"))
+        kshift2, rot2, lv_addr, lv_en, sc_addr, sc_en = (
+            delay(drain, ctx1[k], 1, f"d2_{k}") for k in ("kshift", "rot", "lv_addr", "lv_en", "sc_addr", "sc_en"))
+        thr2 = thr_word
         # drain stage 3: c = #{j : S <= W_j}, the level c or, where the row flips, nthr - c =
         # c XOR nthr (program.sum_thresholds). The ROM holds W + 1, and a row's nthr tests
         # S >= W_j + 1 (= not S <= W_j) are one subtraction, side by side in one carry chain
@@ -727,9 +771,15 @@ class Top(wiring.Component):
                     out.d.sync += [orr.eq(0), ort.eq(ort + 1)]
         # the constants as narrow as their values (score_mul has SCORE_MUL_BITS): a 32-bit
         # factor took three block multipliers and a carry chain joining them, the longest path
-        mw = arith.signed_width(max([abs(int(v)) for v in p.score_mul], default=1))
+        mw = self.score_mul_width()
         mul = Array([Const(v, signed(mw)) for v in p.score_mul] or [Const(0, signed(mw))])
-        add = Array([Const(v, signed(pg.OUT_BITS)) for v in p.score_add] or [Const(0, signed(pg.OUT_BITS))])
+        # the offsets, the score and the best so far as narrow as their values too (a 10 x
+        # 32-bit table was about 100 LUT4s); a beat sign-extends the score to OUT_BITS
+        top_add = max([abs(int(v)) for v in p.score_add], default=1)
+        aw = arith.signed_width(top_add)
+        sw = min(pg.OUT_BITS, arith.signed_width((1 << (ab - 1)) * max([abs(int(v)) for v in p.score_mul], default=1)
+                                                 + top_add))
+        add = Array([Const(v, signed(aw)) for v in p.score_add] or [Const(0, signed(aw))])
 
         def stage(name: str, values: dict) -> dict:
             """The next stage's registers; they move only when the beat can (``adv``)."""
@@ -749,13 +799,19 @@ class Top(wiring.Component):
         c_ = stage("C", {**ctl(b_), "acc": Array([score_rp.data[r * ab:(r + 1) * ab].as_signed() for r in range(R)])[b_["r"]],
                          "mul": mul[b_["cls"]]})
         c2 = stage("C3", stage("C2", c_))
-        d_ = stage("D", {**ctl(c2), "prod": c2["acc"] * c2["mul"]})
+        if self.out_mul:
+            om = self.out_mul
+            out.d.comb += [om["on"].eq(state == OUT), om["a"].eq(c2["acc"]), om["b"].eq(c2["mul"])]
+            prod = om["prod"]
+        else:
+            prod = c2["acc"] * c2["mul"]
+        d_ = stage("D", {**ctl(c2), "prod": prod})
         d2 = stage("D3", stage("D2", d_))
         # the score is registered before it is compared with the best so far: an add and a
         # compare of 32 bits in one cycle was the design's longest path
-        e_ = stage("E", {**ctl(d2), "score": (d2["prod"] + add[d2["cls"]])[:pg.OUT_BITS].as_signed()})
+        e_ = stage("E", {**ctl(d2), "score": (d2["prod"] + add[d2["cls"]])[:sw].as_signed()})
         score = e_["score"]
-        best, best_idx = Signal(signed(pg.OUT_BITS)), Signal(range(N + 1))
+        best, best_idx = Signal(signed(sw)), Signal(range(N + 1))
         olast = Signal()
         with out.If(adv):
             out.d.sync += [o.valid.eq(e_["v"]), olast.eq(e_["last"]), o.payload.eq(Mux(e_["cl"], best_idx, score))]
