@@ -4,10 +4,10 @@ Everything model-specific arrives as tables from ``hwbin.program.Program``; the 
 below is what ``program.cycle_model`` replays, stage by stage (s = the cycle a step issues):
 
     compute   s: tile/gather/weight ROM addresses   s+1: register the gather word
-              s+2: memory addresses   s+3: land each memory's word (the slices a step does
-              not use reset)   s+4: OR of the slices   s+5: XOR + group counts
-              s+6: popcount   s+7: plane sum += it   s+8: capture the plane sums of a tile's
-              last step in PE row 0   s+9+R-1 ..: drain, one column per cycle: the PEs'
+              s+2: memory addresses   s+3: land each memory's word   s+4: register its
+              slices (the ones a step does not use reset)   s+5: OR of the slices
+              s+6: XOR + group counts   s+7: popcount   s+8: plane sum += it   s+9: capture
+              the plane sums of a tile's last step in PE row 0   s+10+R-1 ..: drain, one column per cycle: the PEs'
               gated registers ORed, twice more registered, times the bases, the products
               registered twice, S, threshold tests on S, then the write
               (DRAIN_WRITE_LATENCY = 7)
@@ -109,6 +109,10 @@ def slice_offsets(prog: pg.Program) -> list[int]:
 
 #: cycles from a step's gather ROM address to its landed memory words (``Top._fetch_front``)
 FETCH_LATENCY = 4
+#: cycles from a compute step's gather ROM address to its lane slices' OR (``Top._slices``): the
+#: landed words are plain registers (on an ECP5 the block RAMs' output registers), and the
+#: slices a step does not use are reset in a register of their own after them
+SLICE_LATENCY = FETCH_LATENCY + 1
 #: registers before and after the drain's block multipliers (program.DRAIN_WRITE_LATENCY counts them)
 MUL_IN_REGS, MUL_OUT_REGS = 3, 2
 
@@ -259,7 +263,8 @@ class Top(wiring.Component):
         """The reads' first stages, shared by compute steps, passes, im2col and the engine.
         An ECP5 block RAM takes ~5.8 ns from clock to data (yosys does not use its output
         register), so each block RAM output here goes into one register and nowhere else,
-        which the placer can put beside it: at s+1 the gather word is registered (it carries
+        with no reset but the domain's, which the ECP5 core flow moves into the block's output
+        register (synth.absorb_bram_output_registers): at s+1 the gather word is registered (it carries
         C addresses to 2C memories, a fan-out that costs ~3 ns of routing), at s+2 it
         addresses the memories, at s+3 each memory's word lands; everything else reads the
         landed words at s+4 (``FETCH_LATENCY`` after the gather ROM's address). Returns the
@@ -274,13 +279,16 @@ class Top(wiring.Component):
                    for name, rps in (("in", in_rps), ("act", act_rps), ("col", col_rps))}}
 
     def _slices(self, fetch: Module, land: dict, sources, offsets, last_lanes, step, src, off_index, last_chunk, layer):
-        """At s+4, each column's L-bit slice of the landed word of its source memory, at the
-        step's offset, lanes past the layer's last chunk masked, 0 for a pad. Where the
-        offsets' slices do not overlap, no multiplexer: during an array step every slice of the
-        landed words that the step does not use is reset (a flip-flop's synchronous reset,
-        decided at s+2 and registered), as are the masked lane groups and a pad's slice, and
-        a column ORs its slices (1 LUT4 a bit for 4 slices, not a 4:1 multiplexer's 3).
-        Otherwise (grouped channel bases) a multiplexer over the offsets, then the mask."""
+        """At s+5 (``SLICE_LATENCY``), each column's L-bit slice of the landed word of its source
+        memory, at the step's offset, lanes past the layer's last chunk masked, 0 for a pad.
+        Where the offsets' slices do not overlap, no multiplexer: at s+4 each slice of the
+        landed words is registered, and during an array step the ones that the step does not
+        use are reset (a flip-flop's synchronous reset, decided at s+3 and registered), as are
+        the masked lane groups and a pad's slice, and a column ORs its slices (1 LUT4 a bit for
+        4 slices, not a 4:1 multiplexer's 3). The landed words themselves have no reset of their
+        own, so that a block RAM's output register can be them (the resets were on the landing
+        registers, one reset per lane group, which no block RAM port can take). Otherwise
+        (grouped channel bases) a multiplexer over the offsets, then the mask."""
         p = self.prog
         C, L = p.cfg.cols, p.cfg.lanes
         names = {pg.SRC_REGION: "act", pg.SRC_COL: "col", pg.SRC_INPUT: "in"}
@@ -288,22 +296,26 @@ class Top(wiring.Component):
         if all(b - a >= L for a, b in zip(offsets, offsets[1:])):
             bounds = sorted({0, L} | {n for n in last_lanes if 0 < n < L})
             groups = list(zip(bounds, bounds[1:]))       # lanes that a layer's mask keeps or drops together
-            src2, off2, step2 = delay(fetch, src, 2, "src"), delay(fetch, off_index, 1, "off"), delay(fetch, step, 2, "st")
-            last2, layer2 = delay(fetch, last_chunk, 2, "lastj"), delay(fetch, layer, 2, "slayer")
-            live2 = [~last2 | _table([int(lo < n) for n in last_lanes], layer2, 1) for lo, _ in groups]
+            src3, off3, step3 = delay(fetch, src, 3, "src"), delay(fetch, off_index, 2, "off"), delay(fetch, step, 3, "st")
+            last3, layer3 = delay(fetch, last_chunk, 3, "lastj"), delay(fetch, layer, 3, "slayer")
+            pads3 = delay(fetch, land["pads"], 1, "spads")
+            live3 = [~last3 | _table([int(lo < n) for n in last_lanes], layer3, 1) for lo, _ in groups]
             for c in range(C):
                 parts = []
                 for sid in sources:
                     word = land[names[sid]][c]
                     for i, o in enumerate(offsets):
+                        pieces = []
                         for g, (lo, hi) in enumerate(groups):
                             if o + lo >= len(word):
                                 continue
-                            keep = (src2 == sid) & (off2 == i) & ~land["pads"][c] & live2[g]
-                            clear = held(fetch, step2 & ~keep, f"clear{c}_{sid}_{i}_{g}")
+                            keep = (src3 == sid) & (off3 == i) & ~pads3[c] & live3[g]
+                            clear = held(fetch, step3 & ~keep, f"clear{c}_{sid}_{i}_{g}")
+                            piece = held(fetch, word[o + lo:min(o + hi, len(word))], f"slice{c}_{sid}_{i}_{g}")
                             with fetch.If(clear):
-                                fetch.d.sync += word[o + lo:min(o + hi, len(word))].eq(0)
-                        part = word[o:o + L]
+                                fetch.d.sync += piece.eq(0)
+                            pieces.append(piece)
+                        part = Cat(*pieces)
                         parts.append(Cat(part, Const(0, L - len(part))) if len(part) < L else part)
                 fetch.d.sync += acts[c * L:(c + 1) * L].eq(functools.reduce(operator.or_, parts))
             return acts
@@ -318,7 +330,7 @@ class Top(wiring.Component):
                 chosen = Mux(src4 == sid, land[names[sid]][c], chosen)
             fetch.d.comb += word.eq(chosen)
             fetch.d.sync += acts[c * L:(c + 1) * L].eq(Mux(pads[c], 0, Array(word[o:o + L] for o in offsets)[off4] & mask4))
-        return acts
+        return delay(fetch, acts, SLICE_LATENCY - FETCH_LATENCY, "acts")        # as the other branch's
 
     # ------------------------------------------------------------------ elaborate
     def elaborate(self, platform):
@@ -349,9 +361,13 @@ class Top(wiring.Component):
         m.submodules.fetch = fetch = Module()
         land = self._fetch_front(fetch, gather_rp, in_rps, act_rps, col_rps)
         # the running tile is a register; the tile ROM's port holds the next one, so the
-        # sequencer's decisions start from flip-flops, not from a block RAM's slow output
-        tile0 = p.tiles[0]
-        tile_reg = Signal(self.tile_layout.size, init=_pack(self.tile_layout, tile0))
+        # sequencer's decisions start from flip-flops, not from a block RAM's slow output. The
+        # register takes the ROM's word and nothing else (no reset, no other value), so that
+        # on an ECP5 the block RAM's own output register can be it (synth.absorb_bram_output_
+        # registers): while the sequencer is not running, the ROM reads tile 0, then tile 1
+        # while the register takes tile 0 (``prime``; an image's input takes >= 2 cycles)
+        assert p.in_positions * p.in_channels >= 2, "the tile register is primed while the input loads"
+        tile_reg = Signal(self.tile_layout.size, reset_less=True)
         tile = data.View(self.tile_layout, tile_reg)
 
         # ---------------------------------------------------------- state, loader, counter
@@ -432,15 +448,19 @@ class Top(wiring.Component):
         seq.d.comb += [issue.eq(is_compute & flush_ok & (~last_compute | (drain_cd == 0))),
                        pissue.eq(is_pass & flush_ok)]
         advance = (issue & last_compute) | (pissue & last_pass)
-        seq.d.comb += [tile_rp.addr.eq(Mux(running, idx + 2, 1)), tile_rp.en.eq(~running | advance)]
-        # the tile ROM's output goes into the running tile's register and nowhere else (its
-        # reset to tile 0 takes priority, as a flip-flop's reset does: advance implies running)
+        prime = Signal(range(3))
+        with seq.If(running):
+            seq.d.sync += prime.eq(0)
+        with seq.Elif(prime != 2):
+            seq.d.sync += prime.eq(prime + 1)
+        seq.d.comb += [tile_rp.addr.eq(Mux(running, idx + 2, prime != 0)), tile_rp.en.eq(~running | advance)]
+        # the tile ROM's output goes into the running tile's register and nowhere else
+        with seq.If(advance | (~running & (prime == 1))):
+            seq.d.sync += tile_reg.eq(tile_rp.data)
         with seq.If(~running):
-            seq.d.sync += [tile_reg.eq(tile_reg.init), first_step.eq(1)]
+            seq.d.sync += first_step.eq(1)
         with seq.Elif(issue | pissue):
             seq.d.sync += [left.eq(Mux(first_step, tile.last, left) - 1), first_step.eq(advance)]
-            with seq.If(advance):
-                seq.d.sync += tile_reg.eq(tile_rp.data)
         # step order: planes, then taps, then lane chunks (fastest); a weight word per (tap, chunk)
         with seq.If(issue):
             with seq.If(is_first):
@@ -494,7 +514,7 @@ class Top(wiring.Component):
         plane_start = (t_c == 0) & (j_c == 0)
         double = plane_start & (p_c != 0) & by_op(lambda op: int(op.horner), tile.layer)
 
-        # ---------------------------------------------------------- s+4: source, slice, lane mask, pad
+        # ---------------------------------------------------------- s+4, s+5: source, slice, lane mask, pad
         # (the gather word and the landed words are registered in _fetch_front)
         for c in range(C):
             if im2col:
@@ -503,17 +523,17 @@ class Top(wiring.Component):
         # only the memories some compute layer reads are in the select
         sources = sorted({op.src for op in ops if op.kind == "compute" and op.engine == "array"})
         acts = self._slices(fetch, land, sources, offsets, last_lanes, array_step, src, off_index, j_c == J - 1, tile.layer)
-        weights = delay(fetch, weight_rp.data, FETCH_LATENCY, "w")
-        # ---------------------------------------------------------- s+5 .. s+8: the array (rtl/array.py)
+        weights = delay(fetch, weight_rp.data, SLICE_LATENCY, "w")
+        # ---------------------------------------------------------- s+6 .. s+9: the array (rtl/array.py)
         m.submodules.array = arr = PEArray(R, C, L, p.depth, p.pe_bits)
-        assert pg.COMPUTE_LATENCY == FETCH_LATENCY + PEArray.LATENCY, "program.COMPUTE_LATENCY must follow the pipeline"
-        into = FETCH_LATENCY + 1
+        assert pg.COMPUTE_LATENCY == SLICE_LATENCY + PEArray.LATENCY, "program.COMPUTE_LATENCY must follow the pipeline"
+        into = SLICE_LATENCY + 1
         fetch.d.comb += [arr.valid.eq(delay(fetch, array_step, into, "v")), arr.start.eq(delay(fetch, plane_start, into, "start")),
                          arr.double.eq(delay(fetch, double, into, "double")),
                          arr.last.eq(delay(fetch, array_step & last_compute, into, "last")),
                          arr.acts.eq(acts), arr.weights.eq(weights)]
 
-        # ---------------------------------------------------------- s+7 + R-1: the drain
+        # ---------------------------------------------------------- s+8 + R-1: the drain
         m.submodules.drain = drain = Module()
         # the drain takes column c of a tile when its last row has the sums: the array's rows
         # are skewed, so skew = R - 1 cycles after row 0 (rtl/array.py)
@@ -527,8 +547,10 @@ class Top(wiring.Component):
         # the drain's context (tile, out word, thresholds) is read the cycle before capture and
         # registered at capture, held while the next tile runs: no block RAM output in the drain
         drain.d.comb += [drain_rp.en.eq(early), thr_rp.en.eq(early)]
-        dtile_reg = Signal(self.drain_layout.size)
-        out_word = Signal(C * self.gw)
+        # no reset on the drain ROM's landing registers (nothing reads them before a capture):
+        # on an ECP5 the block RAM's output register is them (synth.absorb_bram_output_registers)
+        dtile_reg = Signal(self.drain_layout.size, reset_less=True)
+        out_word = Signal(C * self.gw, reset_less=True)
         thr_word = Signal.like(thr_rp.data)
         dactive = Signal()
         dcol = Signal(range(max(2, C)))
