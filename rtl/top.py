@@ -244,8 +244,12 @@ class Top(wiring.Component):
         stages = FirstLayerEngine.stages_for(taps * op.cin_g, C + lat - 1 - fetch)     # so that k >= fetch
         m.submodules.first_layer = engine = FirstLayerEngine(R, C, op.cin_g, taps, L, p.pe_bits, stages)
         k = C + lat - engine.LATENCY                  # the cycle after the step at which the engine takes it
-        read = step & (t_c < tile.T)
-        read_late = delay(seq, read, k - fetch, "fl_read")          # the gather read; its shift follows
+        # the gather read (its shift follows); t_c < T is registered apart from the step, so
+        # that the step (``issue``) and the compare are not one path
+        if k > fetch:
+            read_late = delay(seq, held(seq, step, "fl_read1") & held(seq, t_c < tile.T, "fl_tin"), k - fetch - 1, "fl_read")
+        else:
+            read_late = step & (t_c < tile.T)
         m.d.comb += [engine.shift.eq(delay(seq, read_late, fetch, "fl_shift")),
                      engine.pixels.eq(Cat(land["in"])),
                      engine.pads.eq(delay(seq, land["pads"], FETCH_LATENCY - 2, "fl_pads")),
@@ -422,10 +426,14 @@ class Top(wiring.Component):
         skew = pg.drain_skew(cfg)
         drain_cd = Signal(range(max(cfg.cols, cfg.rows) + 2))
         flush_cd = Signal(range(cfg.cols + skew + pg.COMPUTE_LATENCY + pg.DRAIN_WRITE_LATENCY + pg.PASS_LATENCY + 2))
+        # each countdown's "is 0" is a register of its own, set with the count (the sequencer's
+        # decisions then start from flip-flops, not from a compare of a counter: ``issue``
+        # drives every counter's enable, and at 16x8 it was the longest path)
+        drain_z, flush_z = Signal(init=1), Signal(init=1)
         with seq.If(drain_cd != 0):
-            seq.d.sync += drain_cd.eq(drain_cd - 1)
+            seq.d.sync += [drain_cd.eq(drain_cd - 1), drain_z.eq(drain_cd == 1)]
         with seq.If(flush_cd != 0):
-            seq.d.sync += flush_cd.eq(flush_cd - 1)
+            seq.d.sync += [flush_cd.eq(flush_cd - 1), flush_z.eq(flush_cd == 1)]
 
         J = by_op(lambda op: op.J, tile.layer)
         src = by_op(lambda op: op.src, tile.layer)
@@ -440,12 +448,13 @@ class Top(wiring.Component):
         # (on a tile's first step from the running tile's register, later from ``left``: no
         # path from the tile ROM's slow output through logic)
         left = Signal(range(max(t["last"] for t in p.tiles) + 1))
+        left_z = Signal()               # left == 0, registered with it
         first_step = Signal(init=1)
-        last_compute = last_pass = Mux(first_step, tile.last == 0, left == 0)
-        flush_ok = ~(tile.wait & first_step) | (flush_cd == 0)
+        last_compute = last_pass = Mux(first_step, tile.last == 0, left_z)
+        flush_ok = ~(tile.wait & first_step) | flush_z
         issue = Signal()
         pissue = Signal()
-        seq.d.comb += [issue.eq(is_compute & flush_ok & (~last_compute | (drain_cd == 0))),
+        seq.d.comb += [issue.eq(is_compute & flush_ok & (~last_compute | drain_z)),
                        pissue.eq(is_pass & flush_ok)]
         advance = (issue & last_compute) | (pissue & last_pass)
         prime = Signal(range(3))
@@ -460,29 +469,41 @@ class Top(wiring.Component):
         with seq.If(~running):
             seq.d.sync += first_step.eq(1)
         with seq.Elif(issue | pissue):
-            seq.d.sync += [left.eq(Mux(first_step, tile.last, left) - 1), first_step.eq(advance)]
-        # step order: planes, then taps, then lane chunks (fastest); a weight word per (tap, chunk)
+            seq.d.sync += [left.eq(Mux(first_step, tile.last, left) - 1), left_z.eq(Mux(first_step, tile.last == 1, left == 1)),
+                           first_step.eq(advance)]
+        # step order: planes, then taps, then lane chunks (fastest); a weight word per (tap, chunk).
+        # An array tile's "last chunk" (j_c == J - 1) and "last tap" (t_c == T - 1) are registers
+        # set with the counters (j_end, t_end), from the tile's second step on (its first step
+        # has j_c = t_c = 0: J == 1, T == 1): no adder and compare between the tile register
+        # and the counters' enables (the longest path at 8x4x32 once the tile register was the
+        # tile ROM's output register)
+        j_end, t_end = Signal(), Signal()
+        j_last = Mux(first_step, by_op(lambda op: int(op.J == 1), tile.layer, 1), j_end)
+        t_last = Mux(first_step, tile.T == 1, t_end)
         with seq.If(issue):
             with seq.If(is_first):
                 seq.d.sync += t_c.eq(t_c + 1)                        # an engine tile's steps: t_c
             with seq.Else():
-                seq.d.sync += [j_c.eq(j_c + 1), wstep.eq(wstep + 1)]
-                with seq.If(j_c == J - 1):
-                    seq.d.sync += [j_c.eq(0), t_c.eq(t_c + 1)]
-                    with seq.If(t_c == tile.T - 1):
-                        seq.d.sync += [t_c.eq(0), wstep.eq(0), p_c.eq(p_c + 1), plane_base.eq(plane_base + stride)]
+                seq.d.sync += [j_c.eq(j_c + 1), wstep.eq(wstep + 1), j_end.eq(j_c + 2 == J), t_end.eq(t_last)]
+                with seq.If(j_last):
+                    seq.d.sync += [j_c.eq(0), t_c.eq(t_c + 1), j_end.eq(J == 1), t_end.eq(t_c + 2 == tile.T)]
+                    with seq.If(t_last):
+                        seq.d.sync += [t_c.eq(0), wstep.eq(0), p_c.eq(p_c + 1), plane_base.eq(plane_base + stride),
+                                       t_end.eq(tile.T == 1)]
             with seq.If(last_compute):
+                # (the flush count is > 0: COMPUTE_LATENCY + DRAIN_WRITE_LATENCY > 1)
                 seq.d.sync += [t_c.eq(0), j_c.eq(0), p_c.eq(0), plane_base.eq(0), wstep.eq(0), drain_cd.eq(tile.gap - 1),
+                               drain_z.eq(tile.gap == 1), flush_z.eq(0),
                                flush_cd.eq(tile.nvalid + skew + pg.COMPUTE_LATENCY + pg.DRAIN_WRITE_LATENCY - 1)]
         with seq.If(pissue):
             seq.d.sync += [wpass.eq(wpass + 1), t_c.eq(t_c + 1)]
             with seq.If(wpass == window - 1):
                 seq.d.sync += [wpass.eq(0), opass.eq(opass + 1)]
             with seq.If(last_pass):
-                seq.d.sync += [opass.eq(0), t_c.eq(0), flush_cd.eq(pg.PASS_LATENCY - 1)]
+                seq.d.sync += [opass.eq(0), t_c.eq(0), flush_cd.eq(pg.PASS_LATENCY - 1), flush_z.eq(pg.PASS_LATENCY == 1)]
         with seq.If(advance):
             seq.d.sync += idx.eq(idx + 1)
-        go_out = running & (tile.kind == pg.KIND_END) & (flush_cd == 0)
+        go_out = running & (tile.kind == pg.KIND_END) & flush_z
         with seq.If(go_out):
             seq.d.sync += idx.eq(0)
         with m.If(go_out):
@@ -522,7 +543,7 @@ class Top(wiring.Component):
         array_step = issue & ~is_first
         # only the memories some compute layer reads are in the select
         sources = sorted({op.src for op in ops if op.kind == "compute" and op.engine == "array"})
-        acts = self._slices(fetch, land, sources, offsets, last_lanes, array_step, src, off_index, j_c == J - 1, tile.layer)
+        acts = self._slices(fetch, land, sources, offsets, last_lanes, array_step, src, off_index, j_last, tile.layer)
         weights = delay(fetch, weight_rp.data, SLICE_LATENCY, "w")
         # ---------------------------------------------------------- s+6 .. s+9: the array (rtl/array.py)
         m.submodules.array = arr = PEArray(R, C, L, p.depth, p.pe_bits)
