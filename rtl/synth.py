@@ -213,11 +213,13 @@ def absorb_dsp_registers(netlist: dict) -> int:
 
 def _ff_control(cell: dict):
     """A TRELLIS_FF's (clock, enable, reset) if it is one a block RAM's output register can
-    stand for (reset to 0, sync reset over enable, clock not inverted; enable and reset a net
-    or constant: "1" / "0"), else None."""
+    stand for (reset to 0, sync reset over enable, clock not inverted, not reset by the global
+    set/reset, which the block's register is not; enable and reset a net or constant: "1" /
+    "0"), else None."""
     prm, c = cell["parameters"], cell["connections"]
     if cell["type"] != "TRELLIS_FF" or prm.get("REGSET", "RESET") != "RESET" or prm.get("SRMODE", "LSR_OVER_CE") != "LSR_OVER_CE" \
-            or prm.get("CLKMUX", "CLK").strip() != "CLK" or prm.get("LSRMUX", "LSR").strip() != "LSR":
+            or prm.get("CLKMUX", "CLK").strip() != "CLK" or prm.get("LSRMUX", "LSR").strip() != "LSR" \
+            or prm.get("GSR", "DISABLED") == "ENABLED":
         return None
     cemux = prm.get("CEMUX", "CE").strip()
     ce = c["CE"][0] if cemux == "CE" and "CE" in c else ("1" if cemux == "1" else None)

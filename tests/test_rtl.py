@@ -347,12 +347,12 @@ def test_dsp_registers_take_the_flip_flops_around_a_multiplier(shared_a):
     assert absorb_dsp_registers(net) == 0           # once only: the DSP's registers are taken
 
 
-def _bram_netlist(ce, lsr, rd_en="1", extra_load=False):
+def _bram_netlist(ce, lsr, rd_en="1", extra_load=False, gsr="DISABLED"):
     """A hand-made yosys JSON module: a 36-bit DP16KD (pseudo dual-port: port B reads, on DOA
     and DOB) whose DOA0 and DOB0 go to flip-flops with enable ``ce`` and reset ``lsr`` (a net
     number or "1" / "0"); DOA0's flip-flop has a copy (same input and control) read by a LUT;
     ``extra_load``: DOB0 is read by that LUT too."""
-    ff_params = {"CEMUX": "CE" if isinstance(ce, int) else "1 ", "CLKMUX": "CLK", "GSR": "DISABLED",
+    ff_params = {"CEMUX": "CE" if isinstance(ce, int) else "1 ", "CLKMUX": "CLK", "GSR": gsr,
                  "LSRMUX": "LSR", "REGSET": "RESET", **({"SRMODE": "LSR_OVER_CE"} if lsr != "0" else {})}
     dirs = {"CLK": "input", "CE": "input", "LSR": "input", "DI": "input", "Q": "output"}
 
@@ -376,22 +376,23 @@ def _bram_netlist(ce, lsr, rd_en="1", extra_load=False):
     return {"modules": {"top": {"ports": ports, "cells": cells}}}
 
 
-@pytest.mark.parametrize("ce, lsr, rd_en, extra_load, folds", [
-    ("1", 3, "1", False, True),        # the landing registers (reset by the domain's reset)
-    (4, "0", 4, False, True),          # the tile register (an enable, no reset)
-    ("1", "0", "1", False, True),      # no enable, no reset
-    (4, 3, "1", False, False),         # enable and reset: the block's priorities are not the flip-flop's
-    ("1", 3, 4, False, False),         # reset and a read enable: the reset may clear the read latch
-    ("1", 3, "1", True, False),        # a data output read by logic too
+@pytest.mark.parametrize("ce, lsr, rd_en, extra_load, gsr, folds", [
+    ("1", 3, "1", False, "DISABLED", True),        # the landing registers (reset by the domain's reset)
+    (4, "0", 4, False, "DISABLED", True),          # the tile register (an enable, no reset)
+    ("1", "0", "1", False, "DISABLED", True),      # no enable, no reset
+    (4, 3, "1", False, "DISABLED", False),         # enable and reset: the block's priorities are not the flip-flop's
+    ("1", 3, 4, False, "DISABLED", False),         # reset and a read enable: the reset may clear the read latch
+    ("1", 3, "1", True, "DISABLED", False),        # a data output read by logic too
+    ("1", "0", "1", False, "ENABLED", False),      # reset by the global set/reset (amaranth's board tops)
 ])
-def test_bram_output_register_takes_the_landing_flip_flops(ce, lsr, rd_en, extra_load, folds):
+def test_bram_output_register_takes_the_landing_flip_flops(ce, lsr, rd_en, extra_load, gsr, folds):
     """The ECP5 core flow moves the flip-flops right after a DP16KD's read data into the
     block's output register (REGMODE OUTREG, their enable and reset on OCE and RST), the
     block then driving their outputs (a copy's loads read the same net); a read port with any
     other load, or with an enable and a reset both in use, stays as it was."""
     from hwbin.rtl.synth import absorb_bram_output_registers
 
-    net = _bram_netlist(ce, lsr, rd_en, extra_load)
+    net = _bram_netlist(ce, lsr, rd_en, extra_load, gsr)
     cells = net["modules"]["top"]["cells"]
     ram = cells["ram"]
     moved = absorb_bram_output_registers(net)
