@@ -38,7 +38,7 @@ from .ir import Layer, Model
 
 #: Cycles from a compute step's issue to the drain taking its tile (its PE row 0 has the sums;
 #: row r has them r cycles later, so the drain waits ``drain_skew`` more).
-COMPUTE_LATENCY = 8
+COMPUTE_LATENCY = 9
 #: Cycles from the drain selecting a column to writing it (bases, accumulators, levels).
 DRAIN_WRITE_LATENCY = 7
 #: Cycles from a pass step's issue to its memory write.

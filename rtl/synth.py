@@ -215,6 +215,87 @@ def absorb_dsp_registers(netlist: dict) -> int:
     return moved
 
 
+def _ff_control(cell: dict):
+    """A TRELLIS_FF's (clock, enable, reset) if it is one a block RAM's output register can
+    stand for (reset to 0, sync reset over enable, clock not inverted, not reset by the global
+    set/reset, which the block's register is not; enable and reset a net or constant: "1" /
+    "0"), else None."""
+    prm, c = cell["parameters"], cell["connections"]
+    if cell["type"] != "TRELLIS_FF" or prm.get("REGSET", "RESET") != "RESET" or prm.get("SRMODE", "LSR_OVER_CE") != "LSR_OVER_CE" \
+            or prm.get("CLKMUX", "CLK").strip() != "CLK" or prm.get("LSRMUX", "LSR").strip() != "LSR" \
+            or prm.get("GSR", "DISABLED") == "ENABLED":
+        return None
+    cemux = prm.get("CEMUX", "CE").strip()
+    ce = c["CE"][0] if cemux == "CE" and "CE" in c else ("1" if cemux == "1" else None)
+    lsr = c["LSR"][0] if "LSR" in c else "0"
+    return None if ce is None or lsr not in ("0",) and not isinstance(lsr, int) else (c["CLK"][0], ce, lsr)
+
+
+def _bram_read_ports(ram: dict):
+    """A DP16KD's read ports as (output pins, clock, clock enable, [half: A / B]): in the
+    36-bit pseudo dual-port mode (yosys's $__PDPW16KD_) port B reads all 36 bits, DOA and DOB
+    (nextpnr times them all on CLKB), and both halves' output registers are set alike."""
+    conn, prm = ram["connections"], ram["parameters"]
+    if int(str(prm.get("DATA_WIDTH_A", "18")), 2 if set(str(prm.get("DATA_WIDTH_A", ""))) <= {"0", "1"} else 10) == 36:
+        return [([p for p in conn if p.startswith(("DOA", "DOB"))], conn.get("CLKB", ["0"])[0], conn.get("CEB", ["1"])[0],
+                 ["A", "B"])]
+    return [([p for p in conn if p.startswith(f"DO{h}")], conn.get(f"CLK{h}", ["0"])[0], conn.get(f"CE{h}", ["1"])[0], [h])
+            for h in "AB"]
+
+
+def absorb_bram_output_registers(netlist: dict) -> int:
+    """Move the flip-flops that take an ECP5 DP16KD's read data into the block's own output
+    register (REGMODE_A/B = "OUTREG"), in yosys's JSON netlist, before nextpnr. yosys leaves
+    it unused, so a block RAM's word reached the fabric ~5.8 ns after the clock (the longest
+    paths of the core: the word lands in a register and nowhere else, but that register sits
+    where its loads pull it). The output register is such a register, clocked one cycle after
+    the read: the cycle count does not change, and the word leaves the block about 1 ns after
+    the clock. A read port moves only if every output bit it drives goes to such flip-flops
+    only (DI; reset to 0, sync reset over enable, the port's clock), all with one enable and
+    one reset: the enable becomes OCE, the reset RST (synchronous). Where the reset is a net,
+    the flip-flops' enable and the port's read enable must be constant (a block RAM's reset
+    and enable priorities, and whether its reset also clears the read latch, then do not
+    matter). Flip-flops on one bit with the same control are copies: all become the register.
+    Returns the flip-flops removed."""
+    removed = 0
+    for mod in netlist["modules"].values():
+        cells = mod.get("cells", {})
+        drivers, loads = _nets(mod)
+        outs = {b for prt in mod.get("ports", {}).values() if prt["direction"] != "input" for b in prt["bits"]}
+        for ram in [c for c in cells.values() if c["type"] == "DP16KD"]:
+            conn, prm = ram["connections"], ram["parameters"]
+            if any(prm.get(f"REGMODE_{h}", "NOREG") != "NOREG" or conn.get(f"RST{h}", ["0"])[0] != "0" for h in "AB"):
+                continue
+            for pins, clk, rd_en, halves in _bram_read_ports(ram):
+                pins = [p for p in pins if isinstance(conn[p][0], int) and loads.get(conn[p][0])]
+                ffs = {p: [ld[0] for ld in loads[conn[p][0]]] for p in pins}
+                if not pins or not all(ld[1] == "DI" and ld[0] in cells for p in pins for ld in loads[conn[p][0]]):
+                    continue
+                ctl = {_ff_control(cells[f]) for fs in ffs.values() for f in fs}
+                if len(ctl) != 1 or None in ctl:
+                    continue
+                ff_clk, ce, rst = ctl.pop()
+                if ff_clk != clk or isinstance(rst, int) and (ce != "1" or rd_en != "1") or any(
+                        cells[f]["connections"]["Q"][0] in outs for fs in ffs.values() for f in fs):
+                    continue
+                for p, fs in ffs.items():
+                    q = cells[fs[0]]["connections"]["Q"][0]
+                    for dup in fs[1:]:                  # a copy's loads read the first's output
+                        for cell, port, i in loads.get(cells[dup]["connections"]["Q"][0], []):
+                            cells[cell]["connections"][port][i] = q
+                    conn[p] = [q]
+                    for f in fs:
+                        del cells[f]
+                    removed += len(fs)
+                for h in halves:
+                    prm[f"REGMODE_{h}"] = "OUTREG"
+                    conn[f"OCE{h}"], conn[f"RST{h}"] = [ce], [rst]
+                    ram["port_directions"].update({f"OCE{h}": "input", f"RST{h}": "input"})
+                if isinstance(rst, int):
+                    prm.update(RESETMODE="SYNC", ASYNC_RESET_RELEASE="SYNC")
+    return removed
+
+
 def drop_unused_carry_outs(netlist: dict) -> int:
     """Disconnect the carry out of each CCU2C whose net nothing reads, in yosys's JSON
     netlist: nextpnr-ecp5 otherwise spends a carry cell (two LUTs in its count) to bring a
@@ -248,12 +329,14 @@ def synth_core(rtl_dir, target: str, out_dir, freq_mhz: float = 100.0, seed: int
         return {**_ice40_cells(out / "stat.json", dev), "modules": modules}
     netlist = json.loads((out / "core.json").read_text())
     absorbed = absorb_dsp_registers(netlist)
+    bram_regs = absorb_bram_output_registers(netlist)
     drop_unused_carry_outs(netlist)
     (out / "core.json").write_text(json.dumps(netlist))
     _run([tool(f"yowasp-nextpnr-{family}"), *dev, "--json", "core.json", "--out-of-context", "--freq", str(freq_mhz),
           "--timing-allow-fail",
           "--report", "nextpnr-report.json", "--seed", str(seed)], out / "nextpnr.log", "nextpnr", out)
-    return {**summarize(out / "nextpnr-report.json", family), "modules": modules, "dsp_registers_absorbed": absorbed}
+    return {**summarize(out / "nextpnr-report.json", family), "modules": modules, "dsp_registers_absorbed": absorbed,
+            "bram_output_registers_absorbed": bram_regs}
 
 
 #: yosys cell types by the resource they use, for both families

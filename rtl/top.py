@@ -4,10 +4,10 @@ Everything model-specific arrives as tables from ``hwbin.program.Program``; the 
 below is what ``program.cycle_model`` replays, stage by stage (s = the cycle a step issues):
 
     compute   s: tile/gather/weight ROM addresses   s+1: register the gather word
-              s+2: memory addresses   s+3: land each memory's word (the slices a step does
-              not use reset)   s+4: OR of the slices   s+5: XOR + group counts
-              s+6: popcount   s+7: plane sum += it   s+8: capture the plane sums of a tile's
-              last step in PE row 0   s+9+R-1 ..: drain, one column per cycle: the PEs'
+              s+2: memory addresses   s+3: land each memory's word   s+4: register its
+              slices (the ones a step does not use reset)   s+5: OR of the slices
+              s+6: XOR + group counts   s+7: popcount   s+8: plane sum += it   s+9: capture
+              the plane sums of a tile's last step in PE row 0   s+10+R-1 ..: drain, one column per cycle: the PEs'
               gated registers ORed, twice more registered, times the bases, the products
               registered twice, S, threshold tests on S, then the write
               (DRAIN_WRITE_LATENCY = 7)
@@ -110,6 +110,10 @@ def slice_offsets(prog: pg.Program) -> list[int]:
 
 #: cycles from a step's gather ROM address to its landed memory words (``Top._fetch_front``)
 FETCH_LATENCY = 4
+#: cycles from a compute step's gather ROM address to its lane slices' OR (``Top._slices``): the
+#: landed words are plain registers (on an ECP5 the block RAMs' output registers), and the
+#: slices a step does not use are reset in a register of their own after them
+SLICE_LATENCY = FETCH_LATENCY + 1
 #: registers before and after the drain's block multipliers (program.DRAIN_WRITE_LATENCY counts them)
 MUL_IN_REGS, MUL_OUT_REGS = 3, 2
 
@@ -252,8 +256,12 @@ class Top(wiring.Component):
         stages = FirstLayerEngine.stages_for(taps * op.cin_g, C + lat - 1 - fetch)     # so that k >= fetch
         m.submodules.first_layer = engine = FirstLayerEngine(R, C, op.cin_g, taps, L, p.pe_bits, stages)
         k = C + lat - engine.LATENCY                  # the cycle after the step at which the engine takes it
-        read = step & (t_c < tile.T)
-        read_late = delay(seq, read, k - fetch, "fl_read")          # the gather read; its shift follows
+        # the gather read (its shift follows); t_c < T is registered apart from the step, so
+        # that the step (``issue``) and the compare are not one path
+        if k > fetch:
+            read_late = delay(seq, held(seq, step, "fl_read1") & held(seq, t_c < tile.T, "fl_tin"), k - fetch - 1, "fl_read")
+        else:
+            read_late = step & (t_c < tile.T)
         m.d.comb += [engine.shift.eq(delay(seq, read_late, fetch, "fl_shift")),
                      engine.pixels.eq(Cat(land["in"])),
                      engine.pads.eq(delay(seq, land["pads"], FETCH_LATENCY - 2, "fl_pads")),
@@ -271,7 +279,8 @@ class Top(wiring.Component):
         """The reads' first stages, shared by compute steps, passes, im2col and the engine.
         An ECP5 block RAM takes ~5.8 ns from clock to data (yosys does not use its output
         register), so each block RAM output here goes into one register and nowhere else,
-        which the placer can put beside it: at s+1 the gather word is registered (it carries
+        with no reset but the domain's, which the ECP5 core flow moves into the block's output
+        register (synth.absorb_bram_output_registers): at s+1 the gather word is registered (it carries
         C addresses to 2C memories, a fan-out that costs ~3 ns of routing), at s+2 it
         addresses the memories, at s+3 each memory's word lands; everything else reads the
         landed words at s+4 (``FETCH_LATENCY`` after the gather ROM's address). Returns the
@@ -286,13 +295,16 @@ class Top(wiring.Component):
                    for name, rps in (("in", in_rps), ("act", act_rps), ("col", col_rps))}}
 
     def _slices(self, fetch: Module, land: dict, sources, offsets, last_lanes, step, src, off_index, last_chunk, layer):
-        """At s+4, each column's L-bit slice of the landed word of its source memory, at the
-        step's offset, lanes past the layer's last chunk masked, 0 for a pad. Where the
-        offsets' slices do not overlap, no multiplexer: during an array step every slice of the
-        landed words that the step does not use is reset (a flip-flop's synchronous reset,
-        decided at s+2 and registered), as are the masked lane groups and a pad's slice, and
-        a column ORs its slices (1 LUT4 a bit for 4 slices, not a 4:1 multiplexer's 3).
-        Otherwise (grouped channel bases) a multiplexer over the offsets, then the mask."""
+        """At s+5 (``SLICE_LATENCY``), each column's L-bit slice of the landed word of its source
+        memory, at the step's offset, lanes past the layer's last chunk masked, 0 for a pad.
+        Where the offsets' slices do not overlap, no multiplexer: at s+4 each slice of the
+        landed words is registered, and during an array step the ones that the step does not
+        use are reset (a flip-flop's synchronous reset, decided at s+3 and registered), as are
+        the masked lane groups and a pad's slice, and a column ORs its slices (1 LUT4 a bit for
+        4 slices, not a 4:1 multiplexer's 3). The landed words themselves have no reset of their
+        own, so that a block RAM's output register can be them (the resets were on the landing
+        registers, one reset per lane group, which no block RAM port can take). Otherwise
+        (grouped channel bases) a multiplexer over the offsets, then the mask."""
         p = self.prog
         C, L = p.cfg.cols, p.cfg.lanes
         names = {pg.SRC_REGION: "act", pg.SRC_COL: "col", pg.SRC_INPUT: "in"}
@@ -300,22 +312,26 @@ class Top(wiring.Component):
         if all(b - a >= L for a, b in zip(offsets, offsets[1:])):
             bounds = sorted({0, L} | {n for n in last_lanes if 0 < n < L})
             groups = list(zip(bounds, bounds[1:]))       # lanes that a layer's mask keeps or drops together
-            src2, off2, step2 = delay(fetch, src, 2, "src"), delay(fetch, off_index, 1, "off"), delay(fetch, step, 2, "st")
-            last2, layer2 = delay(fetch, last_chunk, 2, "lastj"), delay(fetch, layer, 2, "slayer")
-            live2 = [~last2 | _table([int(lo < n) for n in last_lanes], layer2, 1) for lo, _ in groups]
+            src3, off3, step3 = delay(fetch, src, 3, "src"), delay(fetch, off_index, 2, "off"), delay(fetch, step, 3, "st")
+            last3, layer3 = delay(fetch, last_chunk, 3, "lastj"), delay(fetch, layer, 3, "slayer")
+            pads3 = delay(fetch, land["pads"], 1, "spads")
+            live3 = [~last3 | _table([int(lo < n) for n in last_lanes], layer3, 1) for lo, _ in groups]
             for c in range(C):
                 parts = []
                 for sid in sources:
                     word = land[names[sid]][c]
                     for i, o in enumerate(offsets):
+                        pieces = []
                         for g, (lo, hi) in enumerate(groups):
                             if o + lo >= len(word):
                                 continue
-                            keep = (src2 == sid) & (off2 == i) & ~land["pads"][c] & live2[g]
-                            clear = held(fetch, step2 & ~keep, f"clear{c}_{sid}_{i}_{g}")
+                            keep = (src3 == sid) & (off3 == i) & ~pads3[c] & live3[g]
+                            clear = held(fetch, step3 & ~keep, f"clear{c}_{sid}_{i}_{g}")
+                            piece = held(fetch, word[o + lo:min(o + hi, len(word))], f"slice{c}_{sid}_{i}_{g}")
                             with fetch.If(clear):
-                                fetch.d.sync += word[o + lo:min(o + hi, len(word))].eq(0)
-                        part = word[o:o + L]
+                                fetch.d.sync += piece.eq(0)
+                            pieces.append(piece)
+                        part = Cat(*pieces)
                         parts.append(Cat(part, Const(0, L - len(part))) if len(part) < L else part)
                 fetch.d.sync += acts[c * L:(c + 1) * L].eq(functools.reduce(operator.or_, parts))
             return acts
@@ -330,7 +346,7 @@ class Top(wiring.Component):
                 chosen = Mux(src4 == sid, land[names[sid]][c], chosen)
             fetch.d.comb += word.eq(chosen)
             fetch.d.sync += acts[c * L:(c + 1) * L].eq(Mux(pads[c], 0, Array(word[o:o + L] for o in offsets)[off4] & mask4))
-        return acts
+        return delay(fetch, acts, SLICE_LATENCY - FETCH_LATENCY, "acts")        # as the other branch's
 
     def score_mul_width(self) -> int:
         """The score constants' width: a 32-bit factor took three block multipliers and a
@@ -356,9 +372,11 @@ class Top(wiring.Component):
                          thr_rp.en.eq(delay(drain, capture, read, "thr_read"))]
         if not land:
             return thr_rp.data
-        word = Signal.like(thr_rp.data, name="thr_word")
-        with drain.If(delay(drain, capture, test - 1, "thr_land")):
-            drain.d.sync += word.eq(thr_rp.data)
+        # loaded every cycle, no reset: the port's data changes only a cycle after a read, so
+        # this equals a load at the landing cycle, and on an ECP5 the block RAM's own output
+        # register can be it (synth.absorb_bram_output_registers)
+        word = Signal.like(thr_rp.data, name="thr_word", reset_less=True)
+        drain.d.sync += word.eq(thr_rp.data)
         return word
 
     # ------------------------------------------------------------------ elaborate
@@ -389,9 +407,13 @@ class Top(wiring.Component):
         m.submodules.fetch = fetch = Module()
         land = self._fetch_front(fetch, gather_rp, in_rps, act_rps, col_rps)
         # the running tile is a register; the tile ROM's port holds the next one, so the
-        # sequencer's decisions start from flip-flops, not from a block RAM's slow output
-        tile0 = p.tiles[0]
-        tile_reg = Signal(self.tile_layout.size, init=_pack(self.tile_layout, tile0))
+        # sequencer's decisions start from flip-flops, not from a block RAM's slow output. The
+        # register takes the ROM's word and nothing else (no reset, no other value), so that
+        # on an ECP5 the block RAM's own output register can be it (synth.absorb_bram_output_
+        # registers): while the sequencer is not running, the ROM reads tile 0, then tile 1
+        # while the register takes tile 0 (``prime``; an image's input takes >= 2 cycles)
+        assert p.in_positions * p.in_channels >= 2, "the tile register is primed while the input loads"
+        tile_reg = Signal(self.tile_layout.size, reset_less=True)
         tile = data.View(self.tile_layout, tile_reg)
 
         # ---------------------------------------------------------- state, loader, counter
@@ -446,10 +468,14 @@ class Top(wiring.Component):
         skew = pg.drain_skew(cfg)
         drain_cd = Signal(range(max(cfg.cols, cfg.rows) + 2))
         flush_cd = Signal(range(cfg.cols + skew + pg.COMPUTE_LATENCY + pg.DRAIN_WRITE_LATENCY + pg.PASS_LATENCY + 2))
+        # each countdown's "is 0" is a register of its own, set with the count (the sequencer's
+        # decisions then start from flip-flops, not from a compare of a counter: ``issue``
+        # drives every counter's enable, and at 16x8 it was the longest path)
+        drain_z, flush_z = Signal(init=1), Signal(init=1)
         with seq.If(drain_cd != 0):
-            seq.d.sync += drain_cd.eq(drain_cd - 1)
+            seq.d.sync += [drain_cd.eq(drain_cd - 1), drain_z.eq(drain_cd == 1)]
         with seq.If(flush_cd != 0):
-            seq.d.sync += flush_cd.eq(flush_cd - 1)
+            seq.d.sync += [flush_cd.eq(flush_cd - 1), flush_z.eq(flush_cd == 1)]
 
         J = by_op(lambda op: op.J, tile.layer)
         src = by_op(lambda op: op.src, tile.layer)
@@ -459,6 +485,10 @@ class Top(wiring.Component):
         running = state == RUN
         # the flush countdown less one, but for a compute tile's columns (program.flush_cycles)
         flush_base = by_op(lambda op: pg.flush_cycles(p, op, {"nvalid": 0}) - 1, tile.layer)
+        # and where it loads 0 (flush_z is a register set with the count): a layer whose lead
+        # exceeds its own latency has a base <= 0, so a compute tile of -base columns loads 0
+        zero_at = by_op(lambda op: max(0, 1 - pg.flush_cycles(p, op, {"nvalid": 0})), tile.layer)
+        can_zero = by_op(lambda op: int(pg.flush_cycles(p, op, {"nvalid": 0}) <= 1), tile.layer, 1)
         is_first = tile.kind == pg.KIND_FIRST        # a first-layer engine tile (rtl/first_layer.py)
         is_compute = running & ((tile.kind == pg.KIND_COMPUTE) | is_first)
         is_pass = running & (tile.kind == pg.KIND_PASS)
@@ -466,49 +496,70 @@ class Top(wiring.Component):
         # (on a tile's first step from the running tile's register, later from ``left``: no
         # path from the tile ROM's slow output through logic)
         left = Signal(range(max(t["last"] for t in p.tiles) + 1))
+        left_z = Signal()               # left == 0, registered with it
         first_step = Signal(init=1)
-        last_compute = last_pass = Mux(first_step, tile.last == 0, left == 0)
-        flush_ok = ~(tile.wait & first_step) | (flush_cd == 0)
+        last_compute = last_pass = Mux(first_step, tile.last == 0, left_z)
+        flush_ok = ~(tile.wait & first_step) | flush_z
         issue = Signal()
         pissue = Signal()
-        seq.d.comb += [issue.eq(is_compute & flush_ok & (~last_compute | (drain_cd == 0))),
+        seq.d.comb += [issue.eq(is_compute & flush_ok & (~last_compute | drain_z)),
                        pissue.eq(is_pass & flush_ok)]
         advance = (issue & last_compute) | (pissue & last_pass)
         if isinstance(tile_rp, RecordGenerator):
-            # its register holds tiles[idx + 1] as the ROM's port does: restart = the read of address 1
+            # its register holds tiles[idx + 1] as the ROM's port does (restart = the read of
+            # address 1); the tile register takes tile 0 as a constant while not running
             seq.d.comb += [tile_rp.restart.eq(~running), tile_rp.next.eq(advance)]
-        else:
-            seq.d.comb += [tile_rp.addr.eq(Mux(running, idx + 2, 1)), tile_rp.en.eq(~running | advance)]
-        # the tile ROM's output goes into the running tile's register and nowhere else (its
-        # reset to tile 0 takes priority, as a flip-flop's reset does: advance implies running)
-        with seq.If(~running):
-            seq.d.sync += [tile_reg.eq(tile_reg.init), first_step.eq(1)]
-        with seq.Elif(issue | pissue):
-            seq.d.sync += [left.eq(Mux(first_step, tile.last, left) - 1), first_step.eq(advance)]
-            with seq.If(advance):
+            with seq.If(~running):
+                seq.d.sync += tile_reg.eq(_pack(self.tile_layout, p.tiles[0]))
+            with seq.Elif(advance):
                 seq.d.sync += tile_reg.eq(tile_rp.data)
-        # step order: planes, then taps, then lane chunks (fastest); a weight word per (tap, chunk)
+        else:
+            prime = Signal(range(3))
+            with seq.If(running):
+                seq.d.sync += prime.eq(0)
+            with seq.Elif(prime != 2):
+                seq.d.sync += prime.eq(prime + 1)
+            seq.d.comb += [tile_rp.addr.eq(Mux(running, idx + 2, prime != 0)), tile_rp.en.eq(~running | advance)]
+            # the tile ROM's output goes into the running tile's register and nowhere else
+            with seq.If(advance | (~running & (prime == 1))):
+                seq.d.sync += tile_reg.eq(tile_rp.data)
+        with seq.If(~running):
+            seq.d.sync += first_step.eq(1)
+        with seq.Elif(issue | pissue):
+            seq.d.sync += [left.eq(Mux(first_step, tile.last, left) - 1), left_z.eq(Mux(first_step, tile.last == 1, left == 1)),
+                           first_step.eq(advance)]
+        # step order: planes, then taps, then lane chunks (fastest); a weight word per (tap, chunk).
+        # An array tile's "last chunk" (j_c == J - 1) and "last tap" (t_c == T - 1) are registers
+        # set with the counters (j_end, t_end), from the tile's second step on (its first step
+        # has j_c = t_c = 0: J == 1, T == 1): no adder and compare between the tile register
+        # and the counters' enables (the longest path at 8x4x32 once the tile register was the
+        # tile ROM's output register)
+        j_end, t_end = Signal(), Signal()
+        j_last = Mux(first_step, by_op(lambda op: int(op.J == 1), tile.layer, 1), j_end)
+        t_last = Mux(first_step, tile.T == 1, t_end)
         with seq.If(issue):
             with seq.If(is_first):
                 seq.d.sync += t_c.eq(t_c + 1)                        # an engine tile's steps: t_c
             with seq.Else():
-                seq.d.sync += [j_c.eq(j_c + 1), wstep.eq(wstep + 1)]
-                with seq.If(j_c == J - 1):
-                    seq.d.sync += [j_c.eq(0), t_c.eq(t_c + 1)]
-                    with seq.If(t_c == tile.T - 1):
-                        seq.d.sync += [t_c.eq(0), wstep.eq(0), p_c.eq(p_c + 1), plane_base.eq(plane_base + stride)]
+                seq.d.sync += [j_c.eq(j_c + 1), wstep.eq(wstep + 1), j_end.eq(j_c + 2 == J), t_end.eq(t_last)]
+                with seq.If(j_last):
+                    seq.d.sync += [j_c.eq(0), t_c.eq(t_c + 1), j_end.eq(J == 1), t_end.eq(t_c + 2 == tile.T)]
+                    with seq.If(t_last):
+                        seq.d.sync += [t_c.eq(0), wstep.eq(0), p_c.eq(p_c + 1), plane_base.eq(plane_base + stride),
+                                       t_end.eq(tile.T == 1)]
             with seq.If(last_compute):
                 seq.d.sync += [t_c.eq(0), j_c.eq(0), p_c.eq(0), plane_base.eq(0), wstep.eq(0), drain_cd.eq(tile.gap - 1),
+                               drain_z.eq(tile.gap == 1), flush_z.eq(can_zero & (tile.nvalid == zero_at)),
                                flush_cd.eq(tile.nvalid + flush_base)]
         with seq.If(pissue):
             seq.d.sync += [wpass.eq(wpass + 1), t_c.eq(t_c + 1)]
             with seq.If(wpass == window - 1):
                 seq.d.sync += [wpass.eq(0), opass.eq(opass + 1)]
             with seq.If(last_pass):
-                seq.d.sync += [opass.eq(0), t_c.eq(0), flush_cd.eq(flush_base)]
+                seq.d.sync += [opass.eq(0), t_c.eq(0), flush_cd.eq(flush_base), flush_z.eq(can_zero)]
         with seq.If(advance):
             seq.d.sync += idx.eq(idx + 1)
-        go_out = running & (tile.kind == pg.KIND_END) & (flush_cd == 0)
+        go_out = running & (tile.kind == pg.KIND_END) & flush_z
         with seq.If(go_out):
             seq.d.sync += idx.eq(0)
         with m.If(go_out):
@@ -540,7 +591,7 @@ class Top(wiring.Component):
         plane_start = (t_c == 0) & (j_c == 0)
         double = plane_start & (p_c != 0) & by_op(lambda op: int(op.horner), tile.layer)
 
-        # ---------------------------------------------------------- s+4: source, slice, lane mask, pad
+        # ---------------------------------------------------------- s+4, s+5: source, slice, lane mask, pad
         # (the gather word and the landed words are registered in _fetch_front)
         for c in range(C):
             if im2col:
@@ -548,18 +599,18 @@ class Top(wiring.Component):
         array_step = issue & ~is_first
         # only the memories some compute layer reads are in the select
         sources = sorted({op.src for op in ops if op.kind == "compute" and op.engine == "array"})
-        acts = self._slices(fetch, land, sources, offsets, last_lanes, array_step, src, off_index, j_c == J - 1, tile.layer)
-        weights = delay(fetch, weight_rp.data, FETCH_LATENCY, "w")
-        # ---------------------------------------------------------- s+5 .. s+8: the array (rtl/array.py)
+        acts = self._slices(fetch, land, sources, offsets, last_lanes, array_step, src, off_index, j_last, tile.layer)
+        weights = delay(fetch, weight_rp.data, SLICE_LATENCY, "w")
+        # ---------------------------------------------------------- s+6 .. s+9: the array (rtl/array.py)
         m.submodules.array = arr = PEArray(R, C, L, p.depth, p.pe_bits)
-        assert pg.COMPUTE_LATENCY == FETCH_LATENCY + PEArray.LATENCY, "program.COMPUTE_LATENCY must follow the pipeline"
-        into = FETCH_LATENCY + 1
+        assert pg.COMPUTE_LATENCY == SLICE_LATENCY + PEArray.LATENCY, "program.COMPUTE_LATENCY must follow the pipeline"
+        into = SLICE_LATENCY + 1
         fetch.d.comb += [arr.valid.eq(delay(fetch, array_step, into, "v")), arr.start.eq(delay(fetch, plane_start, into, "start")),
                          arr.double.eq(delay(fetch, double, into, "double")),
                          arr.last.eq(delay(fetch, array_step & last_compute, into, "last")),
                          arr.acts.eq(acts), arr.weights.eq(weights)]
 
-        # ---------------------------------------------------------- s+7 + R-1: the drain
+        # ---------------------------------------------------------- s+8 + R-1: the drain
         m.submodules.drain = drain = Module()
         # the drain takes column c of a tile when its last row has the sums: the array's rows
         # are skewed, so skew = R - 1 cycles after row 0 (rtl/array.py)
@@ -577,8 +628,10 @@ class Top(wiring.Component):
             drain.d.comb += [drain_rp.addr.eq(delay(drain, idx, lat - 1, "tidx")), drain_rp.en.eq(early)]
         drow = drain_rp.data if drain_rp is not None else Const(0, self.drain_layout.size)
         thr_word = self._thresholds(drain, thr_rp, delay(drain, tile.thr, lat - 1, "thr"), capture)
-        dtile_reg = Signal(self.drain_layout.size)
-        out_word = Signal(C * self.gw)
+        # no reset on the drain ROM's landing registers (nothing reads them before a capture):
+        # on an ECP5 the block RAM's output register is them (synth.absorb_bram_output_registers)
+        dtile_reg = Signal(self.drain_layout.size, reset_less=True)
+        out_word = Signal(C * self.gw, reset_less=True)
         dactive = Signal()
         dcol = Signal(range(max(2, C)))
         dtile = data.View(self.drain_layout, dtile_reg)

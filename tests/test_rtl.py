@@ -364,6 +364,69 @@ def test_dsp_registers_take_the_flip_flops_around_a_multiplier(shared_a):
     assert absorb_dsp_registers(net) == 0           # once only: the DSP's registers are taken
 
 
+def _bram_netlist(ce, lsr, rd_en="1", extra_load=False, gsr="DISABLED"):
+    """A hand-made yosys JSON module: a 36-bit DP16KD (pseudo dual-port: port B reads, on DOA
+    and DOB) whose DOA0 and DOB0 go to flip-flops with enable ``ce`` and reset ``lsr`` (a net
+    number or "1" / "0"); DOA0's flip-flop has a copy (same input and control) read by a LUT;
+    ``extra_load``: DOB0 is read by that LUT too."""
+    ff_params = {"CEMUX": "CE" if isinstance(ce, int) else "1 ", "CLKMUX": "CLK", "GSR": gsr,
+                 "LSRMUX": "LSR", "REGSET": "RESET", **({"SRMODE": "LSR_OVER_CE"} if lsr != "0" else {})}
+    dirs = {"CLK": "input", "CE": "input", "LSR": "input", "DI": "input", "Q": "output"}
+
+    def ff(d, q):       # (yosys leaves a flip-flop without reset without LSR and SRMODE)
+        conn = {"CLK": [2], "DI": [d], "Q": [q], **({"CE": [ce]} if isinstance(ce, int) else {}),
+                **({"LSR": [lsr]} if lsr != "0" else {})}
+        return {"type": "TRELLIS_FF", "parameters": dict(ff_params), "port_directions": dict(dirs), "connections": conn}
+
+    ram = {"type": "DP16KD",
+           "parameters": {"DATA_WIDTH_A": "00000000000000000000000000100100", "DATA_WIDTH_B": "00000000000000000000000000100100",
+                          "REGMODE_A": "NOREG", "REGMODE_B": "NOREG", "RESETMODE": "ASYNC"},
+           "port_directions": {"CLKA": "input", "CLKB": "input", "CEB": "input", "OCEA": "input", "OCEB": "input",
+                               "RSTA": "input", "RSTB": "input", "DOA0": "output", "DOA1": "output", "DOB0": "output"},
+           "connections": {"CLKA": [2], "CLKB": [2], "CEB": [rd_en], "OCEA": ["0"], "OCEB": ["1"], "RSTA": ["0"],
+                           "RSTB": ["0"], "DOA0": [10], "DOA1": [11], "DOB0": [12]}}
+    lut = {"type": "LUT4", "parameters": {}, "port_directions": {"A": "input", "B": "input", "C": "input", "Z": "output"},
+           "connections": {"A": [21], "B": [12 if extra_load else 22], "C": [20], "Z": [30]}}
+    cells = {"ram": ram, "fa": ff(10, 20), "fa_copy": ff(10, 21), "fb": ff(12, 22), "lut": lut}
+    ports = {"clk": {"direction": "input", "bits": [2]}, "rst": {"direction": "input", "bits": [3]},
+             "en": {"direction": "input", "bits": [4]}, "z": {"direction": "output", "bits": [30]}}
+    return {"modules": {"top": {"ports": ports, "cells": cells}}}
+
+
+@pytest.mark.parametrize("ce, lsr, rd_en, extra_load, gsr, folds", [
+    ("1", 3, "1", False, "DISABLED", True),        # the landing registers (reset by the domain's reset)
+    (4, "0", 4, False, "DISABLED", True),          # the tile register (an enable, no reset)
+    ("1", "0", "1", False, "DISABLED", True),      # no enable, no reset
+    (4, 3, "1", False, "DISABLED", False),         # enable and reset: the block's priorities are not the flip-flop's
+    ("1", 3, 4, False, "DISABLED", False),         # reset and a read enable: the reset may clear the read latch
+    ("1", 3, "1", True, "DISABLED", False),        # a data output read by logic too
+    ("1", "0", "1", False, "ENABLED", False),      # reset by the global set/reset (amaranth's board tops)
+])
+def test_bram_output_register_takes_the_landing_flip_flops(ce, lsr, rd_en, extra_load, gsr, folds):
+    """The ECP5 core flow moves the flip-flops right after a DP16KD's read data into the
+    block's output register (REGMODE OUTREG, their enable and reset on OCE and RST), the
+    block then driving their outputs (a copy's loads read the same net); a read port with any
+    other load, or with an enable and a reset both in use, stays as it was."""
+    from hwbin.rtl.synth import absorb_bram_output_registers
+
+    net = _bram_netlist(ce, lsr, rd_en, extra_load, gsr)
+    cells = net["modules"]["top"]["cells"]
+    ram = cells["ram"]
+    moved = absorb_bram_output_registers(net)
+    if not folds:
+        assert moved == 0 and {"fa", "fa_copy", "fb"} <= set(cells)
+        assert ram["parameters"]["REGMODE_A"] == ram["parameters"]["REGMODE_B"] == "NOREG"
+        return
+    assert moved == 3 and not {"fa", "fa_copy", "fb"} & set(cells)
+    conn, prm = ram["connections"], ram["parameters"]
+    assert conn["DOA0"] == [20] and conn["DOB0"] == [22] and conn["DOA1"] == [11]      # DOA1: no load, untouched
+    assert cells["lut"]["connections"]["A"] == [20]              # the copy's load reads the register
+    assert prm["REGMODE_A"] == prm["REGMODE_B"] == "OUTREG"
+    assert conn["OCEA"] == conn["OCEB"] == [ce] and conn["RSTA"] == conn["RSTB"] == [lsr]
+    assert prm["RESETMODE"] == ("SYNC" if isinstance(lsr, int) else "ASYNC")
+    assert absorb_bram_output_registers(net) == 0           # once only: the output register is taken
+
+
 def test_unused_carry_outs_are_disconnected_and_used_ones_kept():
     """Only a CCU2C carry out that nothing reads loses its connection: the one feeding the
     next cell of its chain, and one read by logic, stay."""
