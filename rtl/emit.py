@@ -35,10 +35,12 @@ def to_verilog(prog: pg.Program) -> str:
 #: block and adds net arithmetic bit by bit (the PEs' popcounts are most of its time). Full
 #: ``proc`` turns the processes into muxes and flip-flops with reset and enable, ``opt`` folds
 #: the reset muxes into them and ``wreduce`` cuts adders to the widths their results need.
-#: Synthesis runs the same passes itself, so the netlist it maps is the same design.
+#: Synthesis runs the same passes itself: on digits-cnn at 8x4x32 the ECP5 mapping has the same
+#: flip-flops, carries, block RAMs and DSPs and 3 more LUT4s of 5,098 (yosys orders some
+#: multiplexers differently).
 YOSYS_PASSES = ("proc -norom", "memory_collect", "opt", "wreduce", "opt")
-_INTERNAL_ATTRS = (
-    "-remove generator -remove top -remove src -remove amaranth.hierarchy -remove amaranth.decoding -remove unused_bits")
+_INTERNAL_ATTRS = " ".join(f"-remove {a}" for a in (
+    "generator", "top", "src", "amaranth.hierarchy", "amaranth.decoding", "unused_bits"))
 
 
 def convert(elaboratable, name: str) -> str:
