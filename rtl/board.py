@@ -117,9 +117,6 @@ class UARTBridge(wiring.Component):
 
 def bridge_verilog(prog: pg.Program, divisor: int, name: str = "hwbin_uart_top") -> str:
     """The UART bridge alone as Verilog, for simulating the board top end to end."""
-    from amaranth.back import verilog
+    from .emit import convert, header
 
-    from .emit import header
-
-    return header(prog.model, prog.cfg) + verilog.convert(UARTBridge(prog, divisor), name=name, emit_src=False,
-                                                          strip_internal_attrs=True)
+    return header(prog.model, prog.cfg) + convert(UARTBridge(prog, divisor), name)

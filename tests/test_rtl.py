@@ -293,6 +293,33 @@ def test_verilog_is_deterministic_with_header_and_lint_clean(tmp_path):
     assert lint.returncode == 0 and "%Warning" not in lint.stderr, lint.stderr[-2000:]
 
 
+def test_clocked_blocks_merge_per_module_in_order():
+    """Each module's flip-flop blocks become one block holding their statements in order;
+    every other line (a memory's own block, assigns) stays where it was."""
+    from hwbin.rtl.emit import merge_clocked_blocks
+
+    text = "\n".join([
+        "module a(clk);", "  always @(posedge clk)", "    if (rst) q <= 1'h0;", "    else q <= d;",
+        "  assign d = ~q;", "  always @(posedge clk)", "    r <= q;",
+        "  always @(posedge clk) begin", "    m[0] <= d;", "  end", "endmodule",
+        "module b(clk);", "  always @(posedge clk)", "    s <= t;", "endmodule", ""])
+    assert merge_clocked_blocks(text).split("\n") == [
+        "module a(clk);", "  always @(posedge clk) begin", "      if (rst) q <= 1'h0;", "      else q <= d;",
+        "      r <= q;", "  end", "  assign d = ~q;",
+        "  always @(posedge clk) begin", "    m[0] <= d;", "  end", "endmodule",
+        "module b(clk);", "  always @(posedge clk) begin", "      s <= t;", "  end", "endmodule", ""]
+
+
+def test_generated_verilog_has_no_process_or_lone_flip_flop_block():
+    """What the Icarus speed rests on (rtl/emit.py): no ``always @*`` process left and no
+    flip-flop in a block of its own."""
+    from hwbin.rtl.emit import to_verilog
+
+    m, _ = zoo_ir("digits-tiny")
+    text = to_verilog(pg.compile_program(m, pg.ArrayConfig(4, 4, 16)))
+    assert "always @*" not in text and "always @(posedge clk)\n" not in text
+
+
 def test_cells_per_component_add_up_to_the_flat_design(tmp_path):
     """``modules`` in a synthesis report: the PE array, the top's sections and the top's own
     logic, whose cells add up to yosys's count of the flattened design, and the array holds
