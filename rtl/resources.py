@@ -132,15 +132,15 @@ LUT_MODEL = {"fixed": 1500, "pe_per_lane": 4.5, "pe": 12, "row": 190, "word_bit"
 #: has more flip-flops than LUT4s (pipeline registers without a LUT of their own): a
 #: non-negative least-squares fit of yosys ``synth_ice40 -dsp`` counts of the core over 9
 #: configurations of digits-tiny, digits-cnn and shapes-seg (benchmarks/ice40_fit.py
-#: ``calibrate``; within 6% of each) gives the LUT4s and the flip-flops from the same kind of
+#: ``calibrate``, rerun after the gateware round of 2026-11-24; within 7% of each) gives the LUT4s and the flip-flops from the same kind of
 #: features (LUT4s: PEs, PE lanes, drain rows x levels, activation word bits x columns;
 #: flip-flops: the PEs' plane sums, the drain rows' sums and thresholds, the activation word
 #: bits, the lanes), and the placed logic cells are ``lc`` of them (a fit of nextpnr's
 #: ICESTORM_LC in 4 board builds of digits-tiny, within 70 cells; 2 more at 2x2x8 and 2x1x16
 #: within 51). Recalibrate when the drain or the pipeline changes.
 ICE40_MODEL = {
-    "lut": {"fixed": 737, "pe": 0.0, "pe_lane": 5.43, "row_level": 82.2, "word_bit": 4.67},
-    "ff": {"fixed": 1183, "pe_sum_bit": 0.54, "row_bit": 5.73, "word_bit": 6.8, "lane": 20.4},
+    "lut": {"fixed": 759, "pe": 0.0, "pe_lane": 5.45, "row_level": 80.9, "word_bit": 4.6},
+    "ff": {"fixed": 1258, "pe_sum_bit": 0.65, "row_bit": 1.68, "word_bit": 8.39, "lane": 21.1},
     "lc": {"lut": 0.93, "ff": 0.81},
 }
 #: the share of a part's logic cells a design may take and still be placed: nextpnr-ice40
