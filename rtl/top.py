@@ -484,11 +484,12 @@ class Top(wiring.Component):
         window = by_op(lambda op: op.window, tile.layer)
         running = state == RUN
         # the flush countdown less one, but for a compute tile's columns (program.flush_cycles)
-        flush_base = by_op(lambda op: pg.flush_cycles(p, op, {"nvalid": 0}) - 1, tile.layer)
+        flush0 = {id(op): pg.flush_cycles(p, op, {"nvalid": 0}) for op in ops}
+        flush_base = by_op(lambda op: flush0[id(op)] - 1, tile.layer)
         # and where it loads 0 (flush_z is a register set with the count): a layer whose lead
         # exceeds its own latency has a base <= 0, so a compute tile of -base columns loads 0
-        zero_at = by_op(lambda op: max(0, 1 - pg.flush_cycles(p, op, {"nvalid": 0})), tile.layer)
-        can_zero = by_op(lambda op: int(pg.flush_cycles(p, op, {"nvalid": 0}) <= 1), tile.layer, 1)
+        zero_at = by_op(lambda op: max(0, 1 - flush0[id(op)]), tile.layer)
+        can_zero = by_op(lambda op: int(flush0[id(op)] <= 1), tile.layer, 1)
         is_first = tile.kind == pg.KIND_FIRST        # a first-layer engine tile (rtl/first_layer.py)
         is_compute = running & ((tile.kind == pg.KIND_COMPUTE) | is_first)
         is_pass = running & (tile.kind == pg.KIND_PASS)
