@@ -12,11 +12,11 @@ below is what ``program.cycle_model`` replays, stage by stage (s = the cycle a s
               registered twice, S, threshold tests on S, then the write
               (DRAIN_WRITE_LATENCY = 7)
     pass      s: gather ROM   s+1: gather word   s+2: memory address   s+3: land the word
-              s+4: max / permute, write
+              s+4: max / permute   s+5: write
     im2col    s: gather ROM   s+1: gather word   s+2: input memory address   s+3: land
               s+4: shift a tap into the column's assembly register, or write one lane chunk of
               one plane of it to the column's im2col memory (its layer waits PASS_LATENCY like
-              after any pass)
+              after any pass, a cycle more than it needs)
     output    request: score address   +1: select row and constant   +2, +3, +4: acc and
               constant registered   +5: their product   +6, +7: registered twice more
               +8: add   +9: beat valid (the score compared with the best so far)
@@ -739,9 +739,9 @@ class Top(wiring.Component):
                 plane_rows[pl].append(lv[p.kmax - 1 - pl])
         level_word = Cat(place_rows(Cat(*plane_rows[pl]), rot2, R, p.gran, p.cpad) for pl in range(p.kmax))
 
-        # ---------------------------------------------------------- passes (s+4: write)
+        # ---------------------------------------------------------- passes (s+4: combine, s+5: write)
         m.submodules.passes = passes = Module()
-        # pool and shuffle: the word read lands at s+3 (_fetch_front), is combined and written at s+4
+        # pool and shuffle: the word read lands at s+3 (_fetch_front), is combined at s+4 and written at s+5
         pv4, w_pass4, layer4 = (delay(passes, v, FETCH_LATENCY, f"p_{n}") for v, n in ((pissue, "valid"), (wpass, "w"),
                                                                                      (tile.layer, "layer")))
         o_pass4 = delay(passes, opass, FETCH_LATENCY, "opass")
@@ -777,7 +777,12 @@ class Top(wiring.Component):
             passes.d.sync += run.eq(combined)
         with passes.Else():
             passes.d.sync += run.eq(0)
-        pass_write = pv4 & window_end & (mode4 != pg.PASS_IM2COL)
+        # the write is registered (s+5, PASS_LATENCY): the landed word, the combine LUT and
+        # the writes' multiplexer into C memories' write data in one cycle was 10.7 ns at
+        # 16x8x32 on an 85F, mostly routing across the die
+        pass_write = held(passes, pv4 & window_end & (mode4 != pg.PASS_IM2COL), "pass_write")
+        pass_data = held(passes, combined, "pass_data")
+        pass_addr = held(passes, pdst4 + o_pass4, "pass_addr")
         if im2col:
             self._im2col(passes, im2col, pv4 & (layer4 == im2col.index), w_pass4, delay(passes, land["pads"], 2, "ipads"),
                          land["in"], col_wps, delay(passes, land["gword"][:p.addr_bits], 2, "colw"))
@@ -792,8 +797,8 @@ class Top(wiring.Component):
         writes.d.sync += [d_addr.eq(lv_addr), d_data.eq(level_word), d_en.eq(lv_en)]
         all_granules = (1 << (p.region_width // p.gran)) - 1
         for wp in act_wps:
-            writes.d.comb += [wp.addr.eq(Mux(pass_write, pdst4 + o_pass4, d_addr)),
-                         wp.data.eq(Mux(pass_write, combined, d_data)),
+            writes.d.comb += [wp.addr.eq(Mux(pass_write, pass_addr, d_addr)),
+                         wp.data.eq(Mux(pass_write, pass_data, d_data)),
                          wp.en.eq(Mux(pass_write, all_granules, d_en))]
         writes.d.comb += [self.trace_addr.eq(act_wps[0].addr), self.trace_data.eq(act_wps[0].data),
                      self.trace_en.eq(act_wps[0].en)]
