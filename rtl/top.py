@@ -3,8 +3,8 @@
 Everything model-specific arrives as tables from ``hwbin.program.Program``; the timing
 below is what ``program.cycle_model`` replays, stage by stage (s = the cycle a step issues):
 
-    compute   s: tile/gather/weight ROM addresses   s+1: register the gather word
-              s+2: memory addresses   s+3: land each memory's word   s+4: register its
+    compute   s: tile/gather ROM addresses, the weight ROM's registered   s+1: register the
+              gather word, weight ROM address   s+2: memory addresses   s+3: land each memory's word   s+4: register its
               slices (the ones a step does not use reset)   s+5: OR of the slices
               s+6: XOR + group counts   s+7: popcount   s+8: plane sum += it   s+9: capture
               the plane sums of a tile's last step in PE row 0   s+10+R-1 ..: drain, one column per cycle: the PEs'
@@ -114,6 +114,8 @@ FETCH_LATENCY = 4
 #: landed words are plain registers (on an ECP5 the block RAMs' output registers), and the
 #: slices a step does not use are reset in a register of their own after them
 SLICE_LATENCY = FETCH_LATENCY + 1
+#: registers between a step's weight ROM address and the ROM's port (``Top.elaborate``)
+WEIGHT_ADDR_REGS = 1
 #: registers before and after the drain's block multipliers (program.DRAIN_WRITE_LATENCY counts them)
 MUL_IN_REGS, MUL_OUT_REGS = 3, 2
 
@@ -244,8 +246,8 @@ class Top(wiring.Component):
         """The engine (rtl/first_layer.py) and the late reads that feed it. Its sums must reach
         the drain exactly when an array tile's column would (COMPUTE_LATENCY + skew after the
         tile's last step), so rather than delay the sums, the engine's step stream is delayed:
-        its gather and weight reads are issued k - FETCH_LATENCY - READ_AHEAD and k - 1 cycles
-        after the step, and it takes the step at k (nothing else reads those ports in the first
+        its gather and weight reads are issued k - FETCH_LATENCY - READ_AHEAD and k - 2 cycles
+        after the step (the weight ROM's address is registered: ``WEIGHT_ADDR_REGS``), and it takes the step at k (nothing else reads those ports in the first
         layer). It reads the landed input words and their pad flags (``_fetch_front``)."""
         p = self.prog
         R, C, L = p.cfg.rows, p.cfg.cols, p.cfg.lanes
@@ -270,8 +272,8 @@ class Top(wiring.Component):
                      engine.weights.eq(weight_rp.data)]
         return {"read_late": read_late,
                 "gather_late": delay(seq, tile.gbase + t_c, k - fetch, "fl_gaddr"),
-                "col_late": delay(seq, step, k - 1, "fl_step"),
-                "weight_late": delay(seq, tile.wbase, k - 1, "fl_waddr"),
+                "col_late": delay(seq, step, k - 1 - WEIGHT_ADDR_REGS, "fl_step"),
+                "weight_late": delay(seq, tile.wbase, k - 1 - WEIGHT_ADDR_REGS, "fl_waddr"),
                 "sums": engine.sums}
 
     # ------------------------------------------------------------------ fetch
@@ -573,7 +575,11 @@ class Top(wiring.Component):
                                               weight_rp)
             gather_addr = Mux(engine["read_late"], engine["gather_late"], gather_addr)
             weight_addr = Mux(engine["col_late"], engine["weight_late"], weight_addr)
-        seq.d.comb += [gather_rp.addr.eq(gather_addr), weight_rp.addr.eq(weight_addr)]
+        # the weight ROM's address is registered: at 16x8x32 its word is 16 block RAMs spread
+        # over the die, and the adder and the engine's multiplexer in front of that fan-out
+        # were the longest path (9.6 ns on an 85F)
+        seq.d.comb += [gather_rp.addr.eq(gather_addr),
+                       weight_rp.addr.eq(delay(seq, weight_addr, WEIGHT_ADDR_REGS, "weight_addr"))]
 
         # per-step values, computed at s and carried down the pipeline
         offsets = slice_offsets(p)
@@ -601,7 +607,7 @@ class Top(wiring.Component):
         # only the memories some compute layer reads are in the select
         sources = sorted({op.src for op in ops if op.kind == "compute" and op.engine == "array"})
         acts = self._slices(fetch, land, sources, offsets, last_lanes, array_step, src, off_index, j_last, tile.layer)
-        weights = delay(fetch, weight_rp.data, SLICE_LATENCY, "w")
+        weights = delay(fetch, weight_rp.data, SLICE_LATENCY - WEIGHT_ADDR_REGS, "w")
         # ---------------------------------------------------------- s+6 .. s+9: the array (rtl/array.py)
         m.submodules.array = arr = PEArray(R, C, L, p.depth, p.pe_bits)
         assert pg.COMPUTE_LATENCY == SLICE_LATENCY + PEArray.LATENCY, "program.COMPUTE_LATENCY must follow the pipeline"
