@@ -61,13 +61,14 @@ class MemShape:
 
 def memory_shapes(prog: pg.Program) -> list[MemShape]:
     """The memories ``Top._memories`` builds, by name."""
-    from .top import DRAIN_FIELDS, TILE_FIELDS, _layout, drain_rows, gather_words
+    from .sequencer_gen import table_layout
+    from .top import DRAIN_FIELDS, TILE_FIELDS, drain_rows, gather_words
 
     cfg = prog.cfg
     R, C, L = cfg.rows, cfg.cols, cfg.lanes
     drows = drain_rows(prog, gather_words(prog))
-    mems = [MemShape("tile_rom", len(prog.tiles) + 1, _layout(prog.tiles, TILE_FIELDS).size),
-            MemShape("drain_rom", len(drows), _layout(drows, DRAIN_FIELDS).size),
+    mems = [MemShape("tile_rom", len(prog.tiles) + 1, table_layout(prog.tiles, TILE_FIELDS).size),
+            MemShape("drain_rom", len(drows), table_layout(drows, DRAIN_FIELDS).size),
             MemShape("gather_rom", len(prog.gather), C * (prog.addr_bits + 1)),
             MemShape("weight_rom", len(prog.weights), R * L),
             MemShape("thr_rom", len(prog.thresholds), R * (prog.nthr * prog.thr_bits + 1))]
