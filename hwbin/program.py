@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import arith
+from . import arith, parts
 from .errors import HwbinError
 from .golden import gather_plan
 from .ir import Layer, Model
@@ -53,8 +53,8 @@ PASS_POOL, PASS_SHUFFLE, PASS_IM2COL = 0, 1, 2
 SRC_INPUT, SRC_REGION, SRC_COL = 0, 1, 2
 
 
-#: The parts whose memories the gateware can be shaped for (rtl/resources.py has their totals)
-PARTS = ("", "ice40-up5k", "ecp5-25f", "ecp5-85f")
+#: The parts whose memories the gateware can be shaped for ("": none; hwbin/parts.py)
+PARTS = ("", *parts.PARTS)
 
 #: The array sizes hwbin builds (what --rows, --cols and --lanes accept).
 ARRAY_LIMITS = {"rows": (1, 256), "cols": (1, 256), "lanes": (1, 512)}
