@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import arith
+from . import arith, parts
 from .errors import HwbinError
 from .golden import gather_plan
 from .ir import Layer, Model
@@ -53,8 +53,8 @@ PASS_POOL, PASS_SHUFFLE, PASS_IM2COL = 0, 1, 2
 SRC_INPUT, SRC_REGION, SRC_COL = 0, 1, 2
 
 
-#: The parts whose memories the gateware can be shaped for (rtl/resources.py has their totals)
-PARTS = ("", "ice40-up5k", "ecp5-25f", "ecp5-85f")
+#: The parts whose memories the gateware can be shaped for ("": none; hwbin/parts.py)
+PARTS = ("", *parts.PARTS)
 
 #: The array sizes hwbin builds (what --rows, --cols and --lanes accept).
 ARRAY_LIMITS = {"rows": (1, 256), "cols": (1, 256), "lanes": (1, 512)}
@@ -786,9 +786,16 @@ def expected_beats(scores: np.ndarray) -> list[int]:
 ROTATE_FIELDS = ("wen",)
 
 
+def value_bits(values) -> int:
+    """Bits of an unsigned field that holds each of ``values``: the largest one's, at least 1.
+    The width rule of the gateware's tables (rtl/top.py) and records (``record_widths``)."""
+    return max([1] + [int(v).bit_length() for v in values])
+
+
 def record_widths(records: list[dict], fields: list[str]) -> tuple[int, ...]:
-    """Bits of each field: its largest value's (at least 1), the rule of rtl/top.py's layouts."""
-    return tuple(max([1] + [int(r.get(f, 0)).bit_length() for r in records]) for f in fields)
+    """Bits of each field over ``records`` (``value_bits``; a record without the field has 0):
+    the layout of rtl/top.py's tile and drain ROM words (rtl/sequencer_gen.table_layout)."""
+    return tuple(value_bits(r.get(f, 0) for r in records) for f in fields)
 
 
 def _rotl(v: int, amount: int, width: int) -> int:

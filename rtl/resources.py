@@ -22,26 +22,7 @@ from dataclasses import dataclass
 
 from hwbin import program as pg
 from hwbin.errors import HwbinError
-
-
-@dataclass(frozen=True)
-class Part:
-    family: str
-    luts: int
-    ffs: int
-    brams: int
-    sprams: int
-    dsps: int
-
-
-#: The parts hwbin builds for, with their totals (LUT4s / LUTs, flip-flops, block RAMs, SPRAMs, DSPs).
-PARTS = {
-    "ice40-up5k": Part("ice40", 5280, 5280, 30, 4, 8),
-    "ecp5-25f": Part("ecp5", 24288, 24288, 56, 0, 28),
-    "ecp5-85f": Part("ecp5", 83640, 83640, 208, 0, 156),
-}
-#: The boards, by the part they carry.
-BOARD_PARTS = {"icebreaker": "ice40-up5k", "ulx3s": "ecp5-25f"}
+from hwbin.parts import BOARDS, PARTS, Part
 
 #: block RAM geometries (depth, width) and read ports per block RAM
 _BRAM_MODES = {"ice40": ([(256, 16), (512, 8), (1024, 4), (2048, 2)], 1),
@@ -61,13 +42,14 @@ class MemShape:
 
 def memory_shapes(prog: pg.Program) -> list[MemShape]:
     """The memories ``Top._memories`` builds, by name."""
-    from .top import DRAIN_FIELDS, TILE_FIELDS, _layout, drain_rows, gather_words
+    from .sequencer_gen import table_layout
+    from .top import DRAIN_FIELDS, TILE_FIELDS, drain_rows, gather_words
 
     cfg = prog.cfg
     R, C, L = cfg.rows, cfg.cols, cfg.lanes
     drows = drain_rows(prog, gather_words(prog))
-    mems = [MemShape("tile_rom", len(prog.tiles) + 1, _layout(prog.tiles, TILE_FIELDS).size),
-            MemShape("drain_rom", len(drows), _layout(drows, DRAIN_FIELDS).size),
+    mems = [MemShape("tile_rom", len(prog.tiles) + 1, table_layout(prog.tiles, TILE_FIELDS).size),
+            MemShape("drain_rom", len(drows), table_layout(drows, DRAIN_FIELDS).size),
             MemShape("gather_rom", len(prog.gather), C * (prog.addr_bits + 1)),
             MemShape("weight_rom", len(prog.weights), R * L),
             MemShape("thr_rom", len(prog.thresholds), R * (prog.nthr * prog.thr_bits + 1))]
@@ -260,7 +242,7 @@ def choose_config(model, board: str, clock_mhz: float = 100.0) -> tuple[pg.Array
     """The configuration with the most PEs x lanes (then the fewest cycles) that fits the
     board's part; HwbinError naming the tightest resource when none does. Returns the config,
     its estimate and every candidate's (label, estimate, cycles, shortfall)."""
-    part = BOARD_PARTS[board]
+    part = BOARDS[board].part
     tried = []
     for r, c, lanes in CANDIDATES:
         cfg = pg.ArrayConfig(r, c, lanes, clock_mhz, part)

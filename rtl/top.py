@@ -38,20 +38,13 @@ from amaranth.lib.wiring import In, Out
 
 from hwbin import arith
 from hwbin import program as pg
+from hwbin.program import value_bits as _width
 
 from .array import PEArray
 from .first_layer import FirstLayerEngine, carry_chain
 from .pipeline import delay, held
 from .resources import PARTS, memory_shapes, memory_style
-from .sequencer_gen import RecordGenerator, generator_tables
-
-
-def _width(values) -> int:
-    return max([1] + [int(v).bit_length() for v in values])
-
-
-def _layout(rows: list[dict], names: list[str]) -> data.StructLayout:
-    return data.StructLayout({n: unsigned(_width(r.get(n, 0) for r in rows)) for n in names})
+from .sequencer_gen import RecordGenerator, generator_tables, table_layout as _layout
 
 
 def _pack(layout: data.StructLayout, row: dict) -> int:

@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 
 from hwbin import program as pg
 from hwbin.models import MODELS
-from hwbin.rtl.sequencer_gen import RecordGenerator, generator_tables, record_layout
-from hwbin.rtl.top import _layout, _pack, drain_rows, gather_words
+from hwbin.rtl.sequencer_gen import RecordGenerator, generator_tables, record_layout, table_layout
+from hwbin.rtl.top import _pack, drain_rows, gather_words
 
 from .helpers import random_ir, random_models, zoo_ir
 
@@ -32,7 +32,7 @@ def check_expansion(prog: pg.Program) -> None:
         assert loops.length == len(records)
         assert pg.expand_records(loops) == flat(records, fields), name
         # the generator's record is the ROM's word: same fields, same widths
-        assert record_layout(loops) == _layout(full[name], fields)
+        assert record_layout(loops) == table_layout(full[name], fields)
 
 
 def random_program(params, cfg):

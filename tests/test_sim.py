@@ -117,14 +117,15 @@ def test_uart_board_top_end_to_end(tmp_path):
 
     from cocotb_tools.runner import get_runner
 
+    from hwbin.parts import BOARDS
     from hwbin.rtl import resources as rs
     from hwbin.rtl.board import bridge_verilog
-    from hwbin.rtl.synth import BAUD, BOARD_CLOCK_MHZ
+    from hwbin.rtl.synth import BAUD
 
     m, data = zoo_ir("digits-tiny")
     ir.save(m, tmp_path / "m.hwbin")
     cfg, _, _ = rs.choose_config(m, "icebreaker")
-    divisor = round(BOARD_CLOCK_MHZ["icebreaker"] * 1e6 / BAUD)
+    divisor = round(BOARDS["icebreaker"].clock_mhz * 1e6 / BAUD)
     (tmp_path / "uart.v").write_text(bridge_verilog(pg.compile_program(m, cfg), divisor=divisor))
     np.save(tmp_path / "x.npy", data.x_test[:1])
     job = {"model": str(tmp_path / "m.hwbin"), "divisor": divisor, "vectors": str(tmp_path / "x.npy"),
