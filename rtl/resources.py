@@ -61,20 +61,25 @@ class MemShape:
 
 def memory_shapes(prog: pg.Program) -> list[MemShape]:
     """The memories ``Top._memories`` builds, by name."""
-    from .top import DRAIN_FIELDS, TILE_FIELDS, _layout, drain_rows, gather_words
+    from .top import TILE_FIELDS, _layout, drain_fields, drain_rows, gather_words
 
     cfg = prog.cfg
     R, C, L = cfg.rows, cfg.cols, cfg.lanes
     drows = drain_rows(prog, gather_words(prog))
     mems = [MemShape("tile_rom", len(prog.tiles) + 1, _layout(prog.tiles, TILE_FIELDS).size),
-            MemShape("drain_rom", len(drows), _layout(drows, DRAIN_FIELDS).size),
+            MemShape("drain_rom", len(drows), _layout(drows, drain_fields(prog)).size),
             MemShape("gather_rom", len(prog.gather), C * (prog.addr_bits + 1)),
             MemShape("weight_rom", len(prog.weights), R * L),
             MemShape("thr_rom", len(prog.thresholds), R * (prog.nthr * prog.thr_bits + 1))]
     if prog.col_depth:
         mems.append(MemShape("col_mem", prog.col_depth, L, copies=C, rom=False))
-    mems += [MemShape("in_mem", prog.in_positions, prog.in_width, copies=C, rom=False),
-             MemShape("act_mem", 2 * prog.region_depth, prog.region_width, copies=C, rom=False),
+    mems.append(MemShape("in_mem", prog.in_positions, prog.in_width, copies=C, rom=False))
+    if prog.spram:      # one SPRAM per region and plane (rtl/spram.py; the model keeps the words used)
+        mems.append(MemShape("act_spram", (2 * prog.region_depth) << prog.chunk_bits, pg.SPRAM_WIDTH,
+                             copies=2 * prog.kmax, rom=False))
+    else:
+        mems.append(MemShape("act_mem", 2 * prog.region_depth, prog.region_width, copies=C, rom=False))
+    mems += [
              MemShape("score_mem", prog.out_positions * prog.score_rows, R * prog.acc_bits, rom=False)]
     return [MemShape(m.name, max(2, m.depth), m.width, m.reads, m.copies, m.rom) for m in mems]
 
@@ -100,11 +105,14 @@ GENERATOR_FAMILIES = ("ice40",)
 
 
 def memory_style(mem: MemShape, part: str) -> str:
-    """'block', 'logic' or 'generator' (the tile and drain tables on an iCE40: ``GENERATED``)
+    """'block', 'logic', 'spram' (the activations in SPRAM mode: program.Program.spram) or
+    'generator' (the tile and drain tables on an iCE40: ``GENERATED``)
     for one memory on a part ('' = yosys decides). The input memory is always block RAM
     (see ``top._memory``), and so is the threshold ROM where no part decides; the activation
     and im2col memories are left to yosys. On a part, a ROM (or the few words of the score memory) goes to logic when that costs fewer LUT4s than a sixth of the LUTs the
     block RAMs it would take stand for (30 block RAMs against 5,280 LUT4s on a UP5K)."""
+    if mem.name == "act_spram":
+        return "spram"
     if not part or mem.name in ("in_mem", "act_mem", "col_mem"):
         # where no part decides, the threshold ROM is block RAM too (in logic it was about
         # 420 LUTs at 8x4x32, against 8 of the ECP5-25F's 56 DP16KDs)
@@ -176,7 +184,7 @@ def estimate(prog: pg.Program, part: str, generator: bool | None = None) -> dict
     p = PARTS[part]
     cfg = prog.cfg
     R, C, L = cfg.rows, cfg.cols, cfg.lanes
-    mems, brams, rom_luts = {}, 0, 0
+    mems, brams, sprams, rom_luts = {}, 0, 0, 0
     if generator is None:
         generator = p.family in GENERATOR_FAMILIES
     gen = generator_luts(prog) if generator else {}
@@ -185,7 +193,10 @@ def estimate(prog: pg.Program, part: str, generator: bool | None = None) -> dict
         table = mem.name.removesuffix("_rom")
         if style == "generator" and not gen:
             style = rom_style(mem, p)
-        if mem.name in GENERATED and table in gen:
+        if style == "spram":
+            sprams += mem.copies
+            mems[mem.name] = {"sprams": mem.copies}
+        elif mem.name in GENERATED and table in gen:
             rom_luts += gen[table]
             mems[mem.name] = {"luts": gen[table], "generator": True}
         elif style == "logic":
@@ -201,7 +212,7 @@ def estimate(prog: pg.Program, part: str, generator: bool | None = None) -> dict
         lut4 += rom_luts
         lc = ICE40_MODEL["lc"]
         luts = lc["lut"] * lut4 + lc["ff"] * ffs
-        return {"luts": int(round(luts)), "lut4": int(round(lut4)), "ffs": int(round(ffs)), "brams": brams, "sprams": 0,
+        return {"luts": int(round(luts)), "lut4": int(round(lut4)), "ffs": int(round(ffs)), "brams": brams, "sprams": sprams,
                 "dsps": multipliers(prog), "memories": mems}
     m = LUT_MODEL
     levels = max(1, prog.nthr)

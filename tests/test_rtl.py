@@ -1,6 +1,7 @@
 """The gateware in Amaranth's own simulator against numpy and the golden model, the array
 program's checks, and the Verilog's determinism and lint."""
 import subprocess
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -502,7 +503,11 @@ def _memories_of(top):
     from amaranth.hdl import Fragment
 
     m = top.elaborate(None)
+    from hwbin.rtl.spram import Spram
+
     mems = [(n, sub) for n, (sub, _) in m._named_submodules.items() if isinstance(sub, memory.Memory)]
+    mems += [(n, SimpleNamespace(depth=sub.depth, shape=SimpleNamespace(width=len(sub.rdata)), attrs={"ram_style": "spram"}))
+             for n, (sub, _) in m._named_submodules.items() if isinstance(sub, Spram)]
     gens = [n for n, (sub, _) in m._named_submodules.items() if isinstance(sub, RecordGenerator)]
     Fragment.get(m, None)           # elaborated once: no unused-elaboratable warnings
     top._MustUse__silence = True    # the Top itself was elaborated by hand above (amaranth's MustUse flag)
