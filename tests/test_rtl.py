@@ -170,6 +170,47 @@ def test_top_bit_and_cycle_exact_on_random_models(params, rows, cols, lanes, par
     _check_top(m, x, pg.ArrayConfig(rows, cols, lanes, part=part))
 
 
+_SPRAM_WORDS = (6, [{"kind": "conv", "out": 24, "k": 3, "s": 1, "p": 1, "g": 1}, {"kind": "pool", "k": 2},
+                    {"kind": "conv", "out": 20, "k": 3, "s": 1, "p": 1, "g": 1}, {"kind": "dense", "out": "classes"}],
+                "classify", 2, 5)
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(params=random_models(), rows=st.integers(1, 4))
+@example(params=_SPRAM_WORDS, rows=4).via("two 16-channel words a position: the pool pass per chunk, a partial last word")
+@example(params=_SPRAM_WORDS, rows=3).via("rows across a word boundary: block RAM instead")
+@example(params=(_SPRAM_WORDS[0], _SPRAM_WORDS[1], "classify", 1, 2), rows=2).via("one plane: two SPRAMs")
+def test_top_bit_and_cycle_exact_with_activations_in_spram(params, rows):
+    """The UP5K at one column of 16 lanes: the activations in SPRAM where the program allows
+    it (program._spram_check; a shuffle, grouped channel bases off a word, or rows across a
+    word keep block RAM), through the SPRAM's model (rtl/spram.py: an output read in a write
+    cycle is all ones), bit- and cycle-exact."""
+    m, x = random_ir(params, 2)
+    if m is None:
+        return
+    _check_top(m, x, pg.ArrayConfig(rows, 1, 16, part="ice40-up5k"))
+
+
+def test_spram_mode_where_the_program_allows_it():
+    """Which programs put the activations in SPRAM, and the drain's word runs: every word a
+    layer writes is completed (``wdone``) by exactly one tile, the last of its run."""
+    m, x = random_ir(_SPRAM_WORDS, 1)
+    assert pg.compile_program(m, pg.ArrayConfig(4, 1, 16, part="ice40-up5k")).spram
+    assert not pg.compile_program(m, pg.ArrayConfig(3, 1, 16, part="ice40-up5k")).spram      # rows across words
+    assert not pg.compile_program(m, pg.ArrayConfig(4, 2, 16, part="ice40-up5k")).spram      # two columns
+    assert not pg.compile_program(m, pg.ArrayConfig(4, 1, 16)).spram                         # no part
+    prog = pg.compile_program(m, pg.ArrayConfig(2, 1, 16, part="ice40-up5k"))
+    assert prog.spram and prog.chunks == 2 and prog.region_width == 2 * 16
+    for op in prog.ops:
+        if op.kind != "compute" or op.is_score:
+            continue
+        words = [(prog.gather[t["gbase"] + t["T"]][0][0], t["chunk"], t["wdone"])
+                 for t in (prog.tiles[i] for i in op.tiles) if t.get("nvalid")]
+        done = [w[:2] for w in words if w[2]]
+        assert len(done) == len(set(done)) == len({w[:2] for w in words})
+        assert all(w[2] or w[:2] == nxt[:2] for w, nxt in zip(words, words[1:]))
+
+
 @pytest.mark.parametrize("name, part, thr_logic", [("digits-mlp", "", False), ("shapes-seg", "", False),
                                                    ("digits-mlp", "ice40-up5k", False), ("shapes-seg", "", True),
                                                    ("digits-cnn", "ice40-up5k", False)])
