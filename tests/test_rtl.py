@@ -557,8 +557,9 @@ def _memories_of(top):
 
 def test_board_picks_a_config_that_the_model_says_fits_or_refuses_in_one_line(tmp_path):
     """--board icebreaker: digits-tiny gets the largest configuration within the UP5K's totals
-    by the resource model (and the Verilog is shaped for the part); digits-cnn fits none yet
-    and is refused with one line, before anything is written."""
+    by the resource model (and the Verilog is shaped for the part); digits-cnn (make demo's
+    shape) fits with its activations in the four SPRAMs (2x1x16: the primitives are in the
+    Verilog); shapes-seg fits none and is refused with one line, before anything is written."""
     from hwbin.rtl import resources as rs
 
     tiny, _ = zoo_ir("digits-tiny")
@@ -568,7 +569,12 @@ def test_board_picks_a_config_that_the_model_says_fits_or_refuses_in_one_line(tm
     assert all(t[3] or t[0].rows * t[0].cols * t[0].lanes <= size for t in tried)
     cnn, _ = zoo_ir("digits-cnn")
     ir.save(cnn, tmp_path / "cnn.hwbin")
-    r = run_cli("rtl", tmp_path / "cnn.hwbin", "-o", tmp_path / "rtl", "--board", "icebreaker")
+    r = run_cli("rtl", tmp_path / "cnn.hwbin", "-o", tmp_path / "cnn", "--board", "icebreaker")
+    assert r.returncode == 0 and "array 2x1x16 on the ice40-up5k" in r.stdout and "4 of 4 SPRAMs" in r.stdout
+    assert (tmp_path / "cnn" / "hwbin_top.v").read_text().count("SB_SPRAM256KA ") == 4
+    seg, _ = zoo_ir("shapes-seg")
+    ir.save(seg, tmp_path / "seg.hwbin")
+    r = run_cli("rtl", tmp_path / "seg.hwbin", "-o", tmp_path / "rtl", "--board", "icebreaker")
     assert r.returncode != 0 and r.stderr.count("\n") == 1 and "fits no array configuration" in r.stderr
     assert not (tmp_path / "rtl").exists()
 

