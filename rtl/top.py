@@ -645,7 +645,9 @@ class Top(wiring.Component):
                     with seq.If(opass == by_op(lambda op: op.npos - 1 if op.kind == "pool" else 0, tile.layer)):
                         seq.d.sync += [opass.eq(0), t_c.eq(0), pch.eq(pch + 1)]
             with seq.If(last_pass):
-                seq.d.sync += [opass.eq(0), t_c.eq(0), flush_cd.eq(flush_base), flush_z.eq(can_zero), pch.eq(0)]
+                seq.d.sync += [opass.eq(0), t_c.eq(0), flush_cd.eq(flush_base), flush_z.eq(can_zero)]
+                if p.spram:
+                    seq.d.sync += pch.eq(0)
         with seq.If(advance):
             seq.d.sync += idx.eq(idx + 1)
         go_out = running & (tile.kind == pg.KIND_END) & flush_z
@@ -843,7 +845,7 @@ class Top(wiring.Component):
         pv4, w_pass4, layer4 = (delay(passes, v, FETCH_LATENCY, f"p_{n}") for v, n in ((pissue, "valid"), (wpass, "w"),
                                                                                      (tile.layer, "layer")))
         o_pass4 = delay(passes, opass, FETCH_LATENCY, "opass")
-        pch4 = delay(passes, pch, FETCH_LATENCY, "pch")
+        pch4 = delay(passes, pch, FETCH_LATENCY, "pch") if p.spram else None
         window4 = by_op(lambda op: op.window, layer4)
         pdst4 = by_op(lambda op: op.dst_base, layer4)
         mode4 = by_op(lambda op: {"shuffle": pg.PASS_SHUFFLE, "im2col": pg.PASS_IM2COL}.get(op.kind, pg.PASS_POOL),
