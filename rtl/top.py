@@ -887,23 +887,25 @@ class Top(wiring.Component):
         m.submodules.writes = writes = Module()
         # a drained column is written DRAIN_WRITE_LATENCY cycles after it is selected: the
         # register stages (above), then the memory's write
+        d_addr = Signal(p.addr_bits)
+        d_data = Signal(p.region_width)
+        d_en = Signal(p.region_width // p.gran)
+        writes.d.sync += [d_addr.eq(lv_addr), d_data.eq(level_word), d_en.eq(lv_en)]
+        all_granules = (1 << (p.region_width // p.gran)) - 1
+        for wp in act_wps:
+            writes.d.comb += [wp.addr.eq(Mux(pass_write, pdst4 + o_pass4, d_addr)),
+                         wp.data.eq(Mux(pass_write, combined, d_data)),
+                         wp.en.eq(Mux(pass_write, all_granules, d_en))]
         if p.spram:
+            # iCE40 SPRAM mode: no block RAM write port (the d_ registers above go unused); the
+            # SPRAMs' ports and the trace
             self._spram_writes(writes, pass_write, word_addr(passes, pch4, (pdst4 + o_pass4)[:p.addr_bits], p, "pass_chunk"),
                                by_op(lambda op: int(op.dst_base != 0), layer4, 1), combined,
                                {k: delay(drain, ctx1[k], 1, f"d2_{k}") for k in ("chunk", "wdone", "region")},
                                lv_addr, lv_en, level_word)
         else:
-            d_addr = Signal(p.addr_bits)
-            d_data = Signal(p.region_width)
-            d_en = Signal(p.region_width // p.gran)
-            writes.d.sync += [d_addr.eq(lv_addr), d_data.eq(level_word), d_en.eq(lv_en)]
-            all_granules = (1 << (p.region_width // p.gran)) - 1
-            for wp in act_wps:
-                writes.d.comb += [wp.addr.eq(Mux(pass_write, pdst4 + o_pass4, d_addr)),
-                             wp.data.eq(Mux(pass_write, combined, d_data)),
-                             wp.en.eq(Mux(pass_write, all_granules, d_en))]
             writes.d.comb += [self.trace_addr.eq(act_wps[0].addr), self.trace_data.eq(act_wps[0].data),
-                         self.trace_en.eq(act_wps[0].en)]
+                              self.trace_en.eq(act_wps[0].en)]
         writes.d.sync += [score_wp.addr.eq(sc_addr), score_wp.data.eq(Cat(accs)),
                      score_wp.en.eq(sc_en)]
 
