@@ -36,6 +36,7 @@ from types import SimpleNamespace
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
+from amaranth.utils import exact_log2
 
 from hwbin import arith
 from hwbin import program as pg
@@ -642,7 +643,8 @@ class Top(wiring.Component):
                 seq.d.sync += [wpass.eq(0), opass.eq(opass + 1)]
                 if p.spram:
                     # a pool pass in SPRAM mode walks its windows once per chunk (program._compile_pass)
-                    with seq.If(opass == by_op(lambda op: op.npos - 1 if op.kind == "pool" else 0, tile.layer)):
+                    # (at an im2col pass's only wrap, its last step, ``last_pass`` below restarts it all)
+                    with seq.If(opass == by_op(lambda op: max(0, op.npos - 1), tile.layer)):
                         seq.d.sync += [opass.eq(0), t_c.eq(0), pch.eq(pch + 1)]
             with seq.If(last_pass):
                 seq.d.sync += [opass.eq(0), t_c.eq(0), flush_cd.eq(flush_base), flush_z.eq(can_zero)]
@@ -673,10 +675,10 @@ class Top(wiring.Component):
         if p.spram:       # a region's lane chunk is a word: its address (``rchunk``), the offset its plane's
             step_off = Mux(src == pg.SRC_REGION, plane_base, step_off)
         seq.d.sync += offset.eq(Mux(src == pg.SRC_COL, 0, step_off))
-        # SPRAM mode: the word a step reads at its position, registered with the offset (s+1)
-        rchunk = Signal(max(1, p.chunk_bits))
         if p.spram:
-            seq.d.sync += rchunk.eq(Mux(tile.kind == pg.KIND_PASS, pch, (tile.cbase >> (pg.SPRAM_WIDTH.bit_length() - 1)) + j_c))
+            # the word a step reads at its position (a pass: its chunk), registered with the offset (s+1)
+            rchunk = Signal(max(1, p.chunk_bits))
+            seq.d.sync += rchunk.eq(Mux(tile.kind == pg.KIND_PASS, pch, (tile.cbase >> exact_log2(pg.SPRAM_WIDTH)) + j_c))
             self._spram_reads(fetch, act_rps[0], delay(seq, rchunk, 1, "rchunk"))
         off_index = Signal(range(max(2, len(offsets))))     # at s+1, from the offset registered at s
         for i, o in enumerate(offsets):

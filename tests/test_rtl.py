@@ -211,6 +211,19 @@ def test_spram_mode_where_the_program_allows_it():
         assert all(w[2] or w[:2] == nxt[:2] for w, nxt in zip(words, words[1:]))
 
 
+@pytest.mark.parametrize("name", ["digits-mlp", "digits-cnn"])
+def test_zoo_models_with_activations_in_spram(name):
+    """The configuration ``--board icebreaker`` picks for them, 2x1x16 with the activations in
+    SPRAM: digits-mlp's dense first layer through an im2col pass, digits-cnn's pool passes
+    over four 16-channel words a position."""
+    from hwbin.rtl import resources as rs
+
+    m, data = zoo_ir(name)
+    cfg, _, _ = rs.choose_config(m, "icebreaker")
+    assert cfg.label() == "2x1x16" and pg.compile_program(m, cfg).spram
+    _check_top(m, data.x_test[:1], cfg)
+
+
 @pytest.mark.parametrize("name, part, thr_logic", [("digits-mlp", "", False), ("shapes-seg", "", False),
                                                    ("digits-mlp", "ice40-up5k", False), ("shapes-seg", "", True),
                                                    ("digits-cnn", "ice40-up5k", False)])
