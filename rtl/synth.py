@@ -370,8 +370,9 @@ def _ice40_cells(stat_path: Path, dev) -> dict:
     cells = json.loads(stat_path.read_text())["design"]["num_cells_by_type"]
     luts = cells.get("SB_LUT4", 0)
     ffs = sum(v for k, v in cells.items() if k.startswith("SB_DFF"))
-    avail = {"luts": 5280, "ffs": 5280, "brams": 30, "dsps": 8}
-    used = {"luts": luts, "ffs": ffs, "brams": cells.get("SB_RAM40_4K", 0), "dsps": cells.get("SB_MAC16", 0)}
+    avail = {"luts": 5280, "ffs": 5280, "brams": 30, "spram": 4, "dsps": 8}
+    used = {"luts": luts, "ffs": ffs, "brams": cells.get("SB_RAM40_4K", 0), "spram": cells.get("SB_SPRAM256KA", 0),
+            "dsps": cells.get("SB_MAC16", 0)}
     out = {k: {"used": used[k], "available": avail[k]} for k in used}
     out["fmax_mhz"] = None
     out["fits"] = all(used[k] <= avail[k] for k in used)
