@@ -527,16 +527,18 @@ def test_unused_carry_outs_are_disconnected_and_used_ones_kept():
     assert cells["c0"]["connections"]["COUT"] == [10] and cells["c2"]["connections"]["COUT"] == [12]
 
 
-@pytest.mark.parametrize("part", ["", "ice40-up5k"])
-def test_resource_model_memories_are_the_designs(part):
+@pytest.mark.parametrize("part, cols", [("", 2), ("ice40-up5k", 2), ("ice40-up5k", 1)])
+def test_resource_model_memories_are_the_designs(part, cols):
     """rtl/resources.py's memory shapes are the elaborated Top's memories (depth, width, how
     many), and on a part each ROM carries the style the model counted; the tables the model
-    says a generator replaces (on an iCE40) are no memories but generators."""
+    says a generator replaces (on an iCE40) are no memories but generators. At one column on
+    the UP5K the activations are in SPRAMs (their model keeps the words used)."""
     from hwbin.rtl import resources as rs
     from hwbin.rtl.top import Top
 
     m, _ = zoo_ir("digits-tiny")
-    prog = pg.compile_program(m, pg.ArrayConfig(4, 2, 16, 100.0, part))
+    prog = pg.compile_program(m, pg.ArrayConfig(4, cols, 16, 100.0, part))
+    assert prog.spram == (cols == 1)
     got = {}
     top = Top(prog)
     mems, gens = _memories_of(top)
