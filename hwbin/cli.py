@@ -304,7 +304,8 @@ def _array_config(args):
     avail = rs.available(part)
     print(f"--board {args.board}: array {cfg.label()} on the {part}, the largest that fits by the resource model "
           f"(estimate {est['luts']} of {avail['luts']} {rs.lut_unit(part)}, {est['brams']} of {avail['brams']} block RAMs, "
-          f"{est['dsps']} of {avail['dsps']} DSPs; rtl/resources.py)")
+          f"{est['dsps']} of {avail['dsps']} DSPs" + (f", {est['sprams']} of {avail['sprams']} SPRAMs (activations)"
+                                                     if est["sprams"] else "") + "; rtl/resources.py)")
     return cfg
 
 

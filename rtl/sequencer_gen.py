@@ -47,11 +47,12 @@ def generator_tables(prog: pg.Program) -> dict:
     """{name: (records, fields, widths)} of the two tables a generator replaces: the tile
     ROM's rows after tile 0 (Top's tile register starts with it) and the rows of the tiles the
     drain takes, each with the field widths of Top's layout for the whole table."""
-    from .top import DRAIN_FIELDS, TILE_FIELDS, drain_rows, gather_words
+    from .top import TILE_FIELDS, drain_fields, drain_rows, gather_words
 
     drows = drain_rows(prog, gather_words(prog))
+    fields = drain_fields(prog)
     return {"tile": (prog.tiles[1:], TILE_FIELDS, pg.record_widths(prog.tiles, TILE_FIELDS)),
-            "drain": (drained_rows(prog, drows), DRAIN_FIELDS, pg.record_widths(drows, DRAIN_FIELDS))}
+            "drain": (drained_rows(prog, drows), fields, pg.record_widths(drows, fields))}
 
 
 def fields_layout(fields, widths) -> data.StructLayout:

@@ -363,8 +363,9 @@ def _ice40_cells(stat_path: Path, part: Part) -> dict:
     cells = json.loads(stat_path.read_text())["design"]["num_cells_by_type"]
     luts = cells.get("SB_LUT4", 0)
     ffs = sum(v for k, v in cells.items() if k.startswith("SB_DFF"))
-    avail = {"luts": part.luts, "ffs": part.ffs, "brams": part.brams, "dsps": part.dsps}
-    used = {"luts": luts, "ffs": ffs, "brams": cells.get("SB_RAM40_4K", 0), "dsps": cells.get("SB_MAC16", 0)}
+    avail = {"luts": part.luts, "ffs": part.ffs, "brams": part.brams, "spram": part.sprams, "dsps": part.dsps}
+    used = {"luts": luts, "ffs": ffs, "brams": cells.get("SB_RAM40_4K", 0), "spram": cells.get("SB_SPRAM256KA", 0),
+            "dsps": cells.get("SB_MAC16", 0)}
     out = {k: {"used": used[k], "available": avail[k]} for k in used}
     out["fmax_mhz"] = None
     out["fits"] = all(used[k] <= avail[k] for k in used)

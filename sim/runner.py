@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from hwbin.errors import HwbinError
+from hwbin.rtl.spram import sim_sources
 from hwbin.util import progress
 
 SIMULATORS = ("verilator", "icarus")
@@ -60,6 +61,7 @@ def build(rtl_dir, simulator: str, waves: bool = False, quiet: bool = True):
     if simulator == "verilator":
         sources = [rtl / "verilator.vlt"] + sources
         args = ["-Wall", "--x-assign", "0", "--x-initial", "0"]
+    sources += sim_sources((rtl / f"{TOP}.v").read_text(), rtl / "sim_build")     # the SPRAM primitive's model
     out = io.StringIO()
     with _quiet(quiet, out):
         runner.build(sources=sources, hdl_toplevel=TOP, build_dir=rtl / "sim_build" / simulator,
