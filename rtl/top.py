@@ -905,8 +905,11 @@ class Top(wiring.Component):
         if p.spram:
             # iCE40 SPRAM mode: no block RAM write port (the d_ registers above go unused); the
             # SPRAMs' ports and the trace
-            self._spram_writes(writes, pass_write, word_addr(passes, pch4, (pdst4 + o_pass4)[:p.addr_bits], p, "pass_chunk"),
-                               by_op(lambda op: int(op.dst_base != 0), layer4, 1), combined,
+            # the pass's word address and region registered with its write (s+5)
+            self._spram_writes(writes, pass_write,
+                               held(passes, word_addr(passes, pch4, (pdst4 + o_pass4)[:p.addr_bits], p, "pass_chunk"),
+                                    "pass_word_addr"),
+                               held(passes, by_op(lambda op: int(op.dst_base != 0), layer4, 1), "pass_region"), pass_data,
                                {k: delay(drain, ctx1[k], 1, f"d2_{k}") for k in ("chunk", "wdone", "region")},
                                lv_addr, lv_en, level_word)
         else:
