@@ -769,10 +769,21 @@ class Top(wiring.Component):
                                f"dgate{r}_engine") for r in range(R)])
         col_planes = Cat(functools.reduce(operator.or_, (g[r] for g in gated)) for r in range(R))
         out_pos = Array([out_word[c * self.gw:c * self.gw + p.addr_bits] for c in range(C)])[dcol]
-        is_score = by_op(lambda op: int(op.is_score), dtile.layer)
-        dst_base = by_op(lambda op: op.dst_base, dtile.layer)
-        kshift = by_op(lambda op: p.kmax - op.k_out if op.kind == "compute" and not op.is_score else 0, dtile.layer)
-        coefs = [by_op(lambda op: op.coefs[i] if i < len(op.coefs) else 0, dtile.layer) for i in range(D)]
+        # the drained tile's per-layer constants, registers loaded at capture from the tile's
+        # layer carried down from the sequencer (tables between registers): from the drain
+        # tile's register through the tables into the context's resets was the longest path
+        # at 16x8x32 on an 85F (9.7 ns, routed across the die)
+        dlayer = delay(drain, tile.layer, lat, "dlayer")
+
+        def layer_const(value, name):
+            reg = Signal(_width([value(op) for op in ops] + [0]), name=name)
+            with drain.If(capture):
+                drain.d.sync += reg.eq(by_op(value, dlayer))
+            return reg
+        is_score = layer_const(lambda op: int(op.is_score), "d_is_score")
+        dst_base = layer_const(lambda op: op.dst_base, "d_dst_base")
+        kshift = layer_const(lambda op: p.kmax - op.k_out if op.kind == "compute" and not op.is_score else 0, "d_kshift")
+        coefs = [layer_const(lambda op: op.coefs[i] if i < len(op.coefs) else 0, f"d_coef{i}") for i in range(D)]
         tb = p.thr_bits
         # drain stage 1: the column's plane sums times their bases, one multiplier per row and
         # plane (block multipliers, not LUTs); every stage registers the context the next one
