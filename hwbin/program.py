@@ -42,7 +42,7 @@ COMPUTE_LATENCY = 9
 #: Cycles from the drain selecting a column to writing it (bases, accumulators, levels).
 DRAIN_WRITE_LATENCY = 7
 #: Cycles from a pass step's issue to its memory write.
-PASS_LATENCY = 4
+PASS_LATENCY = 5
 #: Cycles from an output request to its beat being valid.
 OUTPUT_LATENCY = 9
 #: Bits of an output beat (a signed score or a class index).
@@ -612,8 +612,8 @@ def _write_times(prog: Program, op: Op) -> tuple[int, dict]:
     writes, an upper bound on that address's last write relative to the last write (<= 0).
     A compute tile's column c is written COMPUTE_LATENCY + skew + DRAIN_WRITE_LATENCY + 1 + c
     cycles after the tile's last step, and a tile's last step comes at least its ``gap``
-    before the next tile's; a pass writes output position o at its window's last step + 4,
-    one step per cycle."""
+    before the next tile's; a pass writes output position o at its window's last step +
+    PASS_LATENCY, one step per cycle."""
     writes = {}
     if op.kind == "compute":
         skew = drain_skew(prog.cfg)
@@ -652,8 +652,9 @@ def _early(prog: Program, a: Op, b: Op, full: int, writes: dict) -> int:
     issue (``full`` cycles after a's last step). A read at the step's issue + 2 sees every
     write of an earlier cycle, and b's step i issues at least i cycles after its first, so
     each read of an address a writes bounds the lead. A pass after a layer with a drain
-    writes through the same port: its first write (a window's last step + 4) must come after
-    the drain's last. After the first-layer engine, whose gather and weight reads are
+    writes through the same port: its first write (a window's last step + PASS_LATENCY) must
+    come after the drain's last (at a's last step + full: b's first step at full - lead, so
+    lead <= window + PASS_LATENCY - 2). After the first-layer engine, whose gather and weight reads are
     issued up to C + COMPUTE_LATENCY + skew - 2 cycles after its last step, b's reads wait
     for those. Other pairs (im2col, the engine's start, the output unit) do not lead."""
     readers = ("pool", "shuffle")
@@ -666,7 +667,7 @@ def _early(prog: Program, a: Op, b: Op, full: int, writes: dict) -> int:
     if a.engine == "first":
         lead = min(lead, full - (prog.cfg.cols + COMPUTE_LATENCY + drain_skew(prog.cfg) - 1))
     if a.kind == "compute" and b.kind in readers:
-        lead = min(lead, b.window + 2)
+        lead = min(lead, b.window + PASS_LATENCY - 2)
     for i, addrs in enumerate(_step_reads(prog, b)):
         if i + 1 >= lead:             # every write is at or before the last: no later step bounds the lead
             break

@@ -3,8 +3,8 @@
 Everything model-specific arrives as tables from ``hwbin.program.Program``; the timing
 below is what ``program.cycle_model`` replays, stage by stage (s = the cycle a step issues):
 
-    compute   s: tile/gather/weight ROM addresses   s+1: register the gather word
-              s+2: memory addresses   s+3: land each memory's word   s+4: register its
+    compute   s: tile/gather ROM addresses, the weight ROM's registered   s+1: register the
+              gather word, weight ROM address   s+2: memory addresses   s+3: land each memory's word   s+4: register its
               slices (the ones a step does not use reset)   s+5: OR of the slices
               s+6: XOR + group counts   s+7: popcount   s+8: plane sum += it   s+9: capture
               the plane sums of a tile's last step in PE row 0   s+10+R-1 ..: drain, one column per cycle: the PEs'
@@ -12,11 +12,11 @@ below is what ``program.cycle_model`` replays, stage by stage (s = the cycle a s
               registered twice, S, threshold tests on S, then the write
               (DRAIN_WRITE_LATENCY = 7)
     pass      s: gather ROM   s+1: gather word   s+2: memory address   s+3: land the word
-              s+4: max / permute, write
+              s+4: max / permute   s+5: write
     im2col    s: gather ROM   s+1: gather word   s+2: input memory address   s+3: land
               s+4: shift a tap into the column's assembly register, or write one lane chunk of
               one plane of it to the column's im2col memory (its layer waits PASS_LATENCY like
-              after any pass)
+              after any pass, a cycle more than it needs)
     output    request: score address   +1: select row and constant   +2, +3, +4: acc and
               constant registered   +5: their product   +6, +7: registered twice more
               +8: add   +9: beat valid (the score compared with the best so far)
@@ -113,6 +113,8 @@ FETCH_LATENCY = 4
 #: landed words are plain registers (on an ECP5 the block RAMs' output registers), and the
 #: slices a step does not use are reset in a register of their own after them
 SLICE_LATENCY = FETCH_LATENCY + 1
+#: registers between a step's weight ROM address and the ROM's port (``Top.elaborate``)
+WEIGHT_ADDR_REGS = 1
 #: registers before and after the drain's block multipliers (program.DRAIN_WRITE_LATENCY counts them)
 MUL_IN_REGS, MUL_OUT_REGS = 3, 2
 
@@ -271,8 +273,8 @@ class Top(wiring.Component):
         """The engine (rtl/first_layer.py) and the late reads that feed it. Its sums must reach
         the drain exactly when an array tile's column would (COMPUTE_LATENCY + skew after the
         tile's last step), so rather than delay the sums, the engine's step stream is delayed:
-        its gather and weight reads are issued k - FETCH_LATENCY - READ_AHEAD and k - 1 cycles
-        after the step, and it takes the step at k (nothing else reads those ports in the first
+        its gather and weight reads are issued k - FETCH_LATENCY - READ_AHEAD and k - 2 cycles
+        after the step (the weight ROM's address is registered: ``WEIGHT_ADDR_REGS``), and it takes the step at k (nothing else reads those ports in the first
         layer). It reads the landed input words and their pad flags (``_fetch_front``)."""
         p = self.prog
         R, C, L = p.cfg.rows, p.cfg.cols, p.cfg.lanes
@@ -297,8 +299,8 @@ class Top(wiring.Component):
                      engine.weights.eq(weight_rp.data)]
         return {"read_late": read_late,
                 "gather_late": delay(seq, tile.gbase + t_c, k - fetch, "fl_gaddr"),
-                "col_late": delay(seq, step, k - 1, "fl_step"),
-                "weight_late": delay(seq, tile.wbase, k - 1, "fl_waddr"),
+                "col_late": delay(seq, step, k - 1 - WEIGHT_ADDR_REGS, "fl_step"),
+                "weight_late": delay(seq, tile.wbase, k - 1 - WEIGHT_ADDR_REGS, "fl_waddr"),
                 "sums": engine.sums}
 
     # ------------------------------------------------------------------ fetch
@@ -658,7 +660,11 @@ class Top(wiring.Component):
                                               weight_rp)
             gather_addr = Mux(engine["read_late"], engine["gather_late"], gather_addr)
             weight_addr = Mux(engine["col_late"], engine["weight_late"], weight_addr)
-        seq.d.comb += [gather_rp.addr.eq(gather_addr), weight_rp.addr.eq(weight_addr)]
+        # the weight ROM's address is registered: at 16x8x32 its word is 16 block RAMs spread
+        # over the die, and the adder and the engine's multiplexer in front of that fan-out
+        # were the longest path (9.6 ns on an 85F)
+        seq.d.comb += [gather_rp.addr.eq(gather_addr),
+                       weight_rp.addr.eq(delay(seq, weight_addr, WEIGHT_ADDR_REGS, "weight_addr"))]
 
         # per-step values, computed at s and carried down the pipeline
         offsets = slice_offsets(p)
@@ -694,7 +700,7 @@ class Top(wiring.Component):
         # only the memories some compute layer reads are in the select
         sources = sorted({op.src for op in ops if op.kind == "compute" and op.engine == "array"})
         acts = self._slices(fetch, land, sources, offsets, last_lanes, array_step, src, off_index, j_last, tile.layer)
-        weights = delay(fetch, weight_rp.data, SLICE_LATENCY, "w")
+        weights = delay(fetch, weight_rp.data, SLICE_LATENCY - WEIGHT_ADDR_REGS, "w")
         # ---------------------------------------------------------- s+6 .. s+9: the array (rtl/array.py)
         m.submodules.array = arr = PEArray(R, C, L, p.depth, p.pe_bits)
         assert pg.COMPUTE_LATENCY == SLICE_LATENCY + PEArray.LATENCY, "program.COMPUTE_LATENCY must follow the pipeline"
@@ -763,10 +769,21 @@ class Top(wiring.Component):
                                f"dgate{r}_engine") for r in range(R)])
         col_planes = Cat(functools.reduce(operator.or_, (g[r] for g in gated)) for r in range(R))
         out_pos = Array([out_word[c * self.gw:c * self.gw + p.addr_bits] for c in range(C)])[dcol]
-        is_score = by_op(lambda op: int(op.is_score), dtile.layer)
-        dst_base = by_op(lambda op: op.dst_base, dtile.layer)
-        kshift = by_op(lambda op: p.kmax - op.k_out if op.kind == "compute" and not op.is_score else 0, dtile.layer)
-        coefs = [by_op(lambda op: op.coefs[i] if i < len(op.coefs) else 0, dtile.layer) for i in range(D)]
+        # the drained tile's per-layer constants, registers loaded at capture from the tile's
+        # layer carried down from the sequencer (tables between registers): from the drain
+        # tile's register through the tables into the context's resets was the longest path
+        # at 16x8x32 on an 85F (9.7 ns, routed across the die)
+        dlayer = delay(drain, tile.layer, lat, "dlayer")
+
+        def layer_const(value, name):
+            reg = Signal(_width([value(op) for op in ops] + [0]), name=name)
+            with drain.If(capture):
+                drain.d.sync += reg.eq(by_op(value, dlayer))
+            return reg
+        is_score = layer_const(lambda op: int(op.is_score), "d_is_score")
+        dst_base = layer_const(lambda op: op.dst_base, "d_dst_base")
+        kshift = layer_const(lambda op: p.kmax - op.k_out if op.kind == "compute" and not op.is_score else 0, "d_kshift")
+        coefs = [layer_const(lambda op: op.coefs[i] if i < len(op.coefs) else 0, f"d_coef{i}") for i in range(D)]
         tb = p.thr_bits
         # drain stage 1: the column's plane sums times their bases, one multiplier per row and
         # plane (block multipliers, not LUTs); every stage registers the context the next one
@@ -834,9 +851,9 @@ class Top(wiring.Component):
                 plane_rows[pl].append(lv[p.kmax - 1 - pl])
         level_word = Cat(place_rows(Cat(*plane_rows[pl]), rot2, R, p.gran, p.wchan) for pl in range(p.kmax))
 
-        # ---------------------------------------------------------- passes (s+4: write)
+        # ---------------------------------------------------------- passes (s+4: combine, s+5: write)
         m.submodules.passes = passes = Module()
-        # pool and shuffle: the word read lands at s+3 (_fetch_front), is combined and written at s+4
+        # pool and shuffle: the word read lands at s+3 (_fetch_front), is combined at s+4 and written at s+5
         pv4, w_pass4, layer4 = (delay(passes, v, FETCH_LATENCY, f"p_{n}") for v, n in ((pissue, "valid"), (wpass, "w"),
                                                                                      (tile.layer, "layer")))
         o_pass4 = delay(passes, opass, FETCH_LATENCY, "opass")
@@ -873,7 +890,12 @@ class Top(wiring.Component):
             passes.d.sync += run.eq(combined)
         with passes.Else():
             passes.d.sync += run.eq(0)
-        pass_write = pv4 & window_end & (mode4 != pg.PASS_IM2COL)
+        # the write is registered (s+5, PASS_LATENCY): the landed word, the combine LUT and
+        # the writes' multiplexer into C memories' write data in one cycle was 10.7 ns at
+        # 16x8x32 on an 85F, mostly routing across the die
+        pass_write = held(passes, pv4 & window_end & (mode4 != pg.PASS_IM2COL), "pass_write")
+        pass_data = held(passes, combined, "pass_data")
+        pass_addr = held(passes, pdst4 + o_pass4, "pass_addr")
         if im2col:
             self._im2col(passes, im2col, pv4 & (layer4 == im2col.index), w_pass4, delay(passes, land["pads"], 2, "ipads"),
                          land["in"], col_wps, delay(passes, land["gword"][:p.addr_bits], 2, "colw"))
@@ -888,14 +910,17 @@ class Top(wiring.Component):
         writes.d.sync += [d_addr.eq(lv_addr), d_data.eq(level_word), d_en.eq(lv_en)]
         all_granules = (1 << (p.region_width // p.gran)) - 1
         for wp in act_wps:
-            writes.d.comb += [wp.addr.eq(Mux(pass_write, pdst4 + o_pass4, d_addr)),
-                         wp.data.eq(Mux(pass_write, combined, d_data)),
+            writes.d.comb += [wp.addr.eq(Mux(pass_write, pass_addr, d_addr)),
+                         wp.data.eq(Mux(pass_write, pass_data, d_data)),
                          wp.en.eq(Mux(pass_write, all_granules, d_en))]
         if p.spram:
             # iCE40 SPRAM mode: no block RAM write port (the d_ registers above go unused); the
             # SPRAMs' ports and the trace
-            self._spram_writes(writes, pass_write, word_addr(passes, pch4, (pdst4 + o_pass4)[:p.addr_bits], p, "pass_chunk"),
-                               by_op(lambda op: int(op.dst_base != 0), layer4, 1), combined,
+            # the pass's word address and region registered with its write (s+5)
+            self._spram_writes(writes, pass_write,
+                               held(passes, word_addr(passes, pch4, (pdst4 + o_pass4)[:p.addr_bits], p, "pass_chunk"),
+                                    "pass_word_addr"),
+                               held(passes, by_op(lambda op: int(op.dst_base != 0), layer4, 1), "pass_region"), pass_data,
                                {k: delay(drain, ctx1[k], 1, f"d2_{k}") for k in ("chunk", "wdone", "region")},
                                lv_addr, lv_en, level_word)
         else:
