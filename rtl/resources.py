@@ -61,7 +61,7 @@ class MemShape:
 
 def memory_shapes(prog: pg.Program) -> list[MemShape]:
     """The memories ``Top._memories`` builds, by name."""
-    from .top import DRAIN_FIELDS, TILE_FIELDS, _layout, drain_rows, gather_words
+    from .top import DRAIN_FIELDS, TILE_FIELDS, _layout, drain_rows, gather_words, score_width
 
     cfg = prog.cfg
     R, C, L = cfg.rows, cfg.cols, cfg.lanes
@@ -75,7 +75,7 @@ def memory_shapes(prog: pg.Program) -> list[MemShape]:
         mems.append(MemShape("col_mem", prog.col_depth, L, copies=C, rom=False))
     mems += [MemShape("in_mem", prog.in_positions, prog.in_width, copies=C, rom=False),
              MemShape("act_mem", 2 * prog.region_depth, prog.region_width, copies=C, rom=False),
-             MemShape("score_mem", prog.out_positions * prog.score_rows, R * prog.acc_bits, rom=False)]
+             MemShape("score_mem", prog.out_positions * prog.score_rows, score_width(prog), rom=False)]
     return [MemShape(m.name, max(2, m.depth), m.width, m.reads, m.copies, m.rom) for m in mems]
 
 
@@ -107,8 +107,9 @@ def memory_style(mem: MemShape, part: str) -> str:
     block RAMs it would take stand for (30 block RAMs against 5,280 LUT4s on a UP5K)."""
     if not part or mem.name in ("in_mem", "act_mem", "col_mem"):
         # where no part decides, the threshold ROM is block RAM too (in logic it was about
-        # 420 LUTs at 8x4x32, against 8 of the ECP5-25F's 56 DP16KDs)
-        return "block" if mem.name == "in_mem" or (not part and mem.name == "thr_rom") else ""
+        # 420 LUTs at 8x4x32, against 8 of the ECP5-25F's 56 DP16KDs), and so is the score
+        # memory (yosys put its two words at 8x4x32 in 28 LUT RAMs, 168 LUT4s, against 4 DP16KDs)
+        return "block" if mem.name == "in_mem" or (not part and mem.name in ("thr_rom", "score_mem")) else ""
     p = PARTS[part]
     if mem.name in GENERATED and p.family in GENERATOR_FAMILIES:
         return "generator"

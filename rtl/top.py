@@ -138,6 +138,18 @@ def drain_rows(prog: pg.Program, gwords: list[int]) -> list[dict]:
             else {} for t in prog.tiles]
 
 
+def score_fields(prog: pg.Program) -> tuple[int, int]:
+    """A score memory word's fields: the R rows' sums S (``s_bits`` each), then their tile's
+    fix-up nfix (this many bits). The output unit forms acc = nfix - 2 S for the one score a
+    beat reads: one subtraction, not one per row in the drain."""
+    return prog.s_bits, _width(t.get("nfix", 0) for t in prog.tiles)
+
+
+def score_width(prog: pg.Program) -> int:
+    sb, nb = score_fields(prog)
+    return prog.cfg.rows * sb + nb
+
+
 def place_rows(rows, rot, R: int, gran: int, width: int):
     """A tile's R row bits at channels o0 .. o0+R-1 of a ``width``-channel plane: repeated
     every R channels and rotated by o0 mod R (``rot`` = (o0 mod R) / gran, o0 is a multiple of
@@ -217,7 +229,7 @@ class Top(wiring.Component):
             self.in_mems.append(im)
             self.act_mems.append(am)
         m.submodules.score_mem = score_mem = _memory(
-            shape=unsigned(R * p.acc_bits), depth=p.out_positions * p.score_rows, init=[], style=style["score_mem"])
+            shape=unsigned(score_width(p)), depth=p.out_positions * p.score_rows, init=[], style=style["score_mem"])
         return tile_rom, drain_rom, gather_rom, weight_rom, thr_rom, score_mem
 
     # ------------------------------------------------------------------ im2col
@@ -706,18 +718,15 @@ class Top(wiring.Component):
         ctx1 = {k: delay(drain, v, MUL_IN_REGS + MUL_OUT_REGS, f"d1_{k}") for k, v in ctx.items()}
         # drain stage 2: S = sum_k b_k pop_k per row. The thresholds are on S
         # (program.sum_thresholds): no d * acc is formed (two subtractions and a multiplexer
-        # per row); acc = nfix - 2 S only where the last layer has scores
-        sums, accs = [], []
+        # per row); where the last layer has scores, the R sums S and the tile's nfix are
+        # written to the score memory, and the output unit forms acc = nfix - 2 S (score_fields)
+        sums = []
         for r in range(R):
             s_r = Signal(sb, name=f"s{r}")
             drain.d.sync += s_r.eq(sum(prods[r]))
             sums.append(s_r)
-            if p.score_mul:
-                acc = Signal(signed(ab), name=f"acc{r}")
-                drain.d.sync += acc.eq(ctx1["nfix"] - (sum(prods[r]) << 1))
-                accs.append(acc)
-        kshift2, rot2, lv_addr, lv_en, sc_addr, sc_en = (
-            delay(drain, ctx1[k], 1, f"d2_{k}") for k in ("kshift", "rot", "lv_addr", "lv_en", "sc_addr", "sc_en"))
+        kshift2, rot2, lv_addr, lv_en, sc_addr, sc_en, nfix2 = (
+            delay(drain, ctx1[k], 1, f"d2_{k}") for k in ("kshift", "rot", "lv_addr", "lv_en", "sc_addr", "sc_en", "nfix"))
         thr2 = thr_word
         # drain stage 3: c = #{j : S <= W_j}, the level c or, where the row flips, nthr - c =
         # c XOR nthr (program.sum_thresholds). The ROM holds W + 1, and a row's nthr tests
@@ -797,7 +806,7 @@ class Top(wiring.Component):
                          wp.en.eq(Mux(pass_write, all_granules, d_en))]
         writes.d.comb += [self.trace_addr.eq(act_wps[0].addr), self.trace_data.eq(act_wps[0].data),
                      self.trace_en.eq(act_wps[0].en)]
-        writes.d.sync += [score_wp.addr.eq(sc_addr), score_wp.data.eq(Cat(accs)),
+        writes.d.sync += [score_wp.addr.eq(sc_addr), score_wp.data.eq(Cat(*sums, nfix2)),
                      score_wp.en.eq(sc_en)]
 
         # ---------------------------------------------------------- output unit
@@ -850,8 +859,22 @@ class Top(wiring.Component):
         # its operands and its product each pass a second register with that one load, which
         # the placer can put beside it (the output unit's DSP sits far from the score memory)
         b_ = stage("B", {"v": vA, "cls": ocls, "r": orr, "cl": is_class_a, "last": last_a})
-        c_ = stage("C", {**ctl(b_), "acc": Array([score_rp.data[r * ab:(r + 1) * ab].as_signed() for r in range(R)])[b_["r"]],
-                         "mul": mul[b_["cls"]]})
+        # the beat's row of the score word: per row a register that holds its sum S where the
+        # beat's row is that row and resets to 0 elsewhere, ORed on the way into C2 (a reset is
+        # free in a flip-flop; an R:1 multiplexer was ~R - 1 LUT4s a bit), and the score
+        # memory's output goes into registers and no logic; then acc = nfix - 2 S. They load
+        # whether or not the beat advances (no enable: a flip-flop's reset that an enable
+        # gates costs a LUT4 a bit), as their inputs hold while it does not
+        sbits, _ = score_fields(p)
+        picks = []
+        for r in range(R):
+            pick = Signal(sbits, name=f"oC_row{r}")
+            out.d.sync += pick.eq(Mux(b_["r"] == r, score_rp.data[r * sbits:(r + 1) * sbits], 0))
+            picks.append(pick)
+        c_ = stage("C", {**ctl(b_), "mul": mul[b_["cls"]], "nfix": score_rp.data[R * sbits:]})
+        acc = Signal(signed(ab), name="oC_acc")
+        out.d.comb += acc.eq(c_["nfix"] - (functools.reduce(operator.or_, picks) << 1))
+        c_ = {**c_, "acc": acc}
         c2 = stage("C3", stage("C2", c_))
         if self.out_mul:
             om = self.out_mul
