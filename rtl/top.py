@@ -615,7 +615,9 @@ class Top(wiring.Component):
         acts = self._slices(fetch, land, sources, offsets, last_lanes, array_step, src, off_index, j_last, tile.layer)
         weights = delay(fetch, weight_rp.data, SLICE_LATENCY, "w")
         # ---------------------------------------------------------- s+6 .. s+9: the array (rtl/array.py)
-        m.submodules.array = arr = PEArray(R, C, L, p.depth, p.pe_bits)
+        # Horner's rule in the PEs only where a layer on the array uses it (rtl/pe.py)
+        horner = any(op.horner for op in ops if op.kind == "compute" and op.engine == "array")
+        m.submodules.array = arr = PEArray(R, C, L, p.depth, p.pe_bits, horner)
         assert pg.COMPUTE_LATENCY == SLICE_LATENCY + PEArray.LATENCY, "program.COMPUTE_LATENCY must follow the pipeline"
         into = SLICE_LATENCY + 1
         fetch.d.comb += [arr.valid.eq(delay(fetch, array_step, into, "v")), arr.start.eq(delay(fetch, plane_start, into, "start")),
