@@ -116,6 +116,8 @@ FETCH_LATENCY = 4
 SLICE_LATENCY = FETCH_LATENCY + 1
 #: registers before and after the drain's block multipliers (program.DRAIN_WRITE_LATENCY counts them)
 MUL_IN_REGS, MUL_OUT_REGS = 3, 2
+#: drain rows whose sums S share a carry chain
+DRAIN_CHAIN_ROWS = 4
 
 #: a tile's fields, split by who reads them: the sequencer (the tile ROM, read a tile ahead)
 #: and the drain (the drain ROM, read when it takes the tile; ``out`` is the tile's out word,
@@ -324,7 +326,12 @@ class Top(wiring.Component):
         if all(b - a >= L for a, b in zip(offsets, offsets[1:])):
             bounds = sorted({0, L} | {n for n in last_lanes if 0 < n < L})
             groups = list(zip(bounds, bounds[1:]))       # lanes that a layer's mask keeps or drops together
-            src3, off3, step3 = delay(fetch, src, 3, "src"), delay(fetch, off_index, 2, "off"), delay(fetch, step, 3, "st")
+            src2, off2, step2 = delay(fetch, src, 2, "src"), delay(fetch, off_index, 1, "off"), delay(fetch, step, 2, "st")
+            step3 = delay(fetch, step2, 1, "st3")
+            # whether the step at s+3 reads slice i of source sid: a register set a cycle ahead,
+            # shared by the columns, so that a column's clear is one LUT4 (step, hit, pad, live)
+            hits = {(sid, i): held(fetch, step2 & (src2 == sid) & (off2 == i), f"hit{sid}_{i}")
+                    for sid in sources for i in range(len(offsets))}
             last3, layer3 = delay(fetch, last_chunk, 3, "lastj"), delay(fetch, layer, 3, "slayer")
             pads3 = delay(fetch, land["pads"], 1, "spads")
             live3 = [~last3 | _table([int(lo < n) for n in last_lanes], layer3, 1) for lo, _ in groups]
@@ -337,7 +344,7 @@ class Top(wiring.Component):
                         for g, (lo, hi) in enumerate(groups):
                             if o + lo >= len(word):
                                 continue
-                            keep = (src3 == sid) & (off3 == i) & ~pads3[c] & live3[g]
+                            keep = hits[sid, i] & ~pads3[c] & live3[g]
                             clear = held(fetch, step3 & ~keep, f"clear{c}_{sid}_{i}_{g}")
                             piece = held(fetch, word[o + lo:min(o + hi, len(word))], f"slice{c}_{sid}_{i}_{g}")
                             with fetch.If(clear):
@@ -599,7 +606,9 @@ class Top(wiring.Component):
         im2col = next((op for op in ops if op.kind == "im2col"), None)
         # an im2col tile's word address comes from the tile and the step counters, all registers
         col_addr = delay(seq, tile.colbase + j_c * im2col.K + p_c, 2, "coladdr") if im2col else 0
-        last_lanes = [op.lanes_in - (op.J - 1) * L if op.kind == "compute" else L for op in ops] + [L]
+        # lanes of a layer's last chunk (the engine's layer reads no slices: its lanes make no mask group)
+        last_lanes = [op.lanes_in - (op.J - 1) * L if op.kind == "compute" and op.engine == "array" else L
+                      for op in ops] + [L]
         # a plane's first step restarts the PEs' plane sum; Horner layers double it instead
         plane_start = (t_c == 0) & (j_c == 0)
         double = plane_start & (p_c != 0) & by_op(lambda op: int(op.horner), tile.layer)
@@ -678,11 +687,30 @@ class Top(wiring.Component):
             drain.d.sync += take.eq((dcol_next == c) & ~engine_next)
             gated.append([held(drain, Mux(take, arr.planes[(r * C + c) * n:(r * C + c + 1) * n], 0), f"dgate{r}_{c}")
                           for r in range(R)])
+        col_planes = Cat(functools.reduce(operator.or_, (g[r] for g in gated)) for r in range(R))
+        # an engine column is ORed in by the first register after the OR: a synchronous set per
+        # bit (an ECP5 flip-flop's LSR, 0 LUT4s; a fifth input to the OR was a second LUT4 a
+        # bit). An iCE40 logic block's eight flip-flops share one set/reset: there, the OR
         if engine_op:
             take_engine = held(drain, engine_next, "take_engine")
-            gated.append([held(drain, Cat(Mux(take_engine, engine["sums"][r * W:(r + 1) * W], 0), Const(0, n - W)),
-                               f"dgate{r}_engine") for r in range(R)])
-        col_planes = Cat(functools.reduce(operator.or_, (g[r] for g in gated)) for r in range(R))
+            eng = [held(drain, Mux(take_engine, engine["sums"][r * W:(r + 1) * W], 0), f"dgate{r}_engine")
+                   for r in range(R)]
+            if cfg.part and PARTS[cfg.part].family == "ice40":
+                col_planes = col_planes | Cat(Cat(e, Const(0, n - W)) for e in eng)
+            else:
+                bits = []
+                for i in range(R * n):
+                    r, k = divmod(i, n)
+                    # no reset but the set, to which its initial value is equal (yosys maps a
+                    # set to an ECP5 flip-flop's LSR only then)
+                    bit = Signal(name=f"dcolumn{r}_{k}", init=int(k < W), reset_less=True)
+                    drain.d.sync += bit.eq(col_planes[i])
+                    if k < W:
+                        with drain.If(eng[r][k]):
+                            drain.d.sync += bit.eq(1)
+                    bits.append(bit)
+                col_planes = Cat(*bits)
+        first_regs = int(engine_op is not None and not (cfg.part and PARTS[cfg.part].family == "ice40"))
         out_pos = Array([out_word[c * self.gw:c * self.gw + p.addr_bits] for c in range(C)])[dcol]
         is_score = by_op(lambda op: int(op.is_score), dtile.layer)
         dst_base = by_op(lambda op: op.dst_base, dtile.layer)
@@ -697,7 +725,8 @@ class Top(wiring.Component):
         # (a block multiplier is 3.9 ns by itself: a register on each side, placed beside it,
         # keeps the routing to the array's far corners out of that cycle)
         assert pg.DRAIN_WRITE_LATENCY == MUL_IN_REGS + MUL_OUT_REGS + 2, "program.DRAIN_WRITE_LATENCY must follow the drain"
-        col_reg = delay(drain, col_planes, MUL_IN_REGS - 1, "dcolumn")       # the first: the gates
+        # the first register: the gates (then the engine's set, where it is one)
+        col_reg = delay(drain, col_planes, MUL_IN_REGS - 1 - first_regs, "dcolumn")
         coefs_reg = [delay(drain, c, MUL_IN_REGS, f"dcoef{i}") for i, c in enumerate(coefs)]
         operands = [[(col_reg[(r * D + i) * W:(r * D + i + 1) * W], coefs_reg[i]) for i in range(D)] for r in range(R)]
         # on an iCE40 (8 DSPs on a UP5K) the output unit's multiplier is row 0's first: the
@@ -722,11 +751,16 @@ class Top(wiring.Component):
         # (program.sum_thresholds): no d * acc is formed (two subtractions and a multiplexer
         # per row); where the last layer has scores, the R sums S and the tile's nfix are
         # written to the score memory, and the output unit forms acc = nfix - 2 S (score_fields)
-        sums = []
-        for r in range(R):
-            s_r = Signal(sb, name=f"s{r}")
-            drain.d.sync += s_r.eq(sum(prods[r]))
-            sums.append(s_r)
+        # (two planes: the rows' sums side by side, DRAIN_CHAIN_ROWS to a carry chain, as
+        # nextpnr spends a carry cell on each chain; S is exact modulo 2^s_bits)
+        if D == 2:
+            totals = [t for g in range(0, R, DRAIN_CHAIN_ROWS) for t in carry_chain(
+                drain, [(prods[r][0], prods[r][1], 0, sb, True) for r in range(g, min(R, g + DRAIN_CHAIN_ROWS))],
+                f"ssum{g}")]
+        else:
+            totals = [sum(prods[r]) for r in range(R)]
+        sums = [Signal(sb, name=f"s{r}") for r in range(R)]
+        drain.d.sync += [s_r.eq(t) for s_r, t in zip(sums, totals)]
         kshift2, rot2, lv_addr, lv_en, sc_addr, sc_en, nfix2 = (
             delay(drain, ctx1[k], 1, f"d2_{k}") for k in ("kshift", "rot", "lv_addr", "lv_en", "sc_addr", "sc_en", "nfix"))
         thr2 = thr_word
@@ -893,9 +927,13 @@ class Top(wiring.Component):
         best, best_idx = Signal(signed(sw)), Signal(range(N + 1))
         olast = Signal()
         with out.If(adv):
-            out.d.sync += [o.valid.eq(e_["v"]), olast.eq(e_["last"]), o.payload.eq(Mux(e_["cl"], best_idx, score))]
+            out.d.sync += [o.valid.eq(e_["v"]), olast.eq(e_["last"]), o.payload.eq(score)]
             with out.If(e_["v"] & ~e_["cl"] & ((e_["cls"] == 0) | (score > best))):
                 out.d.sync += [best.eq(score), best_idx.eq(e_["cls"])]
+        # the class beat: its reset outside the enable (a flip-flop's reset that an enable gates
+        # costs a LUT4 a bit), so that only best_idx's few bits are a multiplexer
+        with out.If(adv & e_["cl"]):
+            out.d.sync += o.payload.eq(best_idx)
         image_done = o.valid & o.ready & olast
         with out.If(image_done):
             out.d.sync += req_done.eq(0)
