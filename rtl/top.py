@@ -116,8 +116,6 @@ FETCH_LATENCY = 4
 SLICE_LATENCY = FETCH_LATENCY + 1
 #: registers before and after the drain's block multipliers (program.DRAIN_WRITE_LATENCY counts them)
 MUL_IN_REGS, MUL_OUT_REGS = 3, 2
-#: drain rows whose sums S share a carry chain
-DRAIN_CHAIN_ROWS = 4
 
 #: a tile's fields, split by who reads them: the sequencer (the tile ROM, read a tile ahead)
 #: and the drain (the drain ROM, read when it takes the tile; ``out`` is the tile's out word,
@@ -751,16 +749,8 @@ class Top(wiring.Component):
         # (program.sum_thresholds): no d * acc is formed (two subtractions and a multiplexer
         # per row); where the last layer has scores, the R sums S and the tile's nfix are
         # written to the score memory, and the output unit forms acc = nfix - 2 S (score_fields)
-        # (two planes: the rows' sums side by side, DRAIN_CHAIN_ROWS to a carry chain, as
-        # nextpnr spends a carry cell on each chain; S is exact modulo 2^s_bits)
-        if D == 2:
-            totals = [t for g in range(0, R, DRAIN_CHAIN_ROWS) for t in carry_chain(
-                drain, [(prods[r][0], prods[r][1], 0, sb, True) for r in range(g, min(R, g + DRAIN_CHAIN_ROWS))],
-                f"ssum{g}")]
-        else:
-            totals = [sum(prods[r]) for r in range(R)]
         sums = [Signal(sb, name=f"s{r}") for r in range(R)]
-        drain.d.sync += [s_r.eq(t) for s_r, t in zip(sums, totals)]
+        drain.d.sync += [s_r.eq(sum(prods[r])) for r, s_r in enumerate(sums)]
         kshift2, rot2, lv_addr, lv_en, sc_addr, sc_en, nfix2 = (
             delay(drain, ctx1[k], 1, f"d2_{k}") for k in ("kshift", "rot", "lv_addr", "lv_en", "sc_addr", "sc_en", "nfix"))
         thr2 = thr_word
@@ -898,14 +888,17 @@ class Top(wiring.Component):
         # the beat's row of the score word: per row a register that holds its sum S where the
         # beat's row is that row and resets to 0 elsewhere, ORed on the way into C2 (a reset is
         # free in a flip-flop; an R:1 multiplexer was ~R - 1 LUT4s a bit), and the score
-        # memory's output goes into registers and no logic; then acc = nfix - 2 S. They load
-        # whether or not the beat advances (no enable: a flip-flop's reset that an enable
-        # gates costs a LUT4 a bit), as their inputs hold while it does not
+        # memory's output goes into registers and no logic; then acc = nfix - 2 S. Their reset
+        # is outside the enable, so that it is the flip-flop's (a reset that an enable gates
+        # costs a LUT4 a bit)
         sbits, _ = score_fields(p)
         picks = []
         for r in range(R):
             pick = Signal(sbits, name=f"oC_row{r}")
-            out.d.sync += pick.eq(Mux(b_["r"] == r, score_rp.data[r * sbits:(r + 1) * sbits], 0))
+            with out.If(adv):
+                out.d.sync += pick.eq(score_rp.data[r * sbits:(r + 1) * sbits])
+            with out.If(adv & (b_["r"] != r)):
+                out.d.sync += pick.eq(0)
             picks.append(pick)
         c_ = stage("C", {**ctl(b_), "mul": mul[b_["cls"]], "nfix": score_rp.data[R * sbits:]})
         acc = Signal(signed(ab), name="oC_acc")
