@@ -39,7 +39,7 @@ class PEArray(wiring.Component):
         m = Module()
         R, C, L = self.rows, self.cols, self.lanes
         n = self.depth * self.width
-        ctl = control(self.valid, self.start, self.double, self.last)
+        ctl = control(self.valid, self.start, self.double, self.last, self.horner)
         pes = [[PE(L, self.depth, self.width, self.horner) for _ in range(C)] for _ in range(R)]
         for r in range(R):
             for c in range(C):

@@ -27,7 +27,11 @@ where no step is (its register resets), and it resets, with the chain shifting t
 formed into ``sums[1]``, the cycle before a plane's first step is added (that step's ``start``
 is then one stage earlier, in ``ctl1``). The sums a tile's last step completes are taken from
 the adder into a register of their own the cycle it adds, and copied to ``planes`` a cycle
-later as before (the chain may already have shifted by then).
+later as before (the chain may already have shifted by then). Its control word is decoded
+once at the array's edge (``control``): not valid, valid and start, double, valid and last,
+so that each is a flip-flop's reset or enable as it stands (decoded in every PE, ~4 LUT4s
+a PE). Before the first step after a reset the sums may take a count from the zeroed
+registers; a tile's first step restarts them anyway.
 
 The popcount is a plain sum of the XOR bits (a tree of adds), registered once halfway: written
 this way yosys maps it to about 70 LUT4s for 32 lanes, against about 90 for a nibble-table tree.
@@ -99,21 +103,24 @@ class PE(wiring.Component):
                 m.d.sync += self.planes.eq(Cat(*sums))
             return m
         # the count resets where no step is, and sums[0] where the next step starts a plane
-        m.d.sync += count.eq(Mux(ctl1[0], _add_tree(groups), 0))
+        idle1, begin, fin2, fin3 = ctl1[0], ctl1[1], ctl2[3], ctl3[3]
+        m.d.sync += count.eq(Mux(idle1, 0, _add_tree(groups)))
         total = Signal(self.width)
         m.d.comb += total.eq(sums[0] + count)
-        begin = ctl1[0] & ctl1[1]
         m.d.sync += sums[0].eq(Mux(begin, 0, total))
         with m.If(begin):
             m.d.sync += [sums[i].eq(total if i == 1 else sums[i - 1]) for i in range(1, self.depth)]
         done = Signal(self.depth * self.width)
-        with m.If(valid & last):
+        with m.If(fin2):
             m.d.sync += done.eq(Cat(total, *sums[1:]))
-        with m.If(ctl3[0] & ctl3[3]):
+        with m.If(fin3):
             m.d.sync += self.planes.eq(done)
         return m
 
 
-def control(valid, start, double, last):
-    """The control word that travels with a step (the PE's ``ctl_in`` layout)."""
-    return Cat(valid, start, double, last)
+def control(valid, start, double, last, horner: bool = True):
+    """The control word that travels with a step (the PE's ``ctl_in`` layout); without Horner's
+    rule decoded for the PE: not valid, valid and start, double, valid and last."""
+    if horner:
+        return Cat(valid, start, double, last)
+    return Cat(~valid, valid & start, double, valid & last)
