@@ -638,7 +638,11 @@ class Top(wiring.Component):
         # are skewed, so skew = R - 1 cycles after row 0 (rtl/array.py)
         lat = pg.COMPUTE_LATENCY + skew
         # (an engine tile that only reads taps has no columns to drain)
-        early = delay(drain, issue & last_compute & (tile.nvalid != 0), lat - 1, "cap")
+        # a tile's last step, registered once and shared: the engine flag below joins it after
+        # that register (from the tile register through issue and a kind compare into one
+        # register was the longest path at 8x4x32)
+        cap1 = held(drain, issue & last_compute & (tile.nvalid != 0), "cap1")
+        early = delay(drain, cap1, lat - 2, "cap")
         capture = delay(drain, early, 1, "cap")
         D, W = p.depth, p.pe_bits
         if isinstance(drain_rp, RecordGenerator):
@@ -675,7 +679,7 @@ class Top(wiring.Component):
         # not from the drain ROM's slow output): each drives R x D x W resets, which at 16 x 8
         # spread over the die (a select from logic was 92 MHz at 16x8x32 on an 85F)
         from_engine = (dtile.kind == pg.KIND_FIRST) if engine_op else Const(0, 1)
-        cap_engine = delay(drain, issue & last_compute & (tile.nvalid != 0) & is_first, lat, "cap_engine")
+        cap_engine = delay(drain, cap1 & held(drain, is_first, "cap_first"), lat - 1, "cap_engine")
         engine_next, dcol_next = Signal(), Signal.like(dcol)
         drain.d.comb += [engine_next.eq(Mux(capture, cap_engine, from_engine)),
                          dcol_next.eq(Mux(capture, 0, Mux(dactive, dcol + 1, dcol)))]
