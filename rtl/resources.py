@@ -61,12 +61,12 @@ class MemShape:
 
 def memory_shapes(prog: pg.Program) -> list[MemShape]:
     """The memories ``Top._memories`` builds, by name."""
-    from .top import DRAIN_FIELDS, TILE_FIELDS, _layout, drain_rows, gather_words, score_width
+    from .top import DRAIN_FIELDS, _layout, drain_rows, gather_words, score_width, tile_rom_rows
 
     cfg = prog.cfg
     R, C, L = cfg.rows, cfg.cols, cfg.lanes
     drows = drain_rows(prog, gather_words(prog))
-    mems = [MemShape("tile_rom", len(prog.tiles) + 1, _layout(prog.tiles, TILE_FIELDS).size),
+    mems = [MemShape("tile_rom", len(prog.tiles) + 1, _layout(*tile_rom_rows(prog)).size),
             MemShape("drain_rom", len(drows), _layout(drows, DRAIN_FIELDS).size),
             MemShape("gather_rom", len(prog.gather), C * (prog.addr_bits + 1)),
             MemShape("weight_rom", len(prog.weights), R * L),

@@ -125,6 +125,13 @@ TILE_FIELDS = ["kind", "layer", "wait", "last", "T", "gbase", "wbase", "cbase", 
 DRAIN_FIELDS = ["kind", "layer", "rot", "rt", "nfix", "nvalid", "wen", "out"]
 
 
+def tile_rom_rows(prog: pg.Program) -> tuple[list[dict], list[str]]:
+    """The tile ROM's rows and fields: the tiles' fields and ``single`` (the tile has one step,
+    last == 0), a bit stored rather than compared in the sequencer, where the tile register
+    (a block RAM's output register) drives a tile's advance and the ROM's enable."""
+    return [{**t, "single": int(t.get("last", 0) == 0)} for t in prog.tiles], TILE_FIELDS + ["single"]
+
+
 def gather_words(prog: pg.Program) -> list[int]:
     """The gather ROM's words: per column its (address, flag) pair, ``addr_bits + 1`` bits each."""
     ab = prog.addr_bits
@@ -178,7 +185,10 @@ class Top(wiring.Component):
         cfg = p.cfg
         R, C, L = cfg.rows, cfg.cols, cfg.lanes
         style = {mem.name: memory_style(mem, cfg.part) for mem in memory_shapes(p)}
-        self.tile_layout = _layout(p.tiles, TILE_FIELDS)
+        rows, fields = tile_rom_rows(p)
+        if style["tile_rom"] == "generator":
+            rows, fields = p.tiles, TILE_FIELDS       # the generator's record (rtl/sequencer_gen.py)
+        self.tile_layout = _layout(rows, fields)
         self.gw = p.addr_bits + 1
         gwords = gather_words(p)
         drows = drain_rows(p, gwords)
@@ -196,7 +206,7 @@ class Top(wiring.Component):
             # one more END entry: the sequencer reads a tile ahead of the one it runs
             m.submodules.tile_rom = tile_rom = _memory(
                 shape=unsigned(self.tile_layout.size), depth=len(p.tiles) + 1,
-                init=[_pack(self.tile_layout, t) for t in p.tiles + p.tiles[-1:]], style=style["tile_rom"])
+                init=[_pack(self.tile_layout, t) for t in rows + rows[-1:]], style=style["tile_rom"])
             m.submodules.drain_rom = drain_rom = _memory(
                 shape=unsigned(self.drain_layout.size), depth=len(drows),
                 init=[_pack(self.drain_layout, d) for d in drows], style=style["drain_rom"])
@@ -516,7 +526,8 @@ class Top(wiring.Component):
         left = Signal(range(max(t["last"] for t in p.tiles) + 1))
         left_z = Signal()               # left == 0, registered with it
         first_step = Signal(init=1)
-        last_compute = last_pass = Mux(first_step, tile.last == 0, left_z)
+        single = tile.single if "single" in self.tile_layout.members else tile.last == 0
+        last_compute = last_pass = Mux(first_step, single, left_z)
         flush_ok = ~(tile.wait & first_step) | flush_z
         issue = Signal()
         pissue = Signal()
@@ -884,31 +895,37 @@ class Top(wiring.Component):
         def ctl(st: dict) -> dict:
             return {k: st[k] for k in ("v", "cls", "cl", "last")}
 
-        # request (A) -> B: the score row -> C: S and the constant -> C2: both again -> D: the
-        # product -> D2: again -> E: the score. The block multiplier takes 3.9 ns by itself, so
-        # its operands and its product each pass a second register with that one load, which
-        # the placer can put beside it (the output unit's DSP sits far from the score memory)
+        # request (A) -> B: the score word read -> L: the word landed -> C: the row's S, nfix
+        # and the constant -> C2: acc and the constant -> D: the product -> D2: again -> E:
+        # the score. The score word lands in a register of its own and no logic (in block RAM,
+        # the block's output register: synth.absorb_bram_output_registers; the RAM's own
+        # clock-to-data is ~5.8 ns). The block multiplier takes 3.9 ns by itself, so its
+        # product passes a second register with that one load, which the placer can put
+        # beside it (the output unit's DSP sits far from the score memory)
         b_ = stage("B", {"v": vA, "cls": ocls, "r": orr, "cl": is_class_a, "last": last_a})
+        word = Signal(len(score_rp.data), name="oL_word", reset_less=True)
+        with out.If(adv):
+            out.d.sync += word.eq(score_rp.data)
+        l_ = stage("L", {**ctl(b_), "r": b_["r"]})
         # the beat's row of the score word: per row a register that holds its sum S where the
         # beat's row is that row and resets to 0 elsewhere, ORed on the way into C2 (a reset is
-        # free in a flip-flop; an R:1 multiplexer was ~R - 1 LUT4s a bit), and the score
-        # memory's output goes into registers and no logic; then acc = nfix - 2 S. Their reset
-        # is outside the enable, so that it is the flip-flop's (a reset that an enable gates
+        # free in a flip-flop; an R:1 multiplexer was ~R - 1 LUT4s a bit); then acc = nfix - 2 S.
+        # Their reset is outside the enable, so that it is the flip-flop's (a reset that an enable gates
         # costs a LUT4 a bit)
         sbits, _ = score_fields(p)
         picks = []
         for r in range(R):
             pick = Signal(sbits, name=f"oC_row{r}")
             with out.If(adv):
-                out.d.sync += pick.eq(score_rp.data[r * sbits:(r + 1) * sbits])
-            with out.If(adv & (b_["r"] != r)):
+                out.d.sync += pick.eq(word[r * sbits:(r + 1) * sbits])
+            with out.If(adv & (l_["r"] != r)):
                 out.d.sync += pick.eq(0)
             picks.append(pick)
-        c_ = stage("C", {**ctl(b_), "mul": mul[b_["cls"]], "nfix": score_rp.data[R * sbits:]})
+        c_ = stage("C", {**ctl(l_), "mul": mul[l_["cls"]], "nfix": word[R * sbits:]})
         acc = Signal(signed(ab), name="oC_acc")
         out.d.comb += acc.eq(c_["nfix"] - (functools.reduce(operator.or_, picks) << 1))
         c_ = {**c_, "acc": acc}
-        c2 = stage("C3", stage("C2", c_))
+        c2 = stage("C2", c_)
         if self.out_mul:
             om = self.out_mul
             out.d.comb += [om["on"].eq(state == OUT), om["a"].eq(c2["acc"]), om["b"].eq(c2["mul"])]
