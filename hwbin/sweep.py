@@ -76,14 +76,15 @@ def run_train_cell(params: dict, blob: bytes | None = None, threads: int = 1) ->
             "wall_s": round(wall, 2), "images_per_s": hist.images_per_s(), "torch_golden_agreement": agree}
 
 
-def parse_config(label: str, clock_mhz: float = 100.0):
-    """'8x4x32' -> ArrayConfig(rows 8, cols 4, lanes 32), checked."""
+def parse_config(label: str, clock_mhz: float | None = None):
+    """'8x4x32' -> ArrayConfig(rows 8, cols 4, lanes 32), checked (clock: ArrayConfig's default)."""
     from .program import ArrayConfig
 
     m = re.fullmatch(r"(\d+)x(\d+)x(\d+)", str(label))
     if not m:
         raise HwbinError(f"array config: expected ROWSxCOLSxLANES like 8x4x32, found {label!r}")
-    cfg = ArrayConfig(*(int(v) for v in m.groups()), float(clock_mhz))
+    clock = {} if clock_mhz is None else {"clock_mhz": float(clock_mhz)}
+    cfg = ArrayConfig(*(int(v) for v in m.groups()), **clock)
     cfg.check()
     return cfg
 
@@ -102,7 +103,7 @@ def run_rtl_cell(params: dict, blob: bytes, threads: int = 1) -> dict:
     from .rtl.emit import generate_rtl
     from .rtl.synth import synth
 
-    cfg = parse_config(params["config"], params.get("clock_mhz", 100.0))
+    cfg = parse_config(params["config"], params.get("clock_mhz"))
     with tempfile.TemporaryDirectory(prefix="hwbin-sweep-") as tmp:
         ir_path = Path(tmp) / "model.hwbin"
         ir_path.write_bytes(blob)
@@ -182,6 +183,21 @@ def _rtl_choices() -> dict:
     return {"board": (*TARGETS, "none")}
 
 
+def _rtl_fields() -> dict:
+    """An rtl cell's fields by default (array and clock: ``program.ArrayConfig``'s)."""
+    from .program import ArrayConfig
+
+    cfg = ArrayConfig()
+    return {"ir": "", "config": cfg.label(), "board": "ecp5-25f", "seed": 1, "clock_mhz": cfg.clock_mhz}
+
+
+def _sim_fields() -> dict:
+    """A sim cell's fields by default (array: ``program.ArrayConfig``'s)."""
+    from .program import ArrayConfig
+
+    return {"ir": "", "config": ArrayConfig().label(), "simulator": "verilator", "vectors": 200, "gap": 0.0, "seed": 0}
+
+
 def _sim_choices() -> dict:
     from .sim.runner import SIMULATORS
 
@@ -191,10 +207,9 @@ def _sim_choices() -> dict:
 KINDS = {
     "train": Kind("train", _train_fields, ("model", "method"), ("model", "dataset", "method", "seed", "epochs"),
                   run_train_cell, choices=_train_choices),
-    "rtl": Kind("rtl", lambda: {"ir": "", "config": "8x4x32", "board": "ecp5-25f", "seed": 1, "clock_mhz": 100.0},
+    "rtl": Kind("rtl", _rtl_fields,
                 ("ir",), ("model", "config", "board", "seed"), run_rtl_cell, choices=_rtl_choices),
-    "sim": Kind("sim", lambda: {"ir": "", "config": "8x4x32", "simulator": "verilator", "vectors": 200,
-                                "gap": 0.0, "seed": 0},
+    "sim": Kind("sim", _sim_fields,
                 ("ir",), ("model", "config", "simulator"), run_sim_cell, ok=lambda rec: rec["exact"],
                 choices=_sim_choices),
 }

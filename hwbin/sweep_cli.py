@@ -90,6 +90,9 @@ def _common(p) -> None:
 
 def add_sweep_parser(sub, parser_class) -> None:
     """The ``sweep`` command and its three kinds."""
+    from .program import ArrayConfig
+
+    default = ArrayConfig()
     s = sub.add_parser("sweep", help="run a grid of train, rtl or sim cells as Ray tasks (local or a cluster)")
     kinds = s.add_subparsers(dest="sweep_kind", metavar="KIND", parser_class=parser_class, required=True)
 
@@ -105,16 +108,16 @@ def add_sweep_parser(sub, parser_class) -> None:
 
     r = kinds.add_parser("rtl", help="configurations x boards x placement seeds: cycles, LUTs, Fmax")
     r.add_argument("--ir", action="append", metavar="[NAME=]PATH", help="IR file to build (repeat for several)")
-    r.add_argument("--configs", help="arrays ROWSxCOLSxLANES, e.g. 8x4x32,16x8x32 (default 8x4x32)")
+    r.add_argument("--configs", help=f"arrays ROWSxCOLSxLANES, e.g. 8x4x32,16x8x32 (default {default.label()})")
     r.add_argument("--boards", help="boards or devices, e.g. ecp5-25f,ice40-up5k (default ecp5-25f; "
                                     "'none': cycle model only)")
     r.add_argument("--seeds", help="nextpnr placement seeds, e.g. 1,2 (default 1)")
-    r.add_argument("--clock-mhz", help="clock for images/s in the cycle model (default 100)")
+    r.add_argument("--clock-mhz", help=f"clock for images/s in the cycle model (default {default.clock_mhz:g})")
     _common(r)
 
     m = kinds.add_parser("sim", help="models x configurations x simulators: bit- and cycle-exact against golden")
     m.add_argument("--ir", action="append", metavar="[NAME=]PATH", help="IR file to verify (repeat for several)")
-    m.add_argument("--configs", help="arrays, e.g. 8x4x32,8x8x32 (default 8x4x32)")
+    m.add_argument("--configs", help=f"arrays, e.g. 8x4x32,8x8x32 (default {default.label()})")
     m.add_argument("--simulators", help="verilator,icarus (default verilator)")
     m.add_argument("--vectors", help="test-set images per cell (default 200)")
     m.add_argument("--gap", help="probability of an idle stream cycle (cycles then unchecked; default 0)")

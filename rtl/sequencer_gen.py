@@ -12,8 +12,8 @@ entries, small enough for logic. This component runs ``program.loop_states``' st
 
 so ``data`` always holds the record to consume next, and the consumer pulses ``next`` when it
 takes it: ``data`` is a register (no block RAM output, no logic after the flip-flops), laid
-out as ``rtl/top.py``'s ``_layout(records, fields)`` (fields in order, each as wide as its
-largest value). How ``Top`` would use it, in place of its ROM reads:
+out as ``table_layout(records, fields)`` (fields in order, each as wide as its largest
+value), the layout of ``Top``'s ROM words. How ``Top`` would use it, in place of its ROM reads:
 
 - tile path, records ``prog.tiles[1:]`` over TILE_FIELDS (tile 0 is the tile register's
   reset value; the widths of the whole table's layout: ``generator_tables``): ``restart = ~running`` (the ROM read address 1), ``next = advance`` (the ROM
@@ -47,16 +47,28 @@ def generator_tables(prog: pg.Program) -> dict:
     """{name: (records, fields, widths)} of the two tables a generator replaces: the tile
     ROM's rows after tile 0 (Top's tile register starts with it) and the rows of the tiles the
     drain takes, each with the field widths of Top's layout for the whole table."""
-    from .top import DRAIN_FIELDS, TILE_FIELDS, drain_rows, gather_words
+    from .top import TILE_FIELDS, drain_fields, drain_rows, gather_words
 
     drows = drain_rows(prog, gather_words(prog))
+    fields = drain_fields(prog)
     return {"tile": (prog.tiles[1:], TILE_FIELDS, pg.record_widths(prog.tiles, TILE_FIELDS)),
-            "drain": (drained_rows(prog, drows), DRAIN_FIELDS, pg.record_widths(drows, DRAIN_FIELDS))}
+            "drain": (drained_rows(prog, drows), fields, pg.record_widths(drows, fields))}
+
+
+def fields_layout(fields, widths) -> data.StructLayout:
+    """A record word: the fields in order from bit 0, each an unsigned of its width."""
+    return data.StructLayout({f: unsigned(w) for f, w in zip(fields, widths)})
+
+
+def table_layout(records: list[dict], fields: list[str]) -> data.StructLayout:
+    """The word of a table of ``records`` (``Top``'s tile and drain ROMs): each field as wide
+    as its largest value (``program.record_widths``)."""
+    return fields_layout(fields, pg.record_widths(records, fields))
 
 
 def record_layout(loops: pg.RecordLoops) -> data.StructLayout:
-    """The record's layout: ``rtl/top.py``'s ``_layout`` of the same records and fields."""
-    return data.StructLayout({f: unsigned(w) for f, w in zip(loops.fields, loops.widths)})
+    """The generated record's layout: ``table_layout`` of the same records and fields."""
+    return fields_layout(loops.fields, loops.widths)
 
 
 class RecordGenerator(wiring.Component):

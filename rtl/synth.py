@@ -21,23 +21,15 @@ from amaranth.hdl import Elaboratable, Module
 
 from hwbin import program as pg
 from hwbin.errors import HwbinError
+from hwbin.parts import BOARDS, PARTS, Part
 from hwbin.util import atomic_write_json
 
 from .board import UARTBridge
 from .clock import Pll, add_core_clock, pll_for
 from .emit import TOP_NAME, load_program
 
-BOARDS = {
-    "ulx3s": ("amaranth_boards.ulx3s", "ULX3S_25F_Platform", "ecp5"),
-    "icebreaker": ("amaranth_boards.icebreaker", "ICEBreakerPlatform", "ice40"),
-}
-CORES = {"ecp5-25f": ("ecp5", ["--25k", "--package", "CABGA381"]),
-         "ecp5-85f": ("ecp5", ["--85k", "--package", "CABGA381"]),
-         "ice40-up5k": ("ice40", ["--up5k", "--package", "sg48"])}
-TARGETS = tuple(BOARDS) + tuple(CORES)
-#: the core's clock on each board by default, in MHz (None: the oscillator, no PLL). The
-#: iCEBreaker's 12 MHz oscillator would waste half of what the core closes at (about 25 MHz)
-BOARD_CLOCK_MHZ = {"ulx3s": None, "icebreaker": 24.0}
+#: what ``hwbin synth --board`` builds: a board (hwbin/parts.py's BOARDS), or a part's core alone
+TARGETS = tuple(BOARDS) + tuple(sorted(PARTS))
 BAUD = 115200
 #: synth_<family> options: on an ECP5, LUT4-only mapping (-nowidelut) suits XNOR-popcount
 #: logic; on an iCE40 UP5K, multipliers into its 8 SB_MAC16 (-dsp): in LUTs the drain's and
@@ -314,7 +306,8 @@ def drop_unused_carry_outs(netlist: dict) -> int:
 
 def synth_core(rtl_dir, target: str, out_dir, freq_mhz: float = 100.0, seed: int = 1) -> dict:
     """The array alone, out of context, from the generated Verilog."""
-    family, dev = CORES[target]
+    part = PARTS[target]
+    family = part.family
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     # the yowasp tools run in WebAssembly and see the working folder, so work inside ``out``
@@ -326,14 +319,14 @@ def synth_core(rtl_dir, target: str, out_dir, freq_mhz: float = 100.0, seed: int
           "write_json core.json"], out / "yosys.log", "yosys", out)
     modules = module_costs(out / "modules.json")
     if family == "ice40":
-        return {**_ice40_cells(out / "stat.json", dev), "modules": modules}
+        return {**_ice40_cells(out / "stat.json", part), "modules": modules}
     netlist = json.loads((out / "core.json").read_text())
     absorbed = absorb_dsp_registers(netlist)
     bram_regs = absorb_bram_output_registers(netlist)
     drop_unused_carry_outs(netlist)
     (out / "core.json").write_text(json.dumps(netlist))
-    _run([tool(f"yowasp-nextpnr-{family}"), *dev, "--json", "core.json", "--out-of-context", "--freq", str(freq_mhz),
-          "--timing-allow-fail",
+    _run([tool(f"yowasp-nextpnr-{family}"), *part.nextpnr, "--json", "core.json", "--out-of-context",
+          "--freq", str(freq_mhz), "--timing-allow-fail",
           "--report", "nextpnr-report.json", "--seed", str(seed)], out / "nextpnr.log", "nextpnr", out)
     return {**summarize(out / "nextpnr-report.json", family), "modules": modules, "dsp_registers_absorbed": absorbed,
             "bram_output_registers_absorbed": bram_regs}
@@ -363,15 +356,16 @@ def module_costs(stat_path) -> dict:
     return dict(sorted(out.items()))
 
 
-def _ice40_cells(stat_path: Path, dev) -> dict:
+def _ice40_cells(stat_path: Path, part: Part) -> dict:
     """yosys's cell counts for an iCE40: nextpnr-ice40 has no out-of-context mode, and the
     array's ports outnumber a package's pins, so placement and Fmax come from a board build
     (``--board icebreaker``, the UART bridge top)."""
     cells = json.loads(stat_path.read_text())["design"]["num_cells_by_type"]
     luts = cells.get("SB_LUT4", 0)
     ffs = sum(v for k, v in cells.items() if k.startswith("SB_DFF"))
-    avail = {"luts": 5280, "ffs": 5280, "brams": 30, "dsps": 8}
-    used = {"luts": luts, "ffs": ffs, "brams": cells.get("SB_RAM40_4K", 0), "dsps": cells.get("SB_MAC16", 0)}
+    avail = {"luts": part.luts, "ffs": part.ffs, "brams": part.brams, "spram": part.sprams, "dsps": part.dsps}
+    used = {"luts": luts, "ffs": ffs, "brams": cells.get("SB_RAM40_4K", 0), "spram": cells.get("SB_SPRAM256KA", 0),
+            "dsps": cells.get("SB_MAC16", 0)}
     out = {k: {"used": used[k], "available": avail[k]} for k in used}
     out["fmax_mhz"] = None
     out["fits"] = all(used[k] <= avail[k] for k in used)
@@ -390,15 +384,16 @@ def board_throughput(report: dict, clock_mhz: float) -> dict:
 
 def synth_board(rtl_dir, board: str, out_dir, seed: int = 1, clock_mhz: float | None = None) -> dict:
     """The UART bridge top for a board, through amaranth-boards: a bitstream and a report.
-    ``clock_mhz``: the core's clock through a PLL (default: the board's, BOARD_CLOCK_MHZ)."""
+    ``clock_mhz``: the core's clock through a PLL (default: the board's, ``Board.clock_mhz``)."""
     import importlib
 
-    module, cls, family = BOARDS[board]
+    b = BOARDS[board]
+    family = PARTS[b.part].family
     _yowasp_env()
-    platform = getattr(importlib.import_module(module), cls)()
+    platform = getattr(importlib.import_module(b.module), b.platform)()
     out = Path(out_dir)
     extra = {"synth_opts": SYNTH_OPTS[family]}       # as synth_core, see there
-    mhz, fin = clock_mhz if clock_mhz is not None else BOARD_CLOCK_MHZ[board], platform.default_clk_frequency / 1e6
+    mhz, fin = clock_mhz if clock_mhz is not None else b.clock_mhz, platform.default_clk_frequency / 1e6
     pll = pll_for(family, fin, mhz) if mhz is not None else None
     top = _BoardTop(load_program(rtl_dir)[2], pll, pll.mhz if pll else fin)
     try:
@@ -421,7 +416,7 @@ def synth(rtl_dir, target: str, out_dir=None, seed: int = 1, clock_mhz: float | 
         raise HwbinError(f"--board: expected one of {', '.join(TARGETS)}, found {target!r}")
     out = Path(out_dir or Path(rtl_dir) / f"synth-{target}")
     t = time.perf_counter()
-    if target in CORES:
+    if target in PARTS:
         s = synth_core(rtl_dir, target, out, seed=seed)
     else:
         s = synth_board(rtl_dir, target, out, seed=seed, clock_mhz=clock_mhz)

@@ -31,27 +31,23 @@ from __future__ import annotations
 
 import functools
 import operator
+from types import SimpleNamespace
 
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
+from amaranth.utils import exact_log2
 
 from hwbin import arith
 from hwbin import program as pg
+from hwbin.program import value_bits as _width
 
 from .array import PEArray
 from .first_layer import FirstLayerEngine, carry_chain
 from .pipeline import delay, held
 from .resources import PARTS, memory_shapes, memory_style
-from .sequencer_gen import RecordGenerator, generator_tables
-
-
-def _width(values) -> int:
-    return max([1] + [int(v).bit_length() for v in values])
-
-
-def _layout(rows: list[dict], names: list[str]) -> data.StructLayout:
-    return data.StructLayout({n: unsigned(_width(r.get(n, 0) for r in rows)) for n in names})
+from .sequencer_gen import RecordGenerator, generator_tables, table_layout as _layout
+from .spram import Spram
 
 
 def _pack(layout: data.StructLayout, row: dict) -> int:
@@ -102,7 +98,10 @@ def slice_offsets(prog: pg.Program) -> list[int]:
     for op in prog.ops:
         if op.kind != "compute" or op.src == pg.SRC_COL or op.engine != "array":
             continue
-        stride = prog.in_channels if op.src == pg.SRC_INPUT else prog.cpad
+        stride = prog.in_channels if op.src == pg.SRC_INPUT else prog.wchan
+        if prog.spram and op.src == pg.SRC_REGION:     # the lane chunk is a word: its address, not an offset
+            offs.update(p * stride for p in range(op.K))
+            continue
         for cbase in {prog.tiles[t]["cbase"] for t in op.tiles}:
             offs.update(step_offset(p * stride, j, cbase, L) for p in range(op.K) for j in range(op.J))
     return sorted(offs)
@@ -130,6 +129,22 @@ def tile_rom_rows(prog: pg.Program) -> tuple[list[dict], list[str]]:
     last == 0), a bit stored rather than compared in the sequencer, where the tile register
     (a block RAM's output register) drives a tile's advance and the ROM's enable."""
     return [{**t, "single": int(t.get("last", 0) == 0)} for t in prog.tiles], TILE_FIELDS + ["single"]
+
+
+def drain_fields(prog: pg.Program) -> list[str]:
+    """The drain ROM's fields; with activations in SPRAM also the tile's word at its position
+    and whether it completes that word (program._spram_check)."""
+    return DRAIN_FIELDS + (["chunk", "wdone"] if prog.spram else [])
+
+
+def word_addr(m: Module, chunk, pos, prog: pg.Program, name: str):
+    """An activation word's address: the position, and in SPRAM mode its chunk in the low bits
+    (program.Program.chunk_bits; ``chunk`` zero-extended, as a table's field may be narrower)."""
+    if not prog.chunk_bits:
+        return pos
+    c = Signal(prog.chunk_bits, name=name)
+    m.d.comb += c.eq(chunk)
+    return Cat(c, pos)
 
 
 def gather_words(prog: pg.Program) -> list[int]:
@@ -168,14 +183,17 @@ def place_rows(rows, rot, R: int, gran: int, width: int):
 
 
 class Top(wiring.Component):
-    def __init__(self, prog: pg.Program):
-        self.prog = prog
+    """``spram_model``: the activations' SPRAMs (iCE40 SPRAM mode) as behavioural models, for
+    Amaranth's simulator (rtl/spram.py); the Verilog has the primitives."""
+
+    def __init__(self, prog: pg.Program, spram_model: bool = False):
+        self.prog, self.spram_model = prog, spram_model
         super().__init__({
             "i_pixel": In(stream.Signature(8)),
             "o_result": Out(stream.Signature(signed(pg.OUT_BITS))),
             "busy": Out(1), "done": Out(1), "cycles": Out(32),
             # the activation-memory write bus, for the testbench's first-divergence trace
-            "trace_addr": Out(prog.addr_bits), "trace_data": Out(prog.region_width),
+            "trace_addr": Out(prog.addr_bits + prog.chunk_bits), "trace_data": Out(prog.region_width),
             "trace_en": Out(prog.region_width // prog.gran),
         })
 
@@ -192,7 +210,7 @@ class Top(wiring.Component):
         self.gw = p.addr_bits + 1
         gwords = gather_words(p)
         drows = drain_rows(p, gwords)
-        self.drain_layout = _layout(drows, DRAIN_FIELDS)
+        self.drain_layout = _layout(drows, drain_fields(p))
         if style["tile_rom"] == "generator":
             # iCE40: the tile and drain tables from loop descriptors (rtl/sequencer_gen.py), not
             # block RAM: flat they took 57 of a UP5K's 30 block RAMs for digits-cnn at 4x1x16
@@ -233,11 +251,20 @@ class Top(wiring.Component):
                 self.col_mems.append(_memory(shape=unsigned(L), depth=p.col_depth, init=[]))
                 m.submodules[f"col_mem{c}"] = self.col_mems[-1]
             im = _memory(shape=unsigned(p.in_width), depth=p.in_positions, init=[], style=style["in_mem"])
-            am = _memory(shape=unsigned(p.region_width), depth=2 * p.region_depth, init=[])
             m.submodules[f"in_mem{c}"] = im
-            m.submodules[f"act_mem{c}"] = am
             self.in_mems.append(im)
+            if p.spram:
+                continue
+            am = _memory(shape=unsigned(p.region_width), depth=2 * p.region_depth, init=[])
+            m.submodules[f"act_mem{c}"] = am
             self.act_mems.append(am)
+        # iCE40 SPRAM mode (C = 1): one SPRAM per region and plane (rtl/spram.py)
+        self.sprams = [[Spram((2 * p.region_depth) << p.chunk_bits, self.spram_model) for _ in range(p.kmax)]
+                       for _ in range(2)] \
+            if p.spram else []
+        for r, row in enumerate(self.sprams):
+            for pl, sp in enumerate(row):
+                m.submodules[f"act_spram{r * p.kmax + pl}"] = sp
         m.submodules.score_mem = score_mem = _memory(
             shape=unsigned(score_width(p)), depth=p.out_positions * p.score_rows, init=[], style=style["score_mem"])
         return tile_rom, drain_rom, gather_rom, weight_rom, thr_rom, score_mem
@@ -375,6 +402,51 @@ class Top(wiring.Component):
             fetch.d.sync += acts[c * L:(c + 1) * L].eq(Mux(pads[c], 0, Array(word[o:o + L] for o in offsets)[off4] & mask4))
         return delay(fetch, acts, SLICE_LATENCY - FETCH_LATENCY, "acts")        # as the other branch's
 
+    def _spram_reads(self, fetch: Module, port, chunk) -> None:
+        """SPRAM mode: the column's read port on the SPRAMs. At s+2 the address (a position,
+        ``chunk`` the word there) goes to every SPRAM that does not write this cycle (a layer
+        reads one region and writes the other, and the next layer waits for every write:
+        program._early), at s+3 the read region's planes are the word (bit pl * wchan + c)."""
+        p = self.prog
+        self.spram_raddr = word_addr(fetch, chunk, port.addr, p, "spram_rchunk")
+        region = Signal(name="spram_rregion")
+        fetch.d.sync += region.eq(port.addr >= p.region_depth)
+        words = [Cat(sp.rdata for sp in row) for row in self.sprams]
+        fetch.d.comb += port.data.eq(Mux(region, words[1], words[0]))
+
+    def _spram_writes(self, writes: Module, pass_write, pass_addr, pass_region, combined, ctx2: dict, lv_addr, lv_en,
+                      level_word) -> None:
+        """SPRAM mode: the SPRAMs' ports. A SPRAM writes whole words (its write mask is per
+        nibble, not per channel), so a drained column's bits are merged into a register of the
+        word (``wcombine``) by its granules, and the tile that completes the word (``wdone``;
+        program._spram_check: a word's tiles come one after another) writes it, at the cycle
+        the block RAM's write would be (no cycle changes). A pool pass writes whole words. A
+        SPRAM that does not write reads (``_spram_reads``)."""
+        p = self.prog
+        w, gran = p.wchan, p.gran
+        en = Signal(p.region_width // gran, name="wgranules")         # the tile's wen field, zero-extended
+        writes.d.comb += en.eq(lv_en)
+        bitmask = Cat(en[i].replicate(gran) for i in range(len(en)))
+        wc = Signal(p.region_width, name="wcombine")
+        merged = Signal(p.region_width, name="wmerged")
+        writes.d.comb += merged.eq((wc & ~bitmask) | (level_word & bitmask))
+        with writes.If(lv_en != 0):
+            writes.d.sync += wc.eq(Mux(ctx2["wdone"], 0, merged))
+        d_addr = Signal(p.addr_bits + p.chunk_bits, name="d_addr")
+        d_data = Signal(p.region_width, name="d_data")
+        d_we, d_region = Signal(name="d_we"), Signal(name="d_region")
+        writes.d.sync += [d_addr.eq(word_addr(writes, ctx2["chunk"], lv_addr[:p.addr_bits], p, "d_chunk")),
+                          d_data.eq(merged), d_we.eq((lv_en != 0) & ctx2["wdone"]), d_region.eq(ctx2["region"])]
+        for r, row in enumerate(self.sprams):
+            pw, dw = pass_write & (pass_region == r), d_we & (d_region == r)
+            for pl, sp in enumerate(row):
+                writes.d.comb += [sp.we.eq(pw | dw), sp.addr.eq(Mux(pw, pass_addr, Mux(dw, d_addr, self.spram_raddr))),
+                                  sp.wdata.eq(Mux(pass_write, combined, d_data)[pl * w:(pl + 1) * w])]
+        all_granules = (1 << (p.region_width // gran)) - 1
+        writes.d.comb += [self.trace_addr.eq(Mux(pass_write, pass_addr, d_addr)),
+                          self.trace_data.eq(Mux(pass_write, combined, d_data)),
+                          self.trace_en.eq(Mux(pass_write | d_we, all_granules, 0))]
+
     def score_mul_width(self) -> int:
         """The score constants' width: a 32-bit factor took three block multipliers and a
         carry chain joining them, the longest path."""
@@ -427,6 +499,11 @@ class Top(wiring.Component):
         in_rps = [mem.read_port() for mem in self.in_mems]
         act_wps = [mem.write_port(granularity=p.gran) for mem in self.act_mems]
         act_rps = [mem.read_port() for mem in self.act_mems]
+        if p.spram:
+            # the SPRAMs' read side as one read port of the column: address (a position) at
+            # s+2, data at s+3 (``_spram_reads``)
+            act_rps = [SimpleNamespace(addr=Signal(p.addr_bits, name="act_raddr"),
+                                       data=Signal(p.region_width, name="act_rdata"))]
         col_wps = [mem.write_port() for mem in self.col_mems]
         col_rps = [mem.read_port() for mem in self.col_mems]
         score_wp = score_mem.write_port()
@@ -492,6 +569,7 @@ class Top(wiring.Component):
         wstep = Signal(range(max(2, len(p.weights) + 1)))
         wpass = Signal(range(max(2, max([op.window for op in ops]) + 1)))
         opass = Signal(range(max(2, max([op.npos for op in ops]) + 1)))
+        pch = Signal(range(max(2, p.chunks)))          # a pool pass's chunk (SPRAM mode)
         skew = pg.drain_skew(cfg)
         drain_cd = Signal(range(max(cfg.cols, cfg.rows) + 2))
         flush_cd = Signal(range(cfg.cols + skew + pg.COMPUTE_LATENCY + pg.DRAIN_WRITE_LATENCY + pg.PASS_LATENCY + 2))
@@ -506,7 +584,7 @@ class Top(wiring.Component):
 
         J = by_op(lambda op: op.J, tile.layer)
         src = by_op(lambda op: op.src, tile.layer)
-        stride = Mux(src == pg.SRC_INPUT, cin, p.cpad)      # bits from one plane to the next in a word
+        stride = Mux(src == pg.SRC_INPUT, cin, p.wchan)     # bits from one plane to the next in a word
         K = by_op(lambda op: op.K, tile.layer)
         window = by_op(lambda op: op.window, tile.layer)
         running = state == RUN
@@ -584,8 +662,15 @@ class Top(wiring.Component):
             seq.d.sync += [wpass.eq(wpass + 1), t_c.eq(t_c + 1)]
             with seq.If(wpass == window - 1):
                 seq.d.sync += [wpass.eq(0), opass.eq(opass + 1)]
+                if p.spram:
+                    # a pool pass in SPRAM mode walks its windows once per chunk (program._compile_pass)
+                    # (at an im2col pass's only wrap, its last step, ``last_pass`` below restarts it all)
+                    with seq.If(opass == by_op(lambda op: max(0, op.npos - 1), tile.layer)):
+                        seq.d.sync += [opass.eq(0), t_c.eq(0), pch.eq(pch + 1)]
             with seq.If(last_pass):
                 seq.d.sync += [opass.eq(0), t_c.eq(0), flush_cd.eq(flush_base), flush_z.eq(can_zero)]
+                if p.spram:
+                    seq.d.sync += pch.eq(0)
         with seq.If(advance):
             seq.d.sync += idx.eq(idx + 1)
         go_out = running & (tile.kind == pg.KIND_END) & flush_z
@@ -607,7 +692,15 @@ class Top(wiring.Component):
         offsets = slice_offsets(p)
         offset = Signal(range(max(8 * cin, p.kmax * p.cpad) + L + 1))
         # an im2col memory word is one lane chunk of one plane: the step picks the address instead
-        seq.d.sync += offset.eq(Mux(src == pg.SRC_COL, 0, step_offset(plane_base, j_c, tile.cbase, L)))
+        step_off = step_offset(plane_base, j_c, tile.cbase, L)
+        if p.spram:       # a region's lane chunk is a word: its address (``rchunk``), the offset its plane's
+            step_off = Mux(src == pg.SRC_REGION, plane_base, step_off)
+        seq.d.sync += offset.eq(Mux(src == pg.SRC_COL, 0, step_off))
+        if p.spram:
+            # the word a step reads at its position (a pass: its chunk), registered with the offset (s+1)
+            rchunk = Signal(max(1, p.chunk_bits))
+            seq.d.sync += rchunk.eq(Mux(tile.kind == pg.KIND_PASS, pch, (tile.cbase >> exact_log2(pg.SPRAM_WIDTH)) + j_c))
+            self._spram_reads(fetch, act_rps[0], delay(seq, rchunk, 1, "rchunk"))
         off_index = Signal(range(max(2, len(offsets))))     # at s+1, from the offset registered at s
         for i, o in enumerate(offsets):
             with seq.If(offset == o):
@@ -759,6 +852,8 @@ class Top(wiring.Component):
         ctx = {"kshift": kshift, "rot": dtile.rot, "nfix": dtile.nfix,
                "lv_addr": dst_base + out_pos, "lv_en": Mux(dactive & ~is_score, dtile.wen, 0),
                "sc_addr": out_pos * p.score_rows + dtile.rt, "sc_en": dactive & is_score}
+        if p.spram:      # the tile's word at the position, whether it completes it, the region written
+            ctx.update(chunk=dtile.chunk, wdone=dtile.wdone, region=by_op(lambda op: int(op.dst_base != 0), dtile.layer, 1))
         ctx1 = {k: delay(drain, v, MUL_IN_REGS + MUL_OUT_REGS, f"d1_{k}") for k, v in ctx.items()}
         # drain stage 2: S = sum_k b_k pop_k per row. The thresholds are on S
         # (program.sum_thresholds): no d * acc is formed (two subtractions and a multiplexer
@@ -787,7 +882,7 @@ class Top(wiring.Component):
             drain.d.comb += lv.eq(level << kshift2)
             for pl in range(p.kmax):
                 plane_rows[pl].append(lv[p.kmax - 1 - pl])
-        level_word = Cat(place_rows(Cat(*plane_rows[pl]), rot2, R, p.gran, p.cpad) for pl in range(p.kmax))
+        level_word = Cat(place_rows(Cat(*plane_rows[pl]), rot2, R, p.gran, p.wchan) for pl in range(p.kmax))
 
         # ---------------------------------------------------------- passes (s+4: write)
         m.submodules.passes = passes = Module()
@@ -795,6 +890,7 @@ class Top(wiring.Component):
         pv4, w_pass4, layer4 = (delay(passes, v, FETCH_LATENCY, f"p_{n}") for v, n in ((pissue, "valid"), (wpass, "w"),
                                                                                      (tile.layer, "layer")))
         o_pass4 = delay(passes, opass, FETCH_LATENCY, "opass")
+        pch4 = delay(passes, pch, FETCH_LATENCY, "pch") if p.spram else None
         window4 = by_op(lambda op: op.window, layer4)
         pdst4 = by_op(lambda op: op.dst_base, layer4)
         mode4 = by_op(lambda op: {"shuffle": pg.PASS_SHUFFLE, "im2col": pg.PASS_IM2COL}.get(op.kind, pg.PASS_POOL),
@@ -803,18 +899,18 @@ class Top(wiring.Component):
         rdata = land["act"][0]
         run = Signal(p.region_width)
         combined = Signal(p.region_width)
-        cmax = [Signal(p.kmax, name=f"cmax{c}") for c in range(p.cpad)]
-        for c in range(p.cpad):
-            lv_new = Cat(rdata[pl * p.cpad + c] for pl in reversed(range(p.kmax)))
-            lv_run = Cat(run[pl * p.cpad + c] for pl in reversed(range(p.kmax)))
+        cmax = [Signal(p.kmax, name=f"cmax{c}") for c in range(p.wchan)]
+        for c in range(p.wchan):
+            lv_new = Cat(rdata[pl * p.wchan + c] for pl in reversed(range(p.kmax)))
+            lv_run = Cat(run[pl * p.wchan + c] for pl in reversed(range(p.kmax)))
             passes.d.comb += cmax[c].eq(Mux(lv_new > lv_run, lv_new, lv_run))
-        pooled = Cat(Cat(cmax[c][p.kmax - 1 - pl] for c in range(p.cpad)) for pl in range(p.kmax))
+        pooled = Cat(Cat(cmax[c][p.kmax - 1 - pl] for c in range(p.wchan)) for pl in range(p.kmax))
         shuffles = [op for op in ops if op.kind == "shuffle"]
         if shuffles:
             perms = []
             for op in shuffles:
-                perm = list(op.perm) + list(range(len(op.perm), p.cpad))
-                perms.append(Cat(Cat(rdata[pl * p.cpad + perm[c]] for c in range(p.cpad)) for pl in range(p.kmax)))
+                perm = list(op.perm) + list(range(len(op.perm), p.wchan))
+                perms.append(Cat(Cat(rdata[pl * p.wchan + perm[c]] for c in range(p.wchan)) for pl in range(p.kmax)))
             shuffled = Array(perms)[sid4]
         else:
             shuffled = rdata
@@ -845,8 +941,16 @@ class Top(wiring.Component):
             writes.d.comb += [wp.addr.eq(Mux(pass_write, pdst4 + o_pass4, d_addr)),
                          wp.data.eq(Mux(pass_write, combined, d_data)),
                          wp.en.eq(Mux(pass_write, all_granules, d_en))]
-        writes.d.comb += [self.trace_addr.eq(act_wps[0].addr), self.trace_data.eq(act_wps[0].data),
-                     self.trace_en.eq(act_wps[0].en)]
+        if p.spram:
+            # iCE40 SPRAM mode: no block RAM write port (the d_ registers above go unused); the
+            # SPRAMs' ports and the trace
+            self._spram_writes(writes, pass_write, word_addr(passes, pch4, (pdst4 + o_pass4)[:p.addr_bits], p, "pass_chunk"),
+                               by_op(lambda op: int(op.dst_base != 0), layer4, 1), combined,
+                               {k: delay(drain, ctx1[k], 1, f"d2_{k}") for k in ("chunk", "wdone", "region")},
+                               lv_addr, lv_en, level_word)
+        else:
+            writes.d.comb += [self.trace_addr.eq(act_wps[0].addr), self.trace_data.eq(act_wps[0].data),
+                              self.trace_en.eq(act_wps[0].en)]
         writes.d.sync += [score_wp.addr.eq(sc_addr), score_wp.data.eq(Cat(*sums, nfix2)),
                      score_wp.en.eq(sc_en)]
 

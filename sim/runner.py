@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from hwbin.errors import HwbinError
+from hwbin.rtl.spram import sim_sources
 from hwbin.util import progress
 
 SIMULATORS = ("verilator", "icarus")
@@ -37,42 +38,6 @@ def verilator_env() -> None:
     flag = "CFG_CXXFLAGS_PCH_I=-include"
     if flag not in os.environ.get("MAKEFLAGS", ""):
         os.environ["MAKEFLAGS"] = (os.environ.get("MAKEFLAGS", "") + " " + flag).strip()
-
-
-def icarus_kick(verilog_text: str) -> str:
-    """A second Icarus root that pulses yosys's time-zero trigger registers at 1 ps.
-
-    Yosys makes each ``always @*`` block sensitive to a register initialised to 0 so that
-    simulators evaluate the block at time zero; Icarus applies declaration initialisers
-    without an event, so a block whose inputs never change (a constant lookup indexed by a
-    register still at its reset value) would stay X. Toggling those registers at 1 ps, long
-    before the first clock edge, evaluates every block once. Verilator needs none of this.
-    """
-    import re
-
-    modules = {}
-    current = None
-    for line in verilog_text.splitlines():
-        mod = re.match(r"^module (\\\S+|\w+)", line)
-        if mod:
-            current = mod.group(1).lstrip("\\")
-            modules[current] = {"regs": [], "children": []}
-        reg = re.match(r"^  reg (\\\$auto\$verilog_backend\S*dump_module\$\d+)  = 0;", line)
-        if reg and current:
-            modules[current]["regs"].append(reg.group(1))
-        inst = re.match(r"^  \\?(\S+)\s+(\\?\S+)\s+\($", line)
-        if inst and current and inst.group(1) in modules or (inst and inst.group(1).startswith(TOP + ".")):
-            modules[current]["children"].append((inst.group(1), inst.group(2)))
-    lines = []
-
-    def walk(name, path):
-        for reg in modules.get(name, {}).get("regs", []):
-            lines.append(f"    {path}.{reg} = 1'b1;")
-        for child, inst in modules.get(name, {}).get("children", []):
-            walk(child, f"{path}.{inst}")
-
-    walk(TOP, TOP)
-    return "module hwbin_icarus_kick;\n  initial begin\n    #1;\n" + "\n".join(lines) + "\n  end\nendmodule\n"
 
 
 def _check_simulator(simulator: str) -> None:
@@ -96,14 +61,7 @@ def build(rtl_dir, simulator: str, waves: bool = False, quiet: bool = True):
     if simulator == "verilator":
         sources = [rtl / "verilator.vlt"] + sources
         args = ["-Wall", "--x-assign", "0", "--x-initial", "0"]
-    else:
-        kick = rtl / "sim_build" / "icarus_kick.v"
-        kick.parent.mkdir(parents=True, exist_ok=True)
-        text = icarus_kick(sources[0].read_text())
-        if not kick.is_file() or kick.read_text() != text:
-            kick.write_text(text)
-        sources.append(kick)
-        args = ["-s", "hwbin_icarus_kick"]
+    sources += sim_sources((rtl / f"{TOP}.v").read_text(), rtl / "sim_build")     # the SPRAM primitive's model
     out = io.StringIO()
     with _quiet(quiet, out):
         runner.build(sources=sources, hdl_toplevel=TOP, build_dir=rtl / "sim_build" / simulator,

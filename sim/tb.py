@@ -95,10 +95,12 @@ class Tracer:
 
 def first_layer_divergence(prog: pg.Program, taps: dict, image_index: int, writes) -> dict | None:
     """Replay the traced writes layer by layer against the golden model's activations."""
-    per_plane = prog.cpad // prog.gran
+    per_plane = prog.wchan // prog.gran
     producers = [op for op in prog.ops if op.kind != "im2col" and not op.is_score]
     op_i, last_region = -1, None
     for cycle, addr, word, en in writes:
+        # an activation word: its position, and in SPRAM mode its chunk in the low bits
+        chunk, addr = addr & ((1 << prog.chunk_bits) - 1), addr >> prog.chunk_bits
         region = addr // prog.region_depth
         if region != last_region:
             op_i, last_region = op_i + 1, region
@@ -109,9 +111,10 @@ def first_layer_divergence(prog: pg.Program, taps: dict, image_index: int, write
         pos = addr - op.dst_base
         ref = taps[op.layer.name][image_index].reshape(op.layer.out_shape[0], -1)
         for c in range(op.layer.out_shape[0]):
-            if not all((en >> (p * per_plane + c // prog.gran)) & 1 for p in range(k)):
+            bit = c - chunk * prog.wchan                  # the channel's bit in the word's plane
+            if not 0 <= bit < prog.wchan or not all((en >> (p * per_plane + bit // prog.gran)) & 1 for p in range(k)):
                 continue
-            found = sum(((word >> (p * prog.cpad + c)) & 1) << (k - 1 - p) for p in range(k))
+            found = sum(((word >> (p * prog.wchan + bit)) & 1) << (k - 1 - p) for p in range(k))
             expected = int(ref[c, pos])
             if found != expected:
                 w = op.layer.out_shape[2]

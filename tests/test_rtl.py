@@ -1,6 +1,7 @@
 """The gateware in Amaranth's own simulator against numpy and the golden model, the array
 program's checks, and the Verilog's determinism and lint."""
 import subprocess
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -172,6 +173,60 @@ def test_top_bit_and_cycle_exact_on_random_models(params, rows, cols, lanes, par
     if m is None:
         return
     _check_top(m, x, pg.ArrayConfig(rows, cols, lanes, part=part))
+
+
+_SPRAM_WORDS = (6, [{"kind": "conv", "out": 24, "k": 3, "s": 1, "p": 1, "g": 1}, {"kind": "pool", "k": 2},
+                    {"kind": "conv", "out": 20, "k": 3, "s": 1, "p": 1, "g": 1}, {"kind": "dense", "out": "classes"}],
+                "classify", 2, 5)
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(params=random_models(), rows=st.integers(1, 4))
+@example(params=_SPRAM_WORDS, rows=4).via("two 16-channel words a position: the pool pass per chunk, a partial last word")
+@example(params=_SPRAM_WORDS, rows=3).via("rows across a word boundary: block RAM instead")
+@example(params=(_SPRAM_WORDS[0], _SPRAM_WORDS[1], "classify", 1, 2), rows=2).via("one plane: two SPRAMs")
+def test_top_bit_and_cycle_exact_with_activations_in_spram(params, rows):
+    """The UP5K at one column of 16 lanes: the activations in SPRAM where the program allows
+    it (program._spram_check; a shuffle, grouped channel bases off a word, or rows across a
+    word keep block RAM), through the SPRAM's model (rtl/spram.py: an output read in a write
+    cycle is all ones), bit- and cycle-exact."""
+    m, x = random_ir(params, 2)
+    if m is None:
+        return
+    _check_top(m, x, pg.ArrayConfig(rows, 1, 16, part="ice40-up5k"))
+
+
+def test_spram_mode_where_the_program_allows_it():
+    """Which programs put the activations in SPRAM, and the drain's word runs: every word a
+    layer writes is completed (``wdone``) by exactly one tile, the last of its run."""
+    m, x = random_ir(_SPRAM_WORDS, 1)
+    assert pg.compile_program(m, pg.ArrayConfig(4, 1, 16, part="ice40-up5k")).spram
+    assert not pg.compile_program(m, pg.ArrayConfig(3, 1, 16, part="ice40-up5k")).spram      # rows across words
+    assert not pg.compile_program(m, pg.ArrayConfig(4, 2, 16, part="ice40-up5k")).spram      # two columns
+    assert not pg.compile_program(m, pg.ArrayConfig(4, 1, 16)).spram                         # no part
+    prog = pg.compile_program(m, pg.ArrayConfig(2, 1, 16, part="ice40-up5k"))
+    assert prog.spram and prog.chunks == 2 and prog.region_width == 2 * 16
+    for op in prog.ops:
+        if op.kind != "compute" or op.is_score:
+            continue
+        words = [(prog.gather[t["gbase"] + t["T"]][0][0], t["chunk"], t["wdone"])
+                 for t in (prog.tiles[i] for i in op.tiles) if t.get("nvalid")]
+        done = [w[:2] for w in words if w[2]]
+        assert len(done) == len(set(done)) == len({w[:2] for w in words})
+        assert all(w[2] or w[:2] == nxt[:2] for w, nxt in zip(words, words[1:]))
+
+
+@pytest.mark.parametrize("name", ["digits-mlp", "digits-cnn"])
+def test_zoo_models_with_activations_in_spram(name):
+    """The configuration ``--board icebreaker`` picks for them, 2x1x16 with the activations in
+    SPRAM: digits-mlp's dense first layer through an im2col pass, digits-cnn's pool passes
+    over four 16-channel words a position."""
+    from hwbin.rtl import resources as rs
+
+    m, data = zoo_ir(name)
+    cfg, _, _ = rs.choose_config(m, "icebreaker")
+    assert cfg.label() == "2x1x16" and pg.compile_program(m, cfg).spram
+    _check_top(m, data.x_test[:1], cfg)
 
 
 @pytest.mark.parametrize("name, part, thr_logic", [("digits-mlp", "", False), ("shapes-seg", "", False),
@@ -477,16 +532,18 @@ def test_unused_carry_outs_are_disconnected_and_used_ones_kept():
     assert cells["c0"]["connections"]["COUT"] == [10] and cells["c2"]["connections"]["COUT"] == [12]
 
 
-@pytest.mark.parametrize("part", ["", "ice40-up5k"])
-def test_resource_model_memories_are_the_designs(part):
+@pytest.mark.parametrize("part, cols", [("", 2), ("ice40-up5k", 2), ("ice40-up5k", 1)])
+def test_resource_model_memories_are_the_designs(part, cols):
     """rtl/resources.py's memory shapes are the elaborated Top's memories (depth, width, how
     many), and on a part each ROM carries the style the model counted; the tables the model
-    says a generator replaces (on an iCE40) are no memories but generators."""
+    says a generator replaces (on an iCE40) are no memories but generators. At one column on
+    the UP5K the activations are in SPRAMs (their model keeps the words used)."""
     from hwbin.rtl import resources as rs
     from hwbin.rtl.top import Top
 
     m, _ = zoo_ir("digits-tiny")
-    prog = pg.compile_program(m, pg.ArrayConfig(4, 2, 16, 100.0, part))
+    prog = pg.compile_program(m, pg.ArrayConfig(4, cols, 16, 100.0, part))
+    assert prog.spram == (cols == 1)
     got = {}
     top = Top(prog)
     mems, gens = _memories_of(top)
@@ -507,7 +564,11 @@ def _memories_of(top):
     from amaranth.hdl import Fragment
 
     m = top.elaborate(None)
+    from hwbin.rtl.spram import Spram
+
     mems = [(n, sub) for n, (sub, _) in m._named_submodules.items() if isinstance(sub, memory.Memory)]
+    mems += [(n, SimpleNamespace(depth=sub.depth, shape=SimpleNamespace(width=len(sub.rdata)), attrs={"ram_style": "spram"}))
+             for n, (sub, _) in m._named_submodules.items() if isinstance(sub, Spram)]
     gens = [n for n, (sub, _) in m._named_submodules.items() if isinstance(sub, RecordGenerator)]
     Fragment.get(m, None)           # elaborated once: no unused-elaboratable warnings
     top._MustUse__silence = True    # the Top itself was elaborated by hand above (amaranth's MustUse flag)
@@ -516,8 +577,9 @@ def _memories_of(top):
 
 def test_board_picks_a_config_that_the_model_says_fits_or_refuses_in_one_line(tmp_path):
     """--board icebreaker: digits-tiny gets the largest configuration within the UP5K's totals
-    by the resource model (and the Verilog is shaped for the part); digits-cnn fits none yet
-    and is refused with one line, before anything is written."""
+    by the resource model (and the Verilog is shaped for the part); digits-cnn (make demo's
+    shape) fits with its activations in the four SPRAMs (2x1x16: the primitives are in the
+    Verilog); shapes-seg fits none and is refused with one line, before anything is written."""
     from hwbin.rtl import resources as rs
 
     tiny, _ = zoo_ir("digits-tiny")
@@ -527,7 +589,12 @@ def test_board_picks_a_config_that_the_model_says_fits_or_refuses_in_one_line(tm
     assert all(t[3] or t[0].rows * t[0].cols * t[0].lanes <= size for t in tried)
     cnn, _ = zoo_ir("digits-cnn")
     ir.save(cnn, tmp_path / "cnn.hwbin")
-    r = run_cli("rtl", tmp_path / "cnn.hwbin", "-o", tmp_path / "rtl", "--board", "icebreaker")
+    r = run_cli("rtl", tmp_path / "cnn.hwbin", "-o", tmp_path / "cnn", "--board", "icebreaker")
+    assert r.returncode == 0 and "array 2x1x16 on the ice40-up5k" in r.stdout and "4 of 4 SPRAMs" in r.stdout
+    assert (tmp_path / "cnn" / "hwbin_top.v").read_text().count("SB_SPRAM256KA ") == 4
+    seg, _ = zoo_ir("shapes-seg")
+    ir.save(seg, tmp_path / "seg.hwbin")
+    r = run_cli("rtl", tmp_path / "seg.hwbin", "-o", tmp_path / "rtl", "--board", "icebreaker")
     assert r.returncode != 0 and r.stderr.count("\n") == 1 and "fits no array configuration" in r.stderr
     assert not (tmp_path / "rtl").exists()
 

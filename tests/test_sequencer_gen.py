@@ -12,12 +12,13 @@ from hypothesis import strategies as st
 
 from hwbin import program as pg
 from hwbin.models import MODELS
-from hwbin.rtl.sequencer_gen import RecordGenerator, generator_tables, record_layout
-from hwbin.rtl.top import _layout, _pack, drain_rows, gather_words
+from hwbin.rtl.sequencer_gen import RecordGenerator, generator_tables, record_layout, table_layout
+from hwbin.rtl.top import _pack, drain_rows, gather_words
 
 from .helpers import random_ir, random_models, zoo_ir
 
-CONFIGS = [(4, 1, 16), (8, 4, 32), (2, 2, 8), (4, 4, 16), (16, 8, 64)]
+#: the last: activations in SPRAM (program.Program.spram), the drain's table with its word fields
+CONFIGS = [(4, 1, 16), (8, 4, 32), (2, 2, 8), (4, 4, 16), (16, 8, 64), (2, 1, 16, 100.0, "ice40-up5k")]
 
 
 def flat(records, fields):
@@ -32,7 +33,7 @@ def check_expansion(prog: pg.Program) -> None:
         assert loops.length == len(records)
         assert pg.expand_records(loops) == flat(records, fields), name
         # the generator's record is the ROM's word: same fields, same widths
-        assert record_layout(loops) == _layout(full[name], fields)
+        assert record_layout(loops) == table_layout(full[name], fields)
 
 
 def random_program(params, cfg):
@@ -131,11 +132,14 @@ def requests(n: int, seed: int) -> list[bool]:
 
 
 @pytest.mark.parametrize("table", ["tile", "drain"])
-def test_generator_gives_the_records_of_digits_cnn(table):
+@pytest.mark.parametrize("cfg", [(4, 1, 16), (2, 1, 16, 100.0, "ice40-up5k")], ids=["4x1x16", "2x1x16-spram"])
+def test_generator_gives_the_records_of_digits_cnn(table, cfg):
     """Every record the flat ROM held, in order, under random request gaps, and the last
-    record held when requested past the end (Top's END entry is read twice)."""
+    record held when requested past the end (Top's END entry is read twice); also with the
+    activations in SPRAM (the drain's records carry their word and ``wdone``)."""
     m, _ = zoo_ir("digits-cnn")
-    prog = pg.compile_program(m, pg.ArrayConfig(4, 1, 16))
+    prog = pg.compile_program(m, pg.ArrayConfig(*cfg))
+    assert prog.spram == (len(cfg) > 3)
     records, fields, widths = generator_tables(prog)[table]
     loops = pg.compress_records(records, fields, widths)
     layout = record_layout(loops)

@@ -108,23 +108,29 @@ def test_random_models_on_verilator(tmp_path, params, rows, cols, lanes):
     assert s["mismatches"] == 0 and s["cycle_mismatches"] == 0, s["first_divergence"]
 
 
-def test_uart_board_top_end_to_end(tmp_path):
+@pytest.mark.parametrize("name", ["digits-tiny", "digits-cnn"])
+def test_uart_board_top_end_to_end(tmp_path, name):
     """The iCEBreaker's UART bridge as ``hwbin rtl --board icebreaker`` and ``hwbin synth --board
     icebreaker`` build it (the array the resource model picks for the UP5K, the UART divisor of
     the 24 MHz PLL clock): bytes in over rx, 4-byte results out over tx, vs the golden model.
-    Only the PLL itself is not simulated (a vendor primitive)."""
+    digits-cnn (make demo's shape) runs with its activations in SPRAM (2x1x16), through the
+    SPRAM's behavioural model (rtl/spram.py). Only the PLL itself is not simulated (a vendor
+    primitive)."""
     import json
 
     from cocotb_tools.runner import get_runner
 
+    from hwbin.parts import BOARDS
     from hwbin.rtl import resources as rs
     from hwbin.rtl.board import bridge_verilog
-    from hwbin.rtl.synth import BAUD, BOARD_CLOCK_MHZ
+    from hwbin.rtl.spram import sim_sources
+    from hwbin.rtl.synth import BAUD
 
-    m, data = zoo_ir("digits-tiny")
+    m, data = zoo_ir(name)
     ir.save(m, tmp_path / "m.hwbin")
     cfg, _, _ = rs.choose_config(m, "icebreaker")
-    divisor = round(BOARD_CLOCK_MHZ["icebreaker"] * 1e6 / BAUD)
+    assert pg.compile_program(m, cfg).spram == (name == "digits-cnn")
+    divisor = round(BOARDS["icebreaker"].clock_mhz * 1e6 / BAUD)
     (tmp_path / "uart.v").write_text(bridge_verilog(pg.compile_program(m, cfg), divisor=divisor))
     np.save(tmp_path / "x.npy", data.x_test[:1])
     job = {"model": str(tmp_path / "m.hwbin"), "divisor": divisor, "vectors": str(tmp_path / "x.npy"),
@@ -133,8 +139,8 @@ def test_uart_board_top_end_to_end(tmp_path):
     (tmp_path / "job.json").write_text(json.dumps(job))
     runner.verilator_env()
     r = get_runner("verilator")
-    r.build(sources=[tmp_path / "uart.v"], hdl_toplevel="hwbin_uart_top", build_dir=tmp_path / "b",
-            build_args=["-Wno-fatal"], timescale=("1ns", "1ps"), log_file=tmp_path / "build.log")
+    r.build(sources=[tmp_path / "uart.v", *sim_sources((tmp_path / "uart.v").read_text(), tmp_path)],
+            hdl_toplevel="hwbin_uart_top", build_dir=tmp_path / "b", build_args=["-Wno-fatal"], timescale=("1ns", "1ps"), log_file=tmp_path / "build.log")
     import contextlib
 
     with contextlib.suppress(SystemExit):
