@@ -17,9 +17,10 @@ below is what ``program.cycle_model`` replays, stage by stage (s = the cycle a s
               s+4: shift a tap into the column's assembly register, or write one lane chunk of
               one plane of it to the column's im2col memory (its layer waits PASS_LATENCY like
               after any pass)
-    output    request: score address   +1: select row and constant   +2, +3, +4: acc and
-              constant registered   +5: their product   +6, +7: registered twice more
-              +8: add   +9: beat valid (the score compared with the best so far)
+    output    request: score address   +1: the score word read   +2: landed   +3: the row's S,
+              nfix and the constant registered   +4: acc = nfix - 2 S and the constant
+              +5: their product   +6, +7: registered twice more   +8: add   +9: beat valid
+              (the score compared with the best so far)
 
 Ports: ``i_pixel`` (uint8 stream, position-major, channel fastest), ``o_result`` (signed
 32-bit stream: per output position, one score per class and then the class), ``busy``,
