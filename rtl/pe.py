@@ -21,15 +21,15 @@ When a tile's ``last`` step has been added, the sums are copied to ``planes``, w
 until the next tile's last step: the drain reads them from there while the next tile runs.
 
 Without Horner's rule (``horner=False``: no layer of the program on the array uses it) a
-plane's restart is a flip-flop's reset, not a multiplexer in front of the adder (a LUT4 per
-bit of every PE, ~380 at 8x4x32): ``sums[0]`` adds the count every cycle, the count being 0
+plane's restart is a flip-flop's reset, not a multiplexer in front of the adder (9 LUT4s a
+PE, 288 at 8x4x32): ``sums[0]`` adds the count every cycle, the count being 0
 where no step is (its register resets), and it resets, with the chain shifting the sum just
 formed into ``sums[1]``, the cycle before a plane's first step is added (that step's ``start``
 is then one stage earlier, in ``ctl1``). The sums a tile's last step completes are taken from
 the adder into a register of their own the cycle it adds, and copied to ``planes`` a cycle
 later as before (the chain may already have shifted by then). Its control word is decoded
 once at the array's edge (``control``): not valid, valid and start, double, valid and last,
-so that each is a flip-flop's reset or enable as it stands (decoded in every PE, ~4 LUT4s
+so that each is a flip-flop's reset or enable as it stands (decoded in every PE, 3 LUT4s
 a PE). Before the first step after a reset the sums may take a count from the zeroed
 registers; a tile's first step restarts them anyway.
 
