@@ -24,8 +24,11 @@ class PEArray(wiring.Component):
 
     LATENCY = PE.LATENCY
 
-    def __init__(self, rows: int, cols: int, lanes: int, depth: int, width: int):
+    def __init__(self, rows: int, cols: int, lanes: int, depth: int, width: int, horner: bool = True):
+        """``horner``: whether some layer doubles the plane sum (rtl/pe.py; without, the PEs
+        restart a plane with a reset)."""
         self.rows, self.cols, self.lanes, self.depth, self.width = rows, cols, lanes, depth, width
+        self.horner = horner
         super().__init__({
             "valid": In(1), "start": In(1), "double": In(1), "last": In(1),
             "acts": In(unsigned(cols * lanes)), "weights": In(unsigned(rows * lanes)),
@@ -36,8 +39,8 @@ class PEArray(wiring.Component):
         m = Module()
         R, C, L = self.rows, self.cols, self.lanes
         n = self.depth * self.width
-        ctl = control(self.valid, self.start, self.double, self.last)
-        pes = [[PE(L, self.depth, self.width) for _ in range(C)] for _ in range(R)]
+        ctl = control(self.valid, self.start, self.double, self.last, self.horner)
+        pes = [[PE(L, self.depth, self.width, self.horner) for _ in range(C)] for _ in range(R)]
         for r in range(R):
             for c in range(C):
                 pe = m.submodules[f"pe_{r}_{c}"] = pes[r][c]

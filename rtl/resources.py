@@ -45,12 +45,12 @@ class MemShape:
 def memory_shapes(prog: pg.Program) -> list[MemShape]:
     """The memories ``Top._memories`` builds, by name."""
     from .sequencer_gen import table_layout
-    from .top import TILE_FIELDS, drain_fields, drain_rows, gather_words
+    from .top import drain_fields, drain_rows, gather_words, score_width, tile_rom_rows
 
     cfg = prog.cfg
     R, C, L = cfg.rows, cfg.cols, cfg.lanes
     drows = drain_rows(prog, gather_words(prog))
-    mems = [MemShape("tile_rom", len(prog.tiles) + 1, table_layout(prog.tiles, TILE_FIELDS).size),
+    mems = [MemShape("tile_rom", len(prog.tiles) + 1, table_layout(*tile_rom_rows(prog)).size),
             MemShape("drain_rom", len(drows), table_layout(drows, drain_fields(prog)).size),
             MemShape("gather_rom", len(prog.gather), C * (prog.addr_bits + 1)),
             MemShape("weight_rom", len(prog.weights), R * L),
@@ -64,7 +64,7 @@ def memory_shapes(prog: pg.Program) -> list[MemShape]:
     else:
         mems.append(MemShape("act_mem", 2 * prog.region_depth, prog.region_width, copies=C, rom=False))
     mems += [
-             MemShape("score_mem", prog.out_positions * prog.score_rows, R * prog.acc_bits, rom=False)]
+             MemShape("score_mem", prog.out_positions * prog.score_rows, score_width(prog), rom=False)]
     return [MemShape(m.name, max(2, m.depth), m.width, m.reads, m.copies, m.rom) for m in mems]
 
 
@@ -99,8 +99,9 @@ def memory_style(mem: MemShape, part: str) -> str:
         return "spram"
     if not part or mem.name in ("in_mem", "act_mem", "col_mem"):
         # where no part decides, the threshold ROM is block RAM too (in logic it was about
-        # 420 LUTs at 8x4x32, against 8 of the ECP5-25F's 56 DP16KDs)
-        return "block" if mem.name == "in_mem" or (not part and mem.name == "thr_rom") else ""
+        # 420 LUTs at 8x4x32, against 8 of the ECP5-25F's 56 DP16KDs), and so is the score
+        # memory (yosys put its two words at 8x4x32 in 28 LUT RAMs, 168 LUT4s, against 4 DP16KDs)
+        return "block" if mem.name == "in_mem" or (not part and mem.name in ("thr_rom", "score_mem")) else ""
     p = PARTS[part]
     if mem.name in GENERATED and p.family in GENERATOR_FAMILIES:
         return "generator"

@@ -17,9 +17,10 @@ below is what ``program.cycle_model`` replays, stage by stage (s = the cycle a s
               s+4: shift a tap into the column's assembly register, or write one lane chunk of
               one plane of it to the column's im2col memory (its layer waits PASS_LATENCY like
               after any pass, a cycle more than it needs)
-    output    request: score address   +1: select row and constant   +2, +3, +4: acc and
-              constant registered   +5: their product   +6, +7: registered twice more
-              +8: add   +9: beat valid (the score compared with the best so far)
+    output    request: score address   +1: the score word read   +2: landed   +3: the row's S,
+              nfix and the constant registered   +4: acc = nfix - 2 S and the constant
+              +5: their product   +6, +7: registered twice more   +8: add   +9: beat valid
+              (the score compared with the best so far)
 
 Ports: ``i_pixel`` (uint8 stream, position-major, channel fastest), ``o_result`` (signed
 32-bit stream: per output position, one score per class and then the class), ``busy``,
@@ -126,6 +127,13 @@ TILE_FIELDS = ["kind", "layer", "wait", "last", "T", "gbase", "wbase", "cbase", 
 DRAIN_FIELDS = ["kind", "layer", "rot", "rt", "nfix", "nvalid", "wen", "out"]
 
 
+def tile_rom_rows(prog: pg.Program) -> tuple[list[dict], list[str]]:
+    """The tile ROM's rows and fields: the tiles' fields and ``single`` (the tile has one step,
+    last == 0), a bit stored rather than compared in the sequencer, where the tile register
+    (a block RAM's output register) drives a tile's advance and the ROM's enable."""
+    return [{**t, "single": int(t.get("last", 0) == 0)} for t in prog.tiles], TILE_FIELDS + ["single"]
+
+
 def drain_fields(prog: pg.Program) -> list[str]:
     """The drain ROM's fields; with activations in SPRAM also the tile's word at its position
     and whether it completes that word (program._spram_check)."""
@@ -153,6 +161,18 @@ def drain_rows(prog: pg.Program, gwords: list[int]) -> list[dict]:
     its taps); zero for the passes and the END entry, which the drain never takes."""
     return [{**t, "out": gwords[t["gbase"] + t["T"]]} if t["kind"] in (pg.KIND_COMPUTE, pg.KIND_FIRST) and t.get("nvalid")
             else {} for t in prog.tiles]
+
+
+def score_fields(prog: pg.Program) -> tuple[int, int]:
+    """A score memory word's fields: the R rows' sums S (``s_bits`` each), then their tile's
+    fix-up nfix (this many bits). The output unit forms acc = nfix - 2 S for the one score a
+    beat reads: one subtraction, not one per row in the drain."""
+    return prog.s_bits, _width(t.get("nfix", 0) for t in prog.tiles)
+
+
+def score_width(prog: pg.Program) -> int:
+    sb, nb = score_fields(prog)
+    return prog.cfg.rows * sb + nb
 
 
 def place_rows(rows, rot, R: int, gran: int, width: int):
@@ -186,7 +206,10 @@ class Top(wiring.Component):
         cfg = p.cfg
         R, C, L = cfg.rows, cfg.cols, cfg.lanes
         style = {mem.name: memory_style(mem, cfg.part) for mem in memory_shapes(p)}
-        self.tile_layout = _layout(p.tiles, TILE_FIELDS)
+        rows, fields = tile_rom_rows(p)
+        if style["tile_rom"] == "generator":
+            rows, fields = p.tiles, TILE_FIELDS       # the generator's record (rtl/sequencer_gen.py)
+        self.tile_layout = _layout(rows, fields)
         self.gw = p.addr_bits + 1
         gwords = gather_words(p)
         drows = drain_rows(p, gwords)
@@ -204,7 +227,7 @@ class Top(wiring.Component):
             # one more END entry: the sequencer reads a tile ahead of the one it runs
             m.submodules.tile_rom = tile_rom = _memory(
                 shape=unsigned(self.tile_layout.size), depth=len(p.tiles) + 1,
-                init=[_pack(self.tile_layout, t) for t in p.tiles + p.tiles[-1:]], style=style["tile_rom"])
+                init=[_pack(self.tile_layout, t) for t in rows + rows[-1:]], style=style["tile_rom"])
             m.submodules.drain_rom = drain_rom = _memory(
                 shape=unsigned(self.drain_layout.size), depth=len(drows),
                 init=[_pack(self.drain_layout, d) for d in drows], style=style["drain_rom"])
@@ -246,7 +269,7 @@ class Top(wiring.Component):
             for pl, sp in enumerate(row):
                 m.submodules[f"act_spram{r * p.kmax + pl}"] = sp
         m.submodules.score_mem = score_mem = _memory(
-            shape=unsigned(R * p.acc_bits), depth=p.out_positions * p.score_rows, init=[], style=style["score_mem"])
+            shape=unsigned(score_width(p)), depth=p.out_positions * p.score_rows, init=[], style=style["score_mem"])
         return tile_rom, drain_rom, gather_rom, weight_rom, thr_rom, score_mem
 
     # ------------------------------------------------------------------ im2col
@@ -341,7 +364,12 @@ class Top(wiring.Component):
         if all(b - a >= L for a, b in zip(offsets, offsets[1:])):
             bounds = sorted({0, L} | {n for n in last_lanes if 0 < n < L})
             groups = list(zip(bounds, bounds[1:]))       # lanes that a layer's mask keeps or drops together
-            src3, off3, step3 = delay(fetch, src, 3, "src"), delay(fetch, off_index, 2, "off"), delay(fetch, step, 3, "st")
+            src2, off2, step2 = delay(fetch, src, 2, "src"), delay(fetch, off_index, 1, "off"), delay(fetch, step, 2, "st")
+            step3 = delay(fetch, step2, 1, "st3")
+            # whether the step at s+3 reads slice i of source sid: a register set a cycle ahead,
+            # shared by the columns, so that a column's clear is one LUT4 (step, hit, pad, live)
+            hits = {(sid, i): held(fetch, step2 & (src2 == sid) & (off2 == i), f"hit{sid}_{i}")
+                    for sid in sources for i in range(len(offsets))}
             last3, layer3 = delay(fetch, last_chunk, 3, "lastj"), delay(fetch, layer, 3, "slayer")
             pads3 = delay(fetch, land["pads"], 1, "spads")
             live3 = [~last3 | _table([int(lo < n) for n in last_lanes], layer3, 1) for lo, _ in groups]
@@ -354,7 +382,7 @@ class Top(wiring.Component):
                         for g, (lo, hi) in enumerate(groups):
                             if o + lo >= len(word):
                                 continue
-                            keep = (src3 == sid) & (off3 == i) & ~pads3[c] & live3[g]
+                            keep = hits[sid, i] & ~pads3[c] & live3[g]
                             clear = held(fetch, step3 & ~keep, f"clear{c}_{sid}_{i}_{g}")
                             piece = held(fetch, word[o + lo:min(o + hi, len(word))], f"slice{c}_{sid}_{i}_{g}")
                             with fetch.If(clear):
@@ -579,7 +607,8 @@ class Top(wiring.Component):
         left = Signal(range(max(t["last"] for t in p.tiles) + 1))
         left_z = Signal()               # left == 0, registered with it
         first_step = Signal(init=1)
-        last_compute = last_pass = Mux(first_step, tile.last == 0, left_z)
+        single = tile.single if "single" in self.tile_layout.members else tile.last == 0
+        last_compute = last_pass = Mux(first_step, single, left_z)
         flush_ok = ~(tile.wait & first_step) | flush_z
         issue = Signal()
         pissue = Signal()
@@ -686,7 +715,9 @@ class Top(wiring.Component):
         im2col = next((op for op in ops if op.kind == "im2col"), None)
         # an im2col tile's word address comes from the tile and the step counters, all registers
         col_addr = delay(seq, tile.colbase + j_c * im2col.K + p_c, 2, "coladdr") if im2col else 0
-        last_lanes = [op.lanes_in - (op.J - 1) * L if op.kind == "compute" else L for op in ops] + [L]
+        # lanes of a layer's last chunk (the engine's layer reads no slices: its lanes make no mask group)
+        last_lanes = [op.lanes_in - (op.J - 1) * L if op.kind == "compute" and op.engine == "array" else L
+                      for op in ops] + [L]
         # a plane's first step restarts the PEs' plane sum; Horner layers double it instead
         plane_start = (t_c == 0) & (j_c == 0)
         double = plane_start & (p_c != 0) & by_op(lambda op: int(op.horner), tile.layer)
@@ -702,7 +733,9 @@ class Top(wiring.Component):
         acts = self._slices(fetch, land, sources, offsets, last_lanes, array_step, src, off_index, j_last, tile.layer)
         weights = delay(fetch, weight_rp.data, SLICE_LATENCY - WEIGHT_ADDR_REGS, "w")
         # ---------------------------------------------------------- s+6 .. s+9: the array (rtl/array.py)
-        m.submodules.array = arr = PEArray(R, C, L, p.depth, p.pe_bits)
+        # Horner's rule in the PEs only where a layer on the array uses it (rtl/pe.py)
+        horner = any(op.horner for op in ops if op.kind == "compute" and op.engine == "array")
+        m.submodules.array = arr = PEArray(R, C, L, p.depth, p.pe_bits, horner)
         assert pg.COMPUTE_LATENCY == SLICE_LATENCY + PEArray.LATENCY, "program.COMPUTE_LATENCY must follow the pipeline"
         into = SLICE_LATENCY + 1
         fetch.d.comb += [arr.valid.eq(delay(fetch, array_step, into, "v")), arr.start.eq(delay(fetch, plane_start, into, "start")),
@@ -716,7 +749,11 @@ class Top(wiring.Component):
         # are skewed, so skew = R - 1 cycles after row 0 (rtl/array.py)
         lat = pg.COMPUTE_LATENCY + skew
         # (an engine tile that only reads taps has no columns to drain)
-        early = delay(drain, issue & last_compute & (tile.nvalid != 0), lat - 1, "cap")
+        # a tile's last step, registered once and shared: the engine flag below joins it after
+        # that register (from the tile register through issue and a kind compare into one
+        # register was the longest path at 8x4x32)
+        cap1 = held(drain, issue & last_compute & (tile.nvalid != 0), "cap1")
+        early = delay(drain, cap1, lat - 2, "cap")
         capture = delay(drain, early, 1, "cap")
         D, W = p.depth, p.pe_bits
         if isinstance(drain_rp, RecordGenerator):
@@ -753,7 +790,7 @@ class Top(wiring.Component):
         # not from the drain ROM's slow output): each drives R x D x W resets, which at 16 x 8
         # spread over the die (a select from logic was 92 MHz at 16x8x32 on an 85F)
         from_engine = (dtile.kind == pg.KIND_FIRST) if engine_op else Const(0, 1)
-        cap_engine = delay(drain, issue & last_compute & (tile.nvalid != 0) & is_first, lat, "cap_engine")
+        cap_engine = delay(drain, cap1 & held(drain, is_first, "cap_first"), lat - 1, "cap_engine")
         engine_next, dcol_next = Signal(), Signal.like(dcol)
         drain.d.comb += [engine_next.eq(Mux(capture, cap_engine, from_engine)),
                          dcol_next.eq(Mux(capture, 0, Mux(dactive, dcol + 1, dcol)))]
@@ -763,11 +800,30 @@ class Top(wiring.Component):
             drain.d.sync += take.eq((dcol_next == c) & ~engine_next)
             gated.append([held(drain, Mux(take, arr.planes[(r * C + c) * n:(r * C + c + 1) * n], 0), f"dgate{r}_{c}")
                           for r in range(R)])
+        col_planes = Cat(functools.reduce(operator.or_, (g[r] for g in gated)) for r in range(R))
+        # an engine column is ORed in by the first register after the OR: a synchronous set per
+        # bit (an ECP5 flip-flop's LSR, 0 LUT4s; a fifth input to the OR was a second LUT4 a
+        # bit). An iCE40 logic block's eight flip-flops share one set/reset: there, the OR
         if engine_op:
             take_engine = held(drain, engine_next, "take_engine")
-            gated.append([held(drain, Cat(Mux(take_engine, engine["sums"][r * W:(r + 1) * W], 0), Const(0, n - W)),
-                               f"dgate{r}_engine") for r in range(R)])
-        col_planes = Cat(functools.reduce(operator.or_, (g[r] for g in gated)) for r in range(R))
+            eng = [held(drain, Mux(take_engine, engine["sums"][r * W:(r + 1) * W], 0), f"dgate{r}_engine")
+                   for r in range(R)]
+            if cfg.part and PARTS[cfg.part].family == "ice40":
+                col_planes = col_planes | Cat(Cat(e, Const(0, n - W)) for e in eng)
+            else:
+                bits = []
+                for i in range(R * n):
+                    r, k = divmod(i, n)
+                    # no reset but the set, to which its initial value is equal (yosys maps a
+                    # set to an ECP5 flip-flop's LSR only then)
+                    bit = Signal(name=f"dcolumn{r}_{k}", init=int(k < W), reset_less=True)
+                    drain.d.sync += bit.eq(col_planes[i])
+                    if k < W:
+                        with drain.If(eng[r][k]):
+                            drain.d.sync += bit.eq(1)
+                    bits.append(bit)
+                col_planes = Cat(*bits)
+        first_regs = int(engine_op is not None and not (cfg.part and PARTS[cfg.part].family == "ice40"))
         out_pos = Array([out_word[c * self.gw:c * self.gw + p.addr_bits] for c in range(C)])[dcol]
         # the drained tile's per-layer constants, registers loaded at capture from the tile's
         # layer carried down from the sequencer (tables between registers): from the drain
@@ -793,7 +849,8 @@ class Top(wiring.Component):
         # (a block multiplier is 3.9 ns by itself: a register on each side, placed beside it,
         # keeps the routing to the array's far corners out of that cycle)
         assert pg.DRAIN_WRITE_LATENCY == MUL_IN_REGS + MUL_OUT_REGS + 2, "program.DRAIN_WRITE_LATENCY must follow the drain"
-        col_reg = delay(drain, col_planes, MUL_IN_REGS - 1, "dcolumn")       # the first: the gates
+        # the first register: the gates (then the engine's set, where it is one)
+        col_reg = delay(drain, col_planes, MUL_IN_REGS - 1 - first_regs, "dcolumn")
         coefs_reg = [delay(drain, c, MUL_IN_REGS, f"dcoef{i}") for i, c in enumerate(coefs)]
         operands = [[(col_reg[(r * D + i) * W:(r * D + i + 1) * W], coefs_reg[i]) for i in range(D)] for r in range(R)]
         # on an iCE40 (8 DSPs on a UP5K) the output unit's multiplier is row 0's first: the
@@ -818,18 +875,12 @@ class Top(wiring.Component):
         ctx1 = {k: delay(drain, v, MUL_IN_REGS + MUL_OUT_REGS, f"d1_{k}") for k, v in ctx.items()}
         # drain stage 2: S = sum_k b_k pop_k per row. The thresholds are on S
         # (program.sum_thresholds): no d * acc is formed (two subtractions and a multiplexer
-        # per row); acc = nfix - 2 S only where the last layer has scores
-        sums, accs = [], []
-        for r in range(R):
-            s_r = Signal(sb, name=f"s{r}")
-            drain.d.sync += s_r.eq(sum(prods[r]))
-            sums.append(s_r)
-            if p.score_mul:
-                acc = Signal(signed(ab), name=f"acc{r}")
-                drain.d.sync += acc.eq(ctx1["nfix"] - (sum(prods[r]) << 1))
-                accs.append(acc)
-        kshift2, rot2, lv_addr, lv_en, sc_addr, sc_en = (
-            delay(drain, ctx1[k], 1, f"d2_{k}") for k in ("kshift", "rot", "lv_addr", "lv_en", "sc_addr", "sc_en"))
+        # per row); where the last layer has scores, the R sums S and the tile's nfix are
+        # written to the score memory, and the output unit forms acc = nfix - 2 S (score_fields)
+        sums = [Signal(sb, name=f"s{r}") for r in range(R)]
+        drain.d.sync += [s_r.eq(sum(prods[r])) for r, s_r in enumerate(sums)]
+        kshift2, rot2, lv_addr, lv_en, sc_addr, sc_en, nfix2 = (
+            delay(drain, ctx1[k], 1, f"d2_{k}") for k in ("kshift", "rot", "lv_addr", "lv_en", "sc_addr", "sc_en", "nfix"))
         thr2 = thr_word
         # drain stage 3: c = #{j : S <= W_j}, the level c or, where the row flips, nthr - c =
         # c XOR nthr (program.sum_thresholds). The ROM holds W + 1, and a row's nthr tests
@@ -926,7 +977,7 @@ class Top(wiring.Component):
         else:
             writes.d.comb += [self.trace_addr.eq(act_wps[0].addr), self.trace_data.eq(act_wps[0].data),
                               self.trace_en.eq(act_wps[0].en)]
-        writes.d.sync += [score_wp.addr.eq(sc_addr), score_wp.data.eq(Cat(accs)),
+        writes.d.sync += [score_wp.addr.eq(sc_addr), score_wp.data.eq(Cat(*sums, nfix2)),
                      score_wp.en.eq(sc_en)]
 
         # ---------------------------------------------------------- output unit
@@ -974,14 +1025,37 @@ class Top(wiring.Component):
         def ctl(st: dict) -> dict:
             return {k: st[k] for k in ("v", "cls", "cl", "last")}
 
-        # request (A) -> B: the score row -> C: S and the constant -> C2: both again -> D: the
-        # product -> D2: again -> E: the score. The block multiplier takes 3.9 ns by itself, so
-        # its operands and its product each pass a second register with that one load, which
-        # the placer can put beside it (the output unit's DSP sits far from the score memory)
+        # request (A) -> B: the score word read -> L: the word landed -> C: the row's S, nfix
+        # and the constant -> C2: acc and the constant -> D: the product -> D2: again -> E:
+        # the score. The score word lands in a register of its own and no logic (in block RAM,
+        # the block's output register: synth.absorb_bram_output_registers; the RAM's own
+        # clock-to-data is ~5.8 ns). The block multiplier takes 3.9 ns by itself, so its
+        # product passes a second register with that one load, which the placer can put
+        # beside it (the output unit's DSP sits far from the score memory)
         b_ = stage("B", {"v": vA, "cls": ocls, "r": orr, "cl": is_class_a, "last": last_a})
-        c_ = stage("C", {**ctl(b_), "acc": Array([score_rp.data[r * ab:(r + 1) * ab].as_signed() for r in range(R)])[b_["r"]],
-                         "mul": mul[b_["cls"]]})
-        c2 = stage("C3", stage("C2", c_))
+        word = Signal(len(score_rp.data), name="oL_word", reset_less=True)
+        with out.If(adv):
+            out.d.sync += word.eq(score_rp.data)
+        l_ = stage("L", {**ctl(b_), "r": b_["r"]})
+        # the beat's row of the score word: per row a register that holds its sum S where the
+        # beat's row is that row and resets to 0 elsewhere, ORed on the way into C2 (a reset is
+        # free in a flip-flop; an R:1 multiplexer was ~R - 1 LUT4s a bit); then acc = nfix - 2 S.
+        # Their reset is outside the enable, so that it is the flip-flop's (a reset that an enable gates
+        # costs a LUT4 a bit)
+        sbits, _ = score_fields(p)
+        picks = []
+        for r in range(R):
+            pick = Signal(sbits, name=f"oC_row{r}")
+            with out.If(adv):
+                out.d.sync += pick.eq(word[r * sbits:(r + 1) * sbits])
+            with out.If(adv & (l_["r"] != r)):
+                out.d.sync += pick.eq(0)
+            picks.append(pick)
+        c_ = stage("C", {**ctl(l_), "mul": mul[l_["cls"]], "nfix": word[R * sbits:]})
+        acc = Signal(signed(ab), name="oC_acc")
+        out.d.comb += acc.eq(c_["nfix"] - (functools.reduce(operator.or_, picks) << 1))
+        c_ = {**c_, "acc": acc}
+        c2 = stage("C2", c_)
         if self.out_mul:
             om = self.out_mul
             out.d.comb += [om["on"].eq(state == OUT), om["a"].eq(c2["acc"]), om["b"].eq(c2["mul"])]
@@ -997,9 +1071,13 @@ class Top(wiring.Component):
         best, best_idx = Signal(signed(sw)), Signal(range(N + 1))
         olast = Signal()
         with out.If(adv):
-            out.d.sync += [o.valid.eq(e_["v"]), olast.eq(e_["last"]), o.payload.eq(Mux(e_["cl"], best_idx, score))]
+            out.d.sync += [o.valid.eq(e_["v"]), olast.eq(e_["last"]), o.payload.eq(score)]
             with out.If(e_["v"] & ~e_["cl"] & ((e_["cls"] == 0) | (score > best))):
                 out.d.sync += [best.eq(score), best_idx.eq(e_["cls"])]
+        # the class beat: its reset outside the enable (a flip-flop's reset that an enable gates
+        # costs a LUT4 a bit), so that only best_idx's few bits are a multiplexer
+        with out.If(adv & e_["cl"]):
+            out.d.sync += o.payload.eq(best_idx)
         image_done = o.valid & o.ready & olast
         with out.If(image_done):
             out.d.sync += req_done.eq(0)

@@ -22,8 +22,10 @@ from .conftest import run_cli
 from .helpers import random_ir, random_models, zoo_ir
 
 
-@pytest.mark.parametrize("planes, depth, horner", [(2, 2, False), (1, 2, False), (3, 3, False), (4, 2, True)])
-def test_pe_array_plane_sums_match_numpy(planes, depth, horner):
+@pytest.mark.parametrize("planes, depth, horner, pe_horner", [(2, 2, False, True), (1, 2, False, True), (3, 3, False, True),
+                                                          (4, 2, True, True), (2, 2, False, False), (1, 2, False, False),
+                                                          (3, 3, False, False), (1, 1, False, False)])
+def test_pe_array_plane_sums_match_numpy(planes, depth, horner, pe_horner):
     """After a tile of ``planes`` x 3 steps (plane-major), PE (r, c)'s plane sum i is plane
     K-1-i's sum of popcount(act_c XOR w_r), or with Horner's rule sum_k 2^(K-1-k) * plane k's;
     the systolic array has them all LATENCY + (R - 1) + (C - 1) cycles after the last step."""
@@ -36,7 +38,7 @@ def test_pe_array_plane_sums_match_numpy(planes, depth, horner):
         want = [sum(counts[k] << (planes - 1 - k) for k in range(planes))]
     else:
         want = [counts[planes - 1 - i] for i in range(planes)]
-    dut = PEArray(R, C, L, depth, W)
+    dut = PEArray(R, C, L, depth, W, pe_horner)
     sim = Simulator(dut)
     sim.add_clock(1e-8)
     got = {}
@@ -45,7 +47,7 @@ def test_pe_array_plane_sums_match_numpy(planes, depth, horner):
         return int("".join(map(str, bits.ravel()[::-1])), 2)
 
     async def bench(ctx):
-        for tile in range(2):          # the second tile must not see the first's sums
+        for tile in range(3):          # a tile must not see the previous one's sums
             for k in range(planes):
                 for s in range(per_plane):
                     ctx.set(dut.valid, 1)
@@ -55,8 +57,11 @@ def test_pe_array_plane_sums_match_numpy(planes, depth, horner):
                     ctx.set(dut.acts, word(acts[k, s]))
                     ctx.set(dut.weights, word(wts[k, s]))
                     await ctx.tick()
-                ctx.set(dut.valid, 0)
-                await ctx.tick()       # a bubble: nothing moves while valid is low
+                # a bubble after every other plane (nothing moves while valid is low), the
+                # others back to back, tiles too
+                if (tile + k) % 2 or (tile == 2 and k == planes - 1):
+                    ctx.set(dut.valid, 0)
+                    await ctx.tick()
         await ctx.tick().repeat(PEArray.LATENCY - 1 + (R - 1) + (C - 1))
         planes_word = ctx.get(dut.planes)
         mask = (1 << W) - 1
