@@ -125,7 +125,8 @@ LUT_MODEL = {"fixed": 1500, "pe_per_lane": 4.5, "pe": 12, "row": 190, "word_bit"
 #: has more flip-flops than LUT4s (pipeline registers without a LUT of their own): a
 #: non-negative least-squares fit of yosys ``synth_ice40 -dsp`` counts of the core over 9
 #: configurations of digits-tiny, digits-cnn and shapes-seg (benchmarks/ice40_fit.py
-#: ``calibrate``, rerun after the gateware round of 2026-11-24; within 7% of each) gives the LUT4s and the flip-flops from the same kind of
+#: ``calibrate``, rerun on main after the fourth gateware round, 2026-11-24 session 27, with
+#: digits-cnn's 2x1x16 a SPRAM point; within 6% of each) gives the LUT4s and the flip-flops from the same kind of
 #: features (LUT4s: PEs, PE lanes, drain rows x levels, activation word bits x columns;
 #: flip-flops: the PEs' plane sums, the drain rows' sums and thresholds, the activation word
 #: bits, the lanes), and the placed logic cells are ``lc`` of them (a fit of nextpnr's
@@ -133,13 +134,11 @@ LUT_MODEL = {"fixed": 1500, "pe_per_lane": 4.5, "pe": 12, "row": 190, "word_bit"
 #: within 51). Recalibrate when the drain or the pipeline changes.
 #: ``spram``: what the activations in SPRAM (program.Program.spram) add besides their narrower
 #: words (the SPRAMs' address multiplexers, the drain's word register and the word fields down
-#: its pipeline): yosys's core counts less this model's at the two configurations that
-#: ``--board icebreaker`` puts in SPRAM, digits-cnn and digits-mlp at 2x1x16 (LUT4s +159 and
-#: +247, flip-flops +225 and +193; 2026-11-24, up17s); nextpnr placed digits-cnn's board build
-#: at 4,105 cells, which the model now puts at 4,298.
+#: its pipeline), a feature of the same fit (first set by up17s from digits-cnn and digits-mlp
+#: at 2x1x16: LUT4s +159 and +247, flip-flops +225 and +193).
 ICE40_MODEL = {
-    "lut": {"fixed": 759, "pe": 0.0, "pe_lane": 5.45, "row_level": 80.9, "word_bit": 4.6, "spram": 203},
-    "ff": {"fixed": 1258, "pe_sum_bit": 0.65, "row_bit": 1.68, "word_bit": 8.39, "lane": 21.1, "spram": 209},
+    "lut": {"fixed": 742, "pe": 0.0, "pe_lane": 5.35, "row_level": 70.7, "word_bit": 4.78, "spram": 168},
+    "ff": {"fixed": 1233, "pe_sum_bit": 2.0, "row_bit": 2.52, "word_bit": 10.16, "lane": 17.2, "spram": 275},
     "lc": {"lut": 0.93, "ff": 0.81},
 }
 #: the share of a part's logic cells a design may take and still be placed: nextpnr-ice40

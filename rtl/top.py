@@ -733,8 +733,12 @@ class Top(wiring.Component):
         acts = self._slices(fetch, land, sources, offsets, last_lanes, array_step, src, off_index, j_last, tile.layer)
         weights = delay(fetch, weight_rp.data, SLICE_LATENCY - WEIGHT_ADDR_REGS, "w")
         # ---------------------------------------------------------- s+6 .. s+9: the array (rtl/array.py)
-        # Horner's rule in the PEs only where a layer on the array uses it (rtl/pe.py)
-        horner = any(op.horner for op in ops if op.kind == "compute" and op.engine == "array")
+        # Horner's rule in the PEs only where a layer on the array uses it (rtl/pe.py); an iCE40
+        # keeps the multiplexer's restart: the other needs a second register of the plane sums,
+        # and there a flip-flop costs a logic cell as a LUT4 does (digits-tiny 2x2x16 by yosys:
+        # 1,932 LUT4s and 3,649 flip-flops with it, 1,973 and 3,571 without, 25 cells fewer)
+        horner = (any(op.horner for op in ops if op.kind == "compute" and op.engine == "array")
+                  or bool(cfg.part) and PARTS[cfg.part].family == "ice40")
         m.submodules.array = arr = PEArray(R, C, L, p.depth, p.pe_bits, horner)
         assert pg.COMPUTE_LATENCY == SLICE_LATENCY + PEArray.LATENCY, "program.COMPUTE_LATENCY must follow the pipeline"
         into = SLICE_LATENCY + 1
