@@ -44,7 +44,7 @@ DRAIN_WRITE_LATENCY = 7
 #: Cycles from a pass step's issue to its memory write.
 PASS_LATENCY = 5
 #: Cycles from an output request to its beat being valid.
-OUTPUT_LATENCY = 9
+OUTPUT_LATENCY = 10
 #: Bits of an output beat (a signed score or a class index).
 OUT_BITS = 32
 #: Activations in single-port RAM (iCE40 UP5K: four SB_SPRAM256KA, 16k x 16, no init): one
