@@ -63,8 +63,7 @@ def memory_shapes(prog: pg.Program) -> list[MemShape]:
                              copies=2 * prog.kmax, rom=False))
     else:
         mems.append(MemShape("act_mem", 2 * prog.region_depth, prog.region_width, copies=C, rom=False))
-    mems += [
-             MemShape("score_mem", prog.out_positions * prog.score_rows, score_width(prog), rom=False)]
+    mems.append(MemShape("score_mem", prog.out_positions * prog.score_rows, score_width(prog), rom=False))
     return [MemShape(m.name, max(2, m.depth), m.width, m.reads, m.copies, m.rom) for m in mems]
 
 

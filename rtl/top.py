@@ -192,6 +192,9 @@ class Top(wiring.Component):
 
     def __init__(self, prog: pg.Program, spram_model: bool = False):
         self.prog, self.spram_model = prog, spram_model
+        # an iCE40's logic cell is a LUT4 and a flip-flop, and a logic block's flip-flops share
+        # one set/reset: a few choices below differ there
+        self.ice40 = bool(prog.cfg.part) and PARTS[prog.cfg.part].family == "ice40"
         super().__init__({
             "i_pixel": In(stream.Signature(8)),
             "o_result": Out(stream.Signature(signed(pg.OUT_BITS))),
@@ -495,6 +498,10 @@ class Top(wiring.Component):
             """A per-layer constant, indexed by a tile's layer (the END entry reads 0)."""
             return _table([value(op) for op in ops] + [0], index, width)
 
+        def dst_region(layer):
+            """Which activation region a layer writes (SPRAM mode: which SPRAMs)."""
+            return by_op(lambda op: int(op.dst_base != 0), layer, 1)
+
         tile_rp, drain_rp = (rom.read_port() if isinstance(rom, memory.Memory) else rom for rom in (tile_rom, drain_rom))
         gather_rp = gather_rom.read_port()
         weight_rp = weight_rom.read_port()
@@ -739,7 +746,7 @@ class Top(wiring.Component):
         # and there a flip-flop costs a logic cell as a LUT4 does (digits-tiny 2x2x16 by yosys:
         # 1,932 LUT4s and 3,649 flip-flops with it, 1,973 and 3,571 without, 25 cells fewer)
         horner = (any(op.horner for op in ops if op.kind == "compute" and op.engine == "array")
-                  or bool(cfg.part) and PARTS[cfg.part].family == "ice40")
+                  or self.ice40)
         m.submodules.array = arr = PEArray(R, C, L, p.depth, p.pe_bits, horner)
         assert pg.COMPUTE_LATENCY == SLICE_LATENCY + PEArray.LATENCY, "program.COMPUTE_LATENCY must follow the pipeline"
         into = SLICE_LATENCY + 1
@@ -813,7 +820,7 @@ class Top(wiring.Component):
             take_engine = held(drain, engine_next, "take_engine")
             eng = [held(drain, Mux(take_engine, engine["sums"][r * W:(r + 1) * W], 0), f"dgate{r}_engine")
                    for r in range(R)]
-            if cfg.part and PARTS[cfg.part].family == "ice40":
+            if self.ice40:
                 col_planes = col_planes | Cat(Cat(e, Const(0, n - W)) for e in eng)
             else:
                 bits = []
@@ -828,7 +835,7 @@ class Top(wiring.Component):
                             drain.d.sync += bit.eq(1)
                     bits.append(bit)
                 col_planes = Cat(*bits)
-        first_regs = int(engine_op is not None and not (cfg.part and PARTS[cfg.part].family == "ice40"))
+        first_regs = int(engine_op is not None and not self.ice40)
         out_pos = Array([out_word[c * self.gw:c * self.gw + p.addr_bits] for c in range(C)])[dcol]
         # the drained tile's per-layer constants, registers loaded at capture from the tile's
         # layer carried down from the sequencer (tables between registers): from the drain
@@ -861,7 +868,7 @@ class Top(wiring.Component):
         # on an iCE40 (8 DSPs on a UP5K) the output unit's multiplier is row 0's first: the
         # output unit runs only after the last layer's writes, when the drain is idle
         self.out_mul = None
-        if cfg.part and PARTS[cfg.part].family == "ice40" and p.score_mul:
+        if self.ice40 and p.score_mul:
             om = self.out_mul = {"on": Signal(name="out_mul_on"), "a": Signal(signed(ab), name="out_mul_a"),
                                  "b": Signal(signed(self.score_mul_width()), name="out_mul_b")}
             col, coef = operands[0][0]
@@ -876,7 +883,7 @@ class Top(wiring.Component):
                "lv_addr": dst_base + out_pos, "lv_en": Mux(dactive & ~is_score, dtile.wen, 0),
                "sc_addr": out_pos * p.score_rows + dtile.rt, "sc_en": dactive & is_score}
         if p.spram:      # the tile's word at the position, whether it completes it, the region written
-            ctx.update(chunk=dtile.chunk, wdone=dtile.wdone, region=by_op(lambda op: int(op.dst_base != 0), dtile.layer, 1))
+            ctx.update(chunk=dtile.chunk, wdone=dtile.wdone, region=dst_region(dtile.layer))
         ctx1 = {k: delay(drain, v, MUL_IN_REGS + MUL_OUT_REGS, f"d1_{k}") for k, v in ctx.items()}
         # drain stage 2: S = sum_k b_k pop_k per row. The thresholds are on S
         # (program.sum_thresholds): no d * acc is formed (two subtractions and a multiplexer
@@ -976,7 +983,7 @@ class Top(wiring.Component):
             self._spram_writes(writes, pass_write,
                                held(passes, word_addr(passes, pch4, (pdst4 + o_pass4)[:p.addr_bits], p, "pass_chunk"),
                                     "pass_word_addr"),
-                               held(passes, by_op(lambda op: int(op.dst_base != 0), layer4, 1), "pass_region"), pass_data,
+                               held(passes, dst_region(layer4), "pass_region"), pass_data,
                                {k: delay(drain, ctx1[k], 1, f"d2_{k}") for k in ("chunk", "wdone", "region")},
                                lv_addr, lv_en, level_word)
         else:
@@ -1030,9 +1037,9 @@ class Top(wiring.Component):
         def ctl(st: dict) -> dict:
             return {k: st[k] for k in ("v", "cls", "cl", "last")}
 
-        # request (A) -> B: the score word read -> L: the word landed -> C: the row's S, nfix
-        # and the constant -> C2: acc and the constant -> D: the product -> D2: again -> E:
-        # the score. The score word lands in a register of its own and no logic (in block RAM,
+        # request (A) -> B: the score word read -> L: the word landed -> C: the row's S and
+        # nfix -> C2: acc and the constant -> C3: both again -> D: the product -> D2, D3:
+        # again -> E: the score. The score word lands in a register of its own and no logic (in block RAM,
         # the block's output register: synth.absorb_bram_output_registers; the RAM's own
         # clock-to-data is ~5.8 ns). The block multiplier takes 3.9 ns by itself, so its
         # product passes a second register with that one load, which the placer can put
