@@ -302,7 +302,7 @@ def _array_config(args):
     cfg, est, _ = rs.choose_config(ir.load(args.file), args.board, args.clock_mhz)
     cfg = dataclasses.replace(cfg, **given)     # choose_config's has the clock and the part
     avail = rs.available(part)
-    print(f"--board {args.board}: array {cfg.label()} on the {part}, the largest that fits by the resource model "
+    print(f"--board {args.board}: array {cfg.label()} on the {part}, the fastest that fits by the resource model "
           f"(estimate {est['luts']} of {avail['luts']} {rs.lut_unit(part)}, {est['brams']} of {avail['brams']} block RAMs, "
           f"{est['dsps']} of {avail['dsps']} DSPs" + (f", {est['sprams']} of {avail['sprams']} SPRAMs (activations)"
                                                      if est["sprams"] else "") + "; rtl/resources.py)")
@@ -529,7 +529,7 @@ def build_parser() -> argparse.ArgumentParser:
         r.add_argument(f"--{name}", type=at.int_in(*ARRAY_LIMITS[name]),
                        help=f"{what} (default {getattr(default, name)})")
     r.add_argument("--board", choices=sorted(BOARDS), help="shape the memories for the board's part and pick "
-                   "the largest array that fits it (--rows/--cols/--lanes override)")
+                   "the fastest array that fits it (--rows/--cols/--lanes override)")
     r.add_argument("--clock-mhz", type=at.float_in(0, 10_000, lo_open=True), default=default.clock_mhz,
                    help="clock for images/s in the report")
     _force_arg(r)
