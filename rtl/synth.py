@@ -128,16 +128,27 @@ def _nets(mod: dict):
 
 
 def _plain_ff(cell: dict) -> bool:
-    """A TRELLIS_FF a DSP register can stand for: reset to 0, synchronous reset over enable."""
+    """A TRELLIS_FF a DSP register can stand for: reset to 0, synchronous reset over enable, or
+    no reset at all (amaranth's board tops reset the core by the global set/reset only)."""
     prm = cell["parameters"]
-    return (cell["type"] == "TRELLIS_FF" and prm.get("REGSET") == "RESET" and prm.get("SRMODE") == "LSR_OVER_CE"
+    no_reset = cell["connections"].get("LSR", ["0"])[0] == "0"
+    return (cell["type"] == "TRELLIS_FF" and prm.get("REGSET") == "RESET"
+            and (prm.get("SRMODE") == "LSR_OVER_CE" or no_reset)
             and prm.get("CLKMUX", "CLK") == "CLK" and prm.get("LSRMUX", "LSR") == "LSR")
 
 
 def _control(cell: dict) -> tuple:
+    """A flip-flop's (clock, enable, reset, global set/reset)."""
     c = cell["connections"]
     ce = c["CE"][0] if cell["parameters"].get("CEMUX", "").strip() == "CE" else "1"
-    return c["CLK"][0], ce, c["LSR"][0]
+    return c["CLK"][0], ce, c.get("LSR", ["0"])[0], _gsr(cell)
+
+
+def _gsr(cell: dict) -> str:
+    """Whether a flip-flop or a block's registers are reset by the global set/reset (GSR):
+    amaranth's board tops reset the core by an SGSR pulse at start, and yosys sets every
+    flip-flop's GSR then; a block register that stands for them must be too."""
+    return cell["parameters"].get("GSR", "ENABLED").strip()
 
 
 def absorb_dsp_registers(netlist: dict) -> int:
@@ -147,7 +158,8 @@ def absorb_dsp_registers(netlist: dict) -> int:
     unused), so its 3.9 ns ran between fabric flip-flops that the placer put far from the
     DSP sites (the drain's and the output unit's multipliers were the longest paths). A group
     (A, B or P) moves only if each of its bits is such a flip-flop with that one connection
-    (reset to 0, sync reset over enable, one clock, reset and enable net for the group), an
+    (reset to 0, sync reset over enable, one clock, reset, GSR setting (the DSP's follows) and
+    enable net for the group), an
     input's read by DSP inputs only (each DSP's register then holds a copy; the flip-flop goes
     with its last reader), a product's by nothing else: the DSP's registers then do exactly
     what the flip-flops did. Returns the flip-flops removed."""
@@ -183,10 +195,11 @@ def absorb_dsp_registers(netlist: dict) -> int:
                 if len(ctl) == 1:
                     plan["P"] = (ports, ffs, "CE2")
                     controls.append(ctl.pop())
-            if not plan or len({(clk, rst) for clk, _, rst in controls}) != 1:
+            if not plan or len({(clk, rst, gsr) for clk, _, rst, gsr in controls}) != 1:
                 continue
-            clk, _, rst = controls[0]
-            for (group, (ports, ffs, ce)), (_, ce_net, _) in zip(plan.items(), controls):
+            clk, _, rst, gsr = controls[0]
+            prm["GSR"] = gsr
+            for (group, (ports, ffs, ce)), (_, ce_net, _, _) in zip(plan.items(), controls):
                 for p in ports:
                     if group == "P":
                         conn[p] = cells[loads[conn[p][0]][0][0]]["connections"]["Q"][:]
@@ -208,19 +221,17 @@ def absorb_dsp_registers(netlist: dict) -> int:
 
 
 def _ff_control(cell: dict):
-    """A TRELLIS_FF's (clock, enable, reset) if it is one a block RAM's output register can
-    stand for (reset to 0, sync reset over enable, clock not inverted, not reset by the global
-    set/reset, which the block's register is not; enable and reset a net or constant: "1" /
-    "0"), else None."""
+    """A TRELLIS_FF's (clock, enable, reset, global set/reset) if it is one a block RAM's output
+    register can stand for (reset to 0, sync reset over enable, clock not inverted; enable and
+    reset a net or constant: "1" / "0"), else None."""
     prm, c = cell["parameters"], cell["connections"]
     if cell["type"] != "TRELLIS_FF" or prm.get("REGSET", "RESET") != "RESET" or prm.get("SRMODE", "LSR_OVER_CE") != "LSR_OVER_CE" \
-            or prm.get("CLKMUX", "CLK").strip() != "CLK" or prm.get("LSRMUX", "LSR").strip() != "LSR" \
-            or prm.get("GSR", "DISABLED") == "ENABLED":
+            or prm.get("CLKMUX", "CLK").strip() != "CLK" or prm.get("LSRMUX", "LSR").strip() != "LSR":
         return None
     cemux = prm.get("CEMUX", "CE").strip()
     ce = c["CE"][0] if cemux == "CE" and "CE" in c else ("1" if cemux == "1" else None)
     lsr = c["LSR"][0] if "LSR" in c else "0"
-    return None if ce is None or lsr not in ("0",) and not isinstance(lsr, int) else (c["CLK"][0], ce, lsr)
+    return None if ce is None or lsr not in ("0",) and not isinstance(lsr, int) else (c["CLK"][0], ce, lsr, _gsr(cell))
 
 
 def _bram_read_ports(ram: dict):
@@ -244,7 +255,8 @@ def absorb_bram_output_registers(netlist: dict) -> int:
     the read: the cycle count does not change, and the word leaves the block about 1 ns after
     the clock. A read port moves only if every output bit it drives goes to such flip-flops
     only (DI; reset to 0, sync reset over enable, the port's clock), all with one enable and
-    one reset: the enable becomes OCE, the reset RST (synchronous). Where the reset is a net,
+    one reset: the enable becomes OCE, the reset RST (synchronous), their GSR setting the block's.
+    Where the reset is a net,
     the flip-flops' enable and the port's read enable must be constant (a block RAM's reset
     and enable priorities, and whether its reset also clears the read latch, then do not
     matter). Flip-flops on one bit with the same control are copies: all become the register.
@@ -266,8 +278,10 @@ def absorb_bram_output_registers(netlist: dict) -> int:
                 ctl = {_ff_control(cells[f]) for fs in ffs.values() for f in fs}
                 if len(ctl) != 1 or None in ctl:
                     continue
-                ff_clk, ce, rst = ctl.pop()
-                if ff_clk != clk or isinstance(rst, int) and (ce != "1" or rd_en != "1") or any(
+                ff_clk, ce, rst, gsr = ctl.pop()
+                # one GSR setting for the block: its two ports' output registers share it
+                if ff_clk != clk or gsr != _gsr(ram) and "OUTREG" in (prm.get("REGMODE_A"), prm.get("REGMODE_B")) \
+                        or isinstance(rst, int) and (ce != "1" or rd_en != "1") or any(
                         cells[f]["connections"]["Q"][0] in outs for fs in ffs.values() for f in fs):
                     continue
                 for p, fs in ffs.items():
@@ -279,6 +293,7 @@ def absorb_bram_output_registers(netlist: dict) -> int:
                     for f in fs:
                         del cells[f]
                     removed += len(fs)
+                prm["GSR"] = gsr
                 for h in halves:
                     prm[f"REGMODE_{h}"] = "OUTREG"
                     conn[f"OCE{h}"], conn[f"RST{h}"] = [ce], [rst]
@@ -320,16 +335,23 @@ def synth_core(rtl_dir, target: str, out_dir, freq_mhz: float = 100.0, seed: int
     modules = module_costs(out / "modules.json")
     if family == "ice40":
         return {**_ice40_cells(out / "stat.json", part), "modules": modules}
-    netlist = json.loads((out / "core.json").read_text())
-    absorbed = absorb_dsp_registers(netlist)
-    bram_regs = absorb_bram_output_registers(netlist)
-    drop_unused_carry_outs(netlist)
-    (out / "core.json").write_text(json.dumps(netlist))
+    edits = edit_ecp5_netlist(out / "core.json")
     _run([tool(f"yowasp-nextpnr-{family}"), *part.nextpnr, "--json", "core.json", "--out-of-context",
           "--freq", str(freq_mhz), "--timing-allow-fail",
           "--report", "nextpnr-report.json", "--seed", str(seed)], out / "nextpnr.log", "nextpnr", out)
-    return {**summarize(out / "nextpnr-report.json", family), "modules": modules, "dsp_registers_absorbed": absorbed,
-            "bram_output_registers_absorbed": bram_regs}
+    return {**summarize(out / "nextpnr-report.json", family), "modules": modules, **edits}
+
+
+def edit_ecp5_netlist(path: Path) -> dict:
+    """The netlist edits between yosys and nextpnr on an ECP5 (the flip-flops around the
+    multipliers and after the block RAMs into the blocks' own registers, unread carry outs
+    dropped), in place; returns the flip-flops each moved."""
+    netlist = json.loads(path.read_text())
+    edits = {"dsp_registers_absorbed": absorb_dsp_registers(netlist),
+             "bram_output_registers_absorbed": absorb_bram_output_registers(netlist)}
+    drop_unused_carry_outs(netlist)
+    path.write_text(json.dumps(netlist))
+    return edits
 
 
 #: yosys cell types by the resource they use, for both families
@@ -382,6 +404,26 @@ def board_throughput(report: dict, clock_mhz: float) -> dict:
             "uart_images_per_s": round(BAUD / 10 / uart_bytes, 2)}
 
 
+BOARD_TOP = "hwbin_board"
+
+
+def split_build_script(script: str) -> tuple[str, str]:
+    """amaranth's build script as two: up to yosys, and the rest (nextpnr, the packer), each
+    with the script's settings, so the board build gets the core flow's netlist edits between
+    them (``edit_ecp5_netlist``). A tool's line starts with its variable ("$YOSYS" ...)."""
+    lines = script.splitlines()
+    tools = [i for i, ln in enumerate(lines) if ln.startswith('"$')]
+    cut = next(i for i in tools if _tool_var(lines[i]) == "YOSYS") + 1
+    settings = [ln for i, ln in enumerate(lines) if i not in tools]
+    return ("\n".join(settings + [lines[i] for i in tools if i < cut]) + "\n",
+            "\n".join(settings + [lines[i] for i in tools if i >= cut]) + "\n")
+
+
+def _tool_var(line: str) -> str:
+    """The variable a build script's tool line calls: '"$YOSYS" -q ...' -> 'YOSYS'."""
+    return line[2:].split('"', 1)[0]
+
+
 def synth_board(rtl_dir, board: str, out_dir, seed: int = 1, clock_mhz: float | None = None) -> dict:
     """The UART bridge top for a board, through amaranth-boards: a bitstream and a report.
     ``clock_mhz``: the core's clock through a PLL (default: the board's, ``Board.clock_mhz``)."""
@@ -396,18 +438,23 @@ def synth_board(rtl_dir, board: str, out_dir, seed: int = 1, clock_mhz: float | 
     mhz, fin = clock_mhz if clock_mhz is not None else b.clock_mhz, platform.default_clk_frequency / 1e6
     pll = pll_for(family, fin, mhz) if mhz is not None else None
     top = _BoardTop(load_program(rtl_dir)[2], pll, pll.mhz if pll else fin)
+    plan = platform.build(top, name=BOARD_TOP, build_dir=str(out), do_build=False,
+                          nextpnr_opts=f"--report nextpnr-report.json --seed {seed} --timing-allow-fail", **extra)
+    plan.extract(out)
+    synth_script, pnr_script = split_build_script((out / f"{plan.script}.sh").read_text())
     try:
-        platform.build(top, name="hwbin_board", build_dir=str(out), do_program=False,
-                       nextpnr_opts=f"--report nextpnr-report.json --seed {seed} --timing-allow-fail", **extra)
+        subprocess.run(["sh", "-c", synth_script], cwd=out, check=True)
+        edits = edit_ecp5_netlist(out / f"{BOARD_TOP}.json") if family == "ecp5" else {}
+        subprocess.run(["sh", "-c", pnr_script], cwd=out, check=True)
     except subprocess.CalledProcessError as e:
         # yosys/nextpnr print their ERROR line above (e.g. "no BELs remaining" when it does not fit)
         raise HwbinError(f"{board}: the board build failed (exit {e.returncode}; yosys/nextpnr's ERROR line "
                          f"above says why, e.g. a design that does not fit the part)") from None
-    s = summarize(out / "nextpnr-report.json", family)
+    s = {**summarize(out / "nextpnr-report.json", family), **edits}
     s["clock_mhz"] = round(top.core_mhz, 3)
     s["meets_timing"] = bool(s["fmax_mhz"] and s["fmax_mhz"] >= top.core_mhz)
     s.update(board_throughput(json.loads((Path(rtl_dir) / "report.json").read_text()), top.core_mhz))
-    s["bitstream"] = next(out.glob("hwbin_board.bi*")).name  # relative to the build folder
+    s["bitstream"] = next(out.glob(f"{BOARD_TOP}.bi*")).name  # relative to the build folder
     return s
 
 

@@ -403,16 +403,17 @@ def test_cells_per_component_add_up_to_the_flat_design(tmp_path):
     assert mods["array"]["ff"] >= cfg.rows * cfg.cols * prog.depth * prog.pe_bits
 
 
-def _dsp_netlist(shared_a: bool):
+def _dsp_netlist(shared_a: bool, board: bool = False):
     """A hand-made yosys JSON module: flip-flops (reset to 0, sync reset, no enable) on a
-    MULT18X18D's A0..A1, B0 and P0..P1; with ``shared_a`` A1's flip-flop has a second load."""
-    ff_params = {"CEMUX": "1 ", "CLKMUX": "CLK", "GSR": "DISABLED", "LSRMUX": "LSR", "REGSET": "RESET",
-                 "SRMODE": "LSR_OVER_CE"}
+    MULT18X18D's A0..A1, B0 and P0..P1; with ``shared_a`` A1's flip-flop has a second load;
+    ``board``: as amaranth's board tops make them, no reset but the global set/reset."""
+    ff_params = {"CEMUX": "1 ", "CLKMUX": "CLK", "GSR": "ENABLED" if board else "DISABLED", "LSRMUX": "LSR",
+                 "REGSET": "RESET", **({} if board else {"SRMODE": "LSR_OVER_CE"})}
     dirs = {"CLK": "input", "LSR": "input", "DI": "input", "Q": "output"}
 
     def ff(d, q):
         return {"type": "TRELLIS_FF", "parameters": dict(ff_params), "port_directions": dict(dirs),
-                "connections": {"CLK": [2], "LSR": [3], "DI": [d], "Q": [q]}}
+                "connections": {"CLK": [2], "LSR": ["0" if board else 3], "DI": [d], "Q": [q]}}
 
     cells = {"fa0": ff(10, 20), "fa1": ff(11, 21), "fb0": ff(12, 22), "fp0": ff(30, 40), "fp1": ff(31, 41),
              "mul": {"type": "MULT18X18D", "parameters": {},
@@ -427,20 +428,22 @@ def _dsp_netlist(shared_a: bool):
     return {"modules": {"top": {"ports": ports, "cells": cells}}}
 
 
-@pytest.mark.parametrize("shared_a", [False, True])
-def test_dsp_registers_take_the_flip_flops_around_a_multiplier(shared_a):
-    """The ECP5 core flow moves a multiplier's input and output flip-flops into the DSP's own
+@pytest.mark.parametrize("shared_a, board", [(False, False), (True, False), (False, True)])
+def test_dsp_registers_take_the_flip_flops_around_a_multiplier(shared_a, board):
+    """The ECP5 flows move a multiplier's input and output flip-flops into the DSP's own
     registers, rewiring the nets so that the DSP reads the flip-flops' inputs and drives
-    their outputs; a group whose flip-flop has another load stays in the fabric."""
+    their outputs, with their reset and global set/reset; a group whose flip-flop has another
+    load stays in the fabric."""
     from hwbin.rtl.synth import absorb_dsp_registers
 
-    net = _dsp_netlist(shared_a)
+    net = _dsp_netlist(shared_a, board)
     moved = absorb_dsp_registers(net)
     cells = net["modules"]["top"]["cells"]
     mul = cells["mul"]
     assert mul["connections"]["B0"] == [12] and mul["connections"]["P0"] == [40] and mul["connections"]["P1"] == [41]
-    assert mul["connections"]["CLK0"] == [2] and mul["connections"]["RST0"] == [3]
+    assert mul["connections"]["CLK0"] == [2] and mul["connections"]["RST0"] == ["0" if board else 3]
     assert mul["parameters"]["REG_OUTPUT_CLK"] == mul["parameters"]["REG_INPUTB_CLK"] == "CLK0"
+    assert mul["parameters"]["GSR"] == ("ENABLED" if board else "DISABLED")      # as the flip-flops it stands for
     if shared_a:
         assert moved == 3 and "fa1" in cells and mul["connections"]["A1"] == [21]
         assert "REG_INPUTA_CLK" not in mul["parameters"]
@@ -487,7 +490,7 @@ def _bram_netlist(ce, lsr, rd_en="1", extra_load=False, gsr="DISABLED"):
     (4, 3, "1", False, "DISABLED", False),         # enable and reset: the block's priorities are not the flip-flop's
     ("1", 3, 4, False, "DISABLED", False),         # reset and a read enable: the reset may clear the read latch
     ("1", 3, "1", True, "DISABLED", False),        # a data output read by logic too
-    ("1", "0", "1", False, "ENABLED", False),      # reset by the global set/reset (amaranth's board tops)
+    ("1", "0", "1", False, "ENABLED", True),       # reset by the global set/reset (amaranth's board tops): so is the block
 ])
 def test_bram_output_register_takes_the_landing_flip_flops(ce, lsr, rd_en, extra_load, gsr, folds):
     """The ECP5 core flow moves the flip-flops right after a DP16KD's read data into the
@@ -508,10 +511,25 @@ def test_bram_output_register_takes_the_landing_flip_flops(ce, lsr, rd_en, extra
     conn, prm = ram["connections"], ram["parameters"]
     assert conn["DOA0"] == [20] and conn["DOB0"] == [22] and conn["DOA1"] == [11]      # DOA1: no load, untouched
     assert cells["lut"]["connections"]["A"] == [20]              # the copy's load reads the register
-    assert prm["REGMODE_A"] == prm["REGMODE_B"] == "OUTREG"
+    assert prm["REGMODE_A"] == prm["REGMODE_B"] == "OUTREG" and prm["GSR"] == gsr
     assert conn["OCEA"] == conn["OCEB"] == [ce] and conn["RSTA"] == conn["RSTB"] == [lsr]
     assert prm["RESETMODE"] == ("SYNC" if isinstance(lsr, int) else "ASYNC")
     assert absorb_bram_output_registers(net) == 0           # once only: the output register is taken
+
+
+def test_board_build_script_splits_after_yosys():
+    """The board flow runs amaranth's build script in two parts, the netlist edits between:
+    each part keeps the script's settings, yosys ends the first, nextpnr and the packer the
+    second, in their order."""
+    from hwbin.rtl.synth import split_build_script
+
+    script = ('#!/bin/sh\nset -e\n: ${YOSYS:=yosys}\n: ${NEXTPNR_ECP5:=nextpnr-ecp5}\n'
+              '"$YOSYS" -q -l top.rpt top.ys\n"$NEXTPNR_ECP5" --json top.json\n"$ECPPACK" --input top.config\n')
+    synth, pnr = split_build_script(script)
+    for part in (synth, pnr):
+        assert part.startswith("#!/bin/sh\nset -e\n: ${YOSYS:=yosys}\n: ${NEXTPNR_ECP5:=nextpnr-ecp5}\n")
+    assert synth.endswith('"$YOSYS" -q -l top.rpt top.ys\n') and "NEXTPNR_ECP5\" " not in synth
+    assert pnr.endswith('"$NEXTPNR_ECP5" --json top.json\n"$ECPPACK" --input top.config\n') and '"$YOSYS"' not in pnr
 
 
 def test_unused_carry_outs_are_disconnected_and_used_ones_kept():
