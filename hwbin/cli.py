@@ -13,7 +13,7 @@ from . import __version__
 from . import argtypes as at
 from .errors import HwbinError
 from .outputs import check_target, folder
-from .parts import BOARDS
+from .parts import BOARDS, BOARDS_AND_PARTS, board_part
 
 
 class _Parser(argparse.ArgumentParser):
@@ -296,7 +296,7 @@ def _array_config(args):
     from . import ir
     from .rtl import resources as rs
 
-    part = BOARDS[args.board].part
+    part = board_part(args.board)
     if len(given) == 3:
         return ArrayConfig(**given, clock_mhz=args.clock_mhz, part=part)
     cfg, est, _ = rs.choose_config(ir.load(args.file), args.board, args.clock_mhz)
@@ -528,8 +528,8 @@ def build_parser() -> argparse.ArgumentParser:
                        ("lanes", "bits per PE per cycle")):
         r.add_argument(f"--{name}", type=at.int_in(*ARRAY_LIMITS[name]),
                        help=f"{what} (default {getattr(default, name)})")
-    r.add_argument("--board", choices=sorted(BOARDS), help="shape the memories for the board's part and pick "
-                   "the fastest array that fits it (--rows/--cols/--lanes override)")
+    r.add_argument("--board", choices=BOARDS_AND_PARTS, help="shape the memories for the board's part (or this "
+                   "device) and pick the fastest array that fits it (--rows/--cols/--lanes override)")
     r.add_argument("--clock-mhz", type=at.float_in(0, 10_000, lo_open=True), default=default.clock_mhz,
                    help="clock for images/s in the report")
     _force_arg(r)

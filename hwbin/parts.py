@@ -39,3 +39,11 @@ BOARDS = {
     "ulx3s": Board("ecp5-25f", "amaranth_boards.ulx3s", "ULX3S_25F_Platform", None),
     "icebreaker": Board("ice40-up5k", "amaranth_boards.icebreaker", "ICEBreakerPlatform", 24.0),
 }
+
+#: What ``--board`` takes: a board (its part, and a top for it) or a part alone.
+BOARDS_AND_PARTS = tuple(BOARDS) + tuple(sorted(PARTS))
+
+
+def board_part(name: str) -> str:
+    """The part of a board, or a part named as itself."""
+    return BOARDS[name].part if name in BOARDS else name

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 from hwbin import program as pg
 from hwbin.errors import HwbinError
-from hwbin.parts import BOARDS, PARTS, Part
+from hwbin.parts import PARTS, Part, board_part
 
 #: block RAM geometries (depth, width) and read ports per block RAM
 _BRAM_MODES = {"ice40": ([(256, 16), (512, 8), (1024, 4), (2048, 2)], 1),
@@ -284,7 +284,7 @@ def choose_config(model, board: str, clock_mhz: float = 100.0) -> tuple[pg.Array
     does. Not the most PEs x lanes: lanes past a model's widest layer input are idle (digits-tiny
     at 2x1x32 takes 12,479 cycles, at 2x2x8 10,049 in fewer cells). Returns the config, its
     estimate and every candidate's (label, estimate, cycles, shortfall)."""
-    part = BOARDS[board].part
+    part = board_part(board)
     tried = []
     for r, c, lanes in CANDIDATES:
         cfg = pg.ArrayConfig(r, c, lanes, clock_mhz, part)

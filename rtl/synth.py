@@ -21,7 +21,7 @@ from amaranth.hdl import Elaboratable, Module
 
 from hwbin import program as pg
 from hwbin.errors import HwbinError
-from hwbin.parts import BOARDS, PARTS, Part
+from hwbin.parts import BOARDS, BOARDS_AND_PARTS, PARTS, Part
 from hwbin.util import atomic_write_json
 
 from .board import UARTBridge
@@ -29,7 +29,7 @@ from .clock import Pll, add_core_clock, pll_for
 from .emit import TOP_NAME, load_program
 
 #: what ``hwbin synth --board`` builds: a board (hwbin/parts.py's BOARDS), or a part's core alone
-TARGETS = tuple(BOARDS) + tuple(sorted(PARTS))
+TARGETS = BOARDS_AND_PARTS
 BAUD = 115200
 #: synth_<family> options: on an ECP5, LUT4-only mapping (-nowidelut) suits XNOR-popcount
 #: logic; on an iCE40 UP5K, multipliers into its 8 SB_MAC16 (-dsp): in LUTs the drain's and

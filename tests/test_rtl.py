@@ -606,6 +606,7 @@ def test_board_picks_a_config_that_the_model_says_fits_or_refuses_in_one_line(tm
     assert cfg.part == "ice40-up5k" and not rs.fits(est, "ice40-up5k")
     cycles = pg.cycle_model(pg.compile_program(tiny, cfg)).total
     assert all(t[3] or t[2] >= cycles for t in tried)
+    assert rs.choose_config(tiny, "ecp5-85f")[0].part == "ecp5-85f"       # a part named alone
     assert any(not t[3] and t[0].rows * t[0].cols * t[0].lanes > cfg.rows * cfg.cols * cfg.lanes for t in tried)
     cnn, _ = zoo_ir("digits-cnn")
     ir.save(cnn, tmp_path / "cnn.hwbin")
