@@ -197,7 +197,20 @@ class Program:
                 "input_buffer": c * self.in_positions * self.in_width,
                 "im2col_buffer": c * self.col_depth * self.cfg.lanes,
                 "activation_buffers": c * 2 * self.region_depth * self.chunks * self.region_width,
-                "score_buffer": self.out_positions * self.score_rows * self.cfg.rows * self.acc_bits}
+                "score_buffer": self.out_positions * self.score_rows * self.score_width}
+
+    @property
+    def score_fields(self) -> tuple[int, int]:
+        """A score memory word's fields (rtl/top.py): the R rows' sums S (``s_bits`` each),
+        then their tile's fix-up nfix (this many bits). The output unit forms acc = nfix - 2 S
+        for the one score a beat reads: one subtraction, not one per row in the drain."""
+        return self.s_bits, value_bits(t.get("nfix", 0) for t in self.tiles)
+
+    @property
+    def score_width(self) -> int:
+        """Bits of a score memory word."""
+        sb, nb = self.score_fields
+        return self.cfg.rows * sb + nb
 
 
 # --------------------------------------------------------------------------- compile

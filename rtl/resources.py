@@ -65,7 +65,7 @@ def constant_bits(words: list[int], width: int) -> int:
 def memory_shapes(prog: pg.Program) -> list[MemShape]:
     """The memories ``Top._memories`` builds, by name."""
     from .sequencer_gen import table_layout
-    from .top import drain_fields, drain_rows, gather_words, score_width, tile_rom_rows
+    from .top import drain_fields, drain_rows, gather_words, tile_rom_rows
 
     cfg = prog.cfg
     R, C, L = cfg.rows, cfg.cols, cfg.lanes
@@ -83,7 +83,7 @@ def memory_shapes(prog: pg.Program) -> list[MemShape]:
                              copies=2 * prog.kmax, rom=False))
     else:
         mems.append(MemShape("act_mem", 2 * prog.region_depth, prog.region_width, copies=C, rom=False))
-    mems.append(MemShape("score_mem", prog.out_positions * prog.score_rows, score_width(prog), rom=False))
+    mems.append(MemShape("score_mem", prog.out_positions * prog.score_rows, prog.score_width, rom=False))
     return [dataclasses.replace(m, depth=max(2, m.depth)) for m in mems]
 
 

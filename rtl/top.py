@@ -164,18 +164,6 @@ def drain_rows(prog: pg.Program, gwords: list[int]) -> list[dict]:
             else {} for t in prog.tiles]
 
 
-def score_fields(prog: pg.Program) -> tuple[int, int]:
-    """A score memory word's fields: the R rows' sums S (``s_bits`` each), then their tile's
-    fix-up nfix (this many bits). The output unit forms acc = nfix - 2 S for the one score a
-    beat reads: one subtraction, not one per row in the drain."""
-    return prog.s_bits, _width(t.get("nfix", 0) for t in prog.tiles)
-
-
-def score_width(prog: pg.Program) -> int:
-    sb, nb = score_fields(prog)
-    return prog.cfg.rows * sb + nb
-
-
 def place_rows(rows, rot, R: int, gran: int, width: int):
     """A tile's R row bits at channels o0 .. o0+R-1 of a ``width``-channel plane: repeated
     every R channels and rotated by o0 mod R (``rot`` = (o0 mod R) / gran, o0 is a multiple of
@@ -273,7 +261,7 @@ class Top(wiring.Component):
             for pl, sp in enumerate(row):
                 m.submodules[f"act_spram{r * p.kmax + pl}"] = sp
         m.submodules.score_mem = score_mem = _memory(
-            shape=unsigned(score_width(p)), depth=p.out_positions * p.score_rows, init=[], style=style["score_mem"])
+            shape=unsigned(p.score_width), depth=p.out_positions * p.score_rows, init=[], style=style["score_mem"])
         return tile_rom, drain_rom, gather_rom, weight_rom, thr_rom, score_mem
 
     # ------------------------------------------------------------------ im2col
@@ -888,7 +876,7 @@ class Top(wiring.Component):
         # drain stage 2: S = sum_k b_k pop_k per row. The thresholds are on S
         # (program.sum_thresholds): no d * acc is formed (two subtractions and a multiplexer
         # per row); where the last layer has scores, the R sums S and the tile's nfix are
-        # written to the score memory, and the output unit forms acc = nfix - 2 S (score_fields)
+        # written to the score memory, and the output unit forms acc = nfix - 2 S (program.Program.score_fields)
         sums = [Signal(sb, name=f"s{r}") for r in range(R)]
         drain.d.sync += [s_r.eq(sum(prods[r])) for r, s_r in enumerate(sums)]
         kshift2, rot2, lv_addr, lv_en, sc_addr, sc_en, nfix2 = (
@@ -1054,7 +1042,7 @@ class Top(wiring.Component):
         # free in a flip-flop; an R:1 multiplexer was ~R - 1 LUT4s a bit); then acc = nfix - 2 S.
         # Their reset is outside the enable, so that it is the flip-flop's (a reset that an enable gates
         # costs a LUT4 a bit)
-        sbits, _ = score_fields(p)
+        sbits, _ = p.score_fields
         picks = []
         for r in range(R):
             pick = Signal(sbits, name=f"oC_row{r}")

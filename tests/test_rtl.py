@@ -574,6 +574,8 @@ def test_resource_model_memories_are_the_designs(part, cols):
     want = {s.name: [(s.depth, s.width, rs.memory_style(s, part))] * s.copies for s in shapes if s.name not in generated}
     assert got == want
     assert {n.removesuffix("_gen") + "_rom" for n in gens} == generated
+    depth, width, _ = got["score_mem"][0]
+    assert prog.memory_bits()["score_buffer"] == depth * width         # the report's figure is the memory's
 
 
 def _memories_of(top):
