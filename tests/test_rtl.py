@@ -532,6 +532,31 @@ def test_board_build_script_splits_after_yosys():
     assert pnr.endswith('"$NEXTPNR_ECP5" --json top.json\n"$ECPPACK" --input top.config\n') and '"$YOSYS"' not in pnr
 
 
+@pytest.mark.parametrize("board", ["ulx3s", "icebreaker"])
+def test_board_build_script_of_amaranth_splits_into_its_tool_lines(board):
+    """On the script amaranth writes for each board (an empty design, not built): the two
+    parts together run each of its tool lines once, in order, yosys last in the first part and
+    nextpnr first in the second."""
+    import importlib
+
+    from amaranth.hdl import Module
+
+    from hwbin.parts import BOARDS
+    from hwbin.rtl.synth import split_build_script
+
+    b = BOARDS[board]
+    platform = getattr(importlib.import_module(b.module), b.platform)()
+    plan = platform.build(Module(), name="t", do_build=False)
+    script = plan.files[f"{plan.script}.sh"]
+    script = script.decode() if isinstance(script, bytes) else script
+    synth, pnr = split_build_script(script)
+    tools = [ln for ln in script.splitlines() if ln.startswith('"$')]
+    ran = [ln for part in (synth, pnr) for ln in part.splitlines() if ln.startswith('"$')]
+    assert ran == tools and len(tools) >= 3
+    assert synth.splitlines()[-1].startswith('"$YOSYS"')
+    assert next(ln for ln in pnr.splitlines() if ln.startswith('"$')).startswith('"$NEXTPNR_')
+
+
 def test_unused_carry_outs_are_disconnected_and_used_ones_kept():
     """Only a CCU2C carry out that nothing reads loses its connection: the one feeding the
     next cell of its chain, and one read by logic, stay."""
