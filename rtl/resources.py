@@ -19,10 +19,10 @@ part; ``hwbin synth`` then measures the real counts. Three parts:
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import operator
-import dataclasses
 from dataclasses import dataclass
 
 from hwbin import program as pg

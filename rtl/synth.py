@@ -127,23 +127,6 @@ def _nets(mod: dict):
     return drivers, loads
 
 
-def _plain_ff(cell: dict) -> bool:
-    """A TRELLIS_FF a DSP register can stand for: reset to 0, synchronous reset over enable, or
-    no reset at all (amaranth's board tops reset the core by the global set/reset only)."""
-    prm = cell["parameters"]
-    no_reset = cell["connections"].get("LSR", ["0"])[0] == "0"
-    return (cell["type"] == "TRELLIS_FF" and prm.get("REGSET") == "RESET"
-            and (prm.get("SRMODE") == "LSR_OVER_CE" or no_reset)
-            and prm.get("CLKMUX", "CLK") == "CLK" and prm.get("LSRMUX", "LSR") == "LSR")
-
-
-def _control(cell: dict) -> tuple:
-    """A flip-flop's (clock, enable, reset, global set/reset)."""
-    c = cell["connections"]
-    ce = c["CE"][0] if cell["parameters"].get("CEMUX", "").strip() == "CE" else "1"
-    return c["CLK"][0], ce, c.get("LSR", ["0"])[0], _gsr(cell)
-
-
 def _gsr(cell: dict) -> str:
     """Whether a flip-flop or a block's registers are reset by the global set/reset (GSR):
     amaranth's board tops reset the core by an SGSR pulse at start, and yosys sets every
@@ -178,11 +161,11 @@ def absorb_dsp_registers(netlist: dict) -> int:
                 ffs = {drivers.get(conn[p][0], ("$none",))[0] for p in ports}
                 # a flip-flop may feed several DSPs' inputs (the drain's bases, one per plane,
                 # go to every row's multiplier): each DSP's register holds a copy
-                if not ports or not all(f in cells and _plain_ff(cells[f]) for f in ffs) or any(
+                if not ports or not all(f in cells and _ff_control(cells[f]) for f in ffs) or any(
                         drivers[conn[p][0]][1] != "Q" or any(cells[ld[0]]["type"] != "MULT18X18D" or ld[1][0] not in "AB"
                                                              for ld in loads[conn[p][0]]) for p in ports):
                     continue
-                ctl = {_control(cells[f]) for f in ffs}
+                ctl = {_ff_control(cells[f]) for f in ffs}
                 if len(ctl) == 1:
                     plan[group] = (ports, ffs, ce)
                     controls.append(ctl.pop())
@@ -190,8 +173,8 @@ def absorb_dsp_registers(netlist: dict) -> int:
                      and loads.get(conn[f"P{i}"][0])]
             ffs = {ld[0] for p in ports for ld in loads[conn[p][0]]}
             if prm.get("REG_OUTPUT_CLK", "NONE") == "NONE" and ports and all(len(loads[conn[p][0]]) == 1 and loads[conn[p][0]][0][1] == "DI" for p in ports) \
-                    and all(f in cells and _plain_ff(cells[f]) for f in ffs):
-                ctl = {_control(cells[f]) for f in ffs}
+                    and all(f in cells and _ff_control(cells[f]) for f in ffs):
+                ctl = {_ff_control(cells[f]) for f in ffs}
                 if len(ctl) == 1:
                     plan["P"] = (ports, ffs, "CE2")
                     controls.append(ctl.pop())
@@ -221,9 +204,10 @@ def absorb_dsp_registers(netlist: dict) -> int:
 
 
 def _ff_control(cell: dict):
-    """A TRELLIS_FF's (clock, enable, reset, global set/reset) if it is one a block RAM's output
-    register can stand for (reset to 0, sync reset over enable, clock not inverted; enable and
-    reset a net or constant: "1" / "0"), else None."""
+    """A TRELLIS_FF's (clock, enable, reset, global set/reset) if it is one a DSP's or a block
+    RAM's output register can stand for (reset to 0, sync reset over enable, clock not
+    inverted; enable and reset a net or constant: "1" / "0"; no reset at all where amaranth's
+    board tops reset the core by the global set/reset only), else None."""
     prm, c = cell["parameters"], cell["connections"]
     if cell["type"] != "TRELLIS_FF" or prm.get("REGSET", "RESET") != "RESET" or prm.get("SRMODE", "LSR_OVER_CE") != "LSR_OVER_CE" \
             or prm.get("CLKMUX", "CLK").strip() != "CLK" or prm.get("LSRMUX", "LSR").strip() != "LSR":
@@ -413,15 +397,10 @@ def split_build_script(script: str) -> tuple[str, str]:
     them (``edit_ecp5_netlist``). A tool's line starts with its variable ("$YOSYS" ...)."""
     lines = script.splitlines()
     tools = [i for i, ln in enumerate(lines) if ln.startswith('"$')]
-    cut = next(i for i in tools if _tool_var(lines[i]) == "YOSYS") + 1
+    cut = next(i for i in tools if lines[i].startswith('"$YOSYS"')) + 1
     settings = [ln for i, ln in enumerate(lines) if i not in tools]
     return ("\n".join(settings + [lines[i] for i in tools if i < cut]) + "\n",
             "\n".join(settings + [lines[i] for i in tools if i >= cut]) + "\n")
-
-
-def _tool_var(line: str) -> str:
-    """The variable a build script's tool line calls: '"$YOSYS" -q ...' -> 'YOSYS'."""
-    return line[2:].split('"', 1)[0]
 
 
 def synth_board(rtl_dir, board: str, out_dir, seed: int = 1, clock_mhz: float | None = None) -> dict:
